@@ -1,0 +1,41 @@
+// The request-distribution contract between the front-end and every policy.
+// Pure: policies see a request and a snapshot of back-end state, and answer synchronously.
+
+export type BackendId = string & { readonly __brand: 'BackendId' };
+export const backendId = (s: string): BackendId => s as BackendId;
+
+/** What a policy may look at in a request. Header names are lower-case. */
+export interface RequestInfo {
+  readonly method: string;
+  /** The request-target as sent (origin-form, e.g. "/img/a.png?x=1"). */
+  readonly target: string;
+  /** target without the query string. */
+  readonly path: string;
+  /** Host header without port, lower-case; "" when absent. */
+  readonly host: string;
+  readonly headers: ReadonlyMap<string, string>;
+}
+
+/** Live state of one back-end as the front-end sees it at pick time. */
+export interface BackendView {
+  readonly id: BackendId;
+  readonly up: boolean;
+  /** Relative weight; 0 means "take no new requests". */
+  readonly weight: number;
+  /** Active connections: the back-end's own report combined with handoffs in flight. */
+  readonly active: number;
+}
+
+export type PickResult =
+  | { readonly kind: 'backend'; readonly id: BackendId }
+  | { readonly kind: 'none'; readonly reason: string };
+
+/**
+ * A request-distribution policy. pick() is synchronous and may update the policy's own
+ * state (LARD's target assignments). Time is passed in so tests and the simulator are
+ * deterministic.
+ */
+export interface Policy {
+  readonly name: string;
+  pick(req: RequestInfo, backends: readonly BackendView[], nowMs: number): PickResult;
+}
