@@ -1,0 +1,85 @@
+// Typed socket syscalls. Each wrapper checks the return value and throws SysError naming the
+// call (and the option, for socket options).
+import * as C from './constants.ts';
+import { SysError } from './errors.ts';
+import { lastErrno, raw } from './libc.ts';
+import { decodeSockaddr, encodeSockaddr, type SockAddr } from './sockaddr.ts';
+
+export type { SockAddr } from './sockaddr.ts';
+
+function check(call: string, rc: number): number {
+  if (rc < 0) throw new SysError(call, lastErrno());
+  return rc;
+}
+
+export function socket(family: 4 | 6): number {
+  const domain = family === 4 ? C.AF_INET : C.AF_INET6;
+  return check('socket', raw.socket(domain, C.SOCK_STREAM | C.SOCK_CLOEXEC, C.IPPROTO_TCP));
+}
+
+export function bind(fd: number, addr: SockAddr): void {
+  const sa = encodeSockaddr(addr);
+  check('bind', raw.bind(fd, sa, sa.length));
+}
+
+export function connect(fd: number, addr: SockAddr): void {
+  const sa = encodeSockaddr(addr);
+  check('connect', raw.connect(fd, sa, sa.length));
+}
+
+export function close(fd: number): void {
+  check('close', raw.close(fd));
+}
+
+export function setsockoptBuf(fd: number, level: number, name: number, label: string, val: Buffer): void {
+  check(`setsockopt(${label})`, raw.setsockopt(fd, level, name, val, val.length));
+}
+
+export function setsockoptInt(fd: number, level: number, name: number, label: string, value: number): void {
+  const b = Buffer.alloc(4);
+  if (value < 0) b.writeInt32LE(value);
+  else b.writeUInt32LE(value);
+  setsockoptBuf(fd, level, name, label, b);
+}
+
+/** getsockopt into a buffer of `size` bytes; returns the bytes the kernel filled. */
+export function getsockoptBuf(fd: number, level: number, name: number, label: string, size: number): Buffer {
+  const b = Buffer.alloc(size);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(size);
+  check(`getsockopt(${label})`, raw.getsockopt(fd, level, name, b, len));
+  return b.subarray(0, len.readUInt32LE());
+}
+
+export function getsockoptU32(fd: number, level: number, name: number, label: string): number {
+  return getsockoptBuf(fd, level, name, label, 4).readUInt32LE();
+}
+
+export function ioctlInt(fd: number, req: number, label: string): number {
+  const b = Buffer.alloc(4);
+  check(`ioctl(${label})`, raw.ioctl(fd, req, b));
+  return b.readInt32LE();
+}
+
+/** recv(2) with flags; returns the bytes received (possibly fewer than len). */
+export function recv(fd: number, len: number, flags: number, label = 'recv'): Buffer {
+  const b = Buffer.alloc(len);
+  const n = check(label, raw.recv(fd, b, len, flags));
+  return b.subarray(0, n);
+}
+
+/** send(2); returns the number of bytes the kernel took. */
+export function send(fd: number, data: Buffer, flags: number, label = 'send'): number {
+  return check(label, raw.send(fd, data, data.length, flags));
+}
+
+function nameOf(call: 'getsockname' | 'getpeername', fd: number): SockAddr {
+  const b = Buffer.alloc(128);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(b.length);
+  check(call, raw[call](fd, b, len));
+  return decodeSockaddr(b.subarray(0, len.readUInt32LE()));
+}
+
+export const getsockname = (fd: number): SockAddr => nameOf('getsockname', fd);
+export const getpeername = (fd: number): SockAddr => nameOf('getpeername', fd);

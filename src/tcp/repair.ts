@@ -1,0 +1,90 @@
+// TCP_REPAIR primitives over sys/: the socket options CRIU uses to read and write a TCP
+// connection's hidden state. capture.ts and inject.ts compose them in the required order.
+import * as C from '../sys/constants.ts';
+import { getsockoptBuf, getsockoptU32, setsockoptBuf, setsockoptInt } from '../sys/socket.ts';
+import type { TcpRepairWindow } from '../wire/tcp-state.ts';
+
+const T = C.IPPROTO_TCP;
+
+export function setRepair(fd: number, mode: typeof C.TCP_REPAIR_ON | typeof C.TCP_REPAIR_OFF | typeof C.TCP_REPAIR_OFF_NO_WP): void {
+  setsockoptInt(fd, T, C.TCP_REPAIR, 'TCP_REPAIR', mode);
+}
+
+export function selectQueue(fd: number, queue: typeof C.TCP_RECV_QUEUE | typeof C.TCP_SEND_QUEUE): void {
+  setsockoptInt(fd, T, C.TCP_REPAIR_QUEUE, 'TCP_REPAIR_QUEUE', queue);
+}
+
+export function getQueueSeq(fd: number): number {
+  return getsockoptU32(fd, T, C.TCP_QUEUE_SEQ, 'TCP_QUEUE_SEQ');
+}
+
+export function setQueueSeq(fd: number, seq: number): void {
+  setsockoptInt(fd, T, C.TCP_QUEUE_SEQ, 'TCP_QUEUE_SEQ', seq >>> 0);
+}
+
+// struct tcp_repair_window { u32 snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup } (host order).
+const WINDOW_FIELDS = ['sndWl1', 'sndWnd', 'maxWindow', 'rcvWnd', 'rcvWup'] as const;
+
+export function getWindow(fd: number): TcpRepairWindow {
+  const b = getsockoptBuf(fd, T, C.TCP_REPAIR_WINDOW, 'TCP_REPAIR_WINDOW', 20);
+  const [sndWl1, sndWnd, maxWindow, rcvWnd, rcvWup] = WINDOW_FIELDS.map((_, i) => b.readUInt32LE(i * 4));
+  return { sndWl1: sndWl1!, sndWnd: sndWnd!, maxWindow: maxWindow!, rcvWnd: rcvWnd!, rcvWup: rcvWup! };
+}
+
+export function setWindow(fd: number, w: TcpRepairWindow): void {
+  const b = Buffer.alloc(20);
+  WINDOW_FIELDS.forEach((k, i) => b.writeUInt32LE(w[k] >>> 0, i * 4));
+  setsockoptBuf(fd, T, C.TCP_REPAIR_WINDOW, 'TCP_REPAIR_WINDOW', b);
+}
+
+export interface TcpInfoOptions {
+  readonly state: number;
+  readonly timestamps: boolean;
+  readonly sack: boolean;
+  readonly wscale: boolean;
+  readonly sndWscale: number;
+  readonly rcvWscale: number;
+}
+
+// struct tcp_info: u8 state @0, u8 options @5, u8 snd_wscale:4 | rcv_wscale:4 @6.
+export function getInfoOptions(fd: number): TcpInfoOptions {
+  const b = getsockoptBuf(fd, T, C.TCP_INFO, 'TCP_INFO', 104);
+  const opts = b[5]!;
+  return {
+    state: b[0]!,
+    timestamps: (opts & C.TCPI_OPT_TIMESTAMPS) !== 0,
+    sack: (opts & C.TCPI_OPT_SACK) !== 0,
+    wscale: (opts & C.TCPI_OPT_WSCALE) !== 0,
+    sndWscale: b[6]! & 0xf,
+    rcvWscale: b[6]! >> 4,
+  };
+}
+
+/** In repair mode TCP_MAXSEG reports mss_clamp, the value to restore. */
+export function getMss(fd: number): number {
+  return getsockoptU32(fd, T, C.TCP_MAXSEG, 'TCP_MAXSEG');
+}
+
+export function getTimestamp(fd: number): number {
+  return getsockoptU32(fd, T, C.TCP_TIMESTAMP, 'TCP_TIMESTAMP');
+}
+
+export function setTimestamp(fd: number, ts: number): void {
+  setsockoptInt(fd, T, C.TCP_TIMESTAMP, 'TCP_TIMESTAMP', ts >>> 0);
+}
+
+export interface RepairOption {
+  readonly code: number;
+  readonly val: number;
+}
+
+/** TCP_REPAIR_OPTIONS takes an array of struct tcp_repair_opt { u32 code, val }. */
+export function setOptions(fd: number, opts: readonly RepairOption[]): void {
+  if (opts.length === 0) return;
+  const b = Buffer.alloc(opts.length * 8);
+  opts.forEach((o, i) => {
+    b.writeUInt32LE(o.code >>> 0, i * 8);
+    b.writeUInt32LE(o.val >>> 0, i * 8 + 4);
+  });
+  setsockoptBuf(fd, T, C.TCP_REPAIR_OPTIONS, 'TCP_REPAIR_OPTIONS', b);
+}
