@@ -3,12 +3,11 @@
 // followed by a sentinel (`list set ... ack`) whose output marks the request as applied; any
 // other output before the sentinel is that request's error text.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { BatonError } from '../wire/errors.ts';
 
-export class NftError extends Error {
-  readonly code = 'BATON_ERR_NFT';
+export class NftError extends BatonError {
   constructor(message: string) {
-    super(message);
-    this.name = 'NftError';
+    super('BATON_ERR_NFT', message);
   }
 }
 

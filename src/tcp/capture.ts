@@ -32,7 +32,8 @@ function peekQueue(fd: number, queue: typeof C.TCP_RECV_QUEUE | typeof C.TCP_SEN
 export function captureState(input: CaptureInput): TcpState {
   const { fd } = input;
   const info = getInfoOptions(fd);
-  if (info.state !== C.TCP_ESTABLISHED && info.state !== C.TCP_CLOSE_WAIT) {
+  // CLOSE_WAIT is refused too: the client's FIN is already consumed and cannot be re-queued.
+  if (info.state !== C.TCP_ESTABLISHED) {
     throw new TcpStateError('BATON_ERR_CAPTURE_STATE', `capture: socket is in TCP state ${info.state}, not established`);
   }
   setRepair(fd, C.TCP_REPAIR_ON);

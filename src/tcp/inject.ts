@@ -93,3 +93,12 @@ export function injectState(s: TcpState, opts: InjectOptions = {}): number {
     throw new TcpStateError('BATON_ERR_INJECT', `inject: ${step}: ${detail}`, { cause: err });
   }
 }
+
+/** Closes an injected descriptor without a FIN or RST reaching the client. */
+export function dropSilently(fd: number): void {
+  try {
+    setRepair(fd, C.TCP_REPAIR_ON);
+  } finally {
+    close(fd);
+  }
+}

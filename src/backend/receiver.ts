@@ -1,0 +1,121 @@
+// The back-end half of a handoff, independent of the channel it arrives on:
+//   prepare(blob) decodes and injects the connection into this kernel and keeps it aside;
+//   commit(id)    (the front-end now forwards the client's packets here) delivers it;
+//   abort(id)     or no commit in time: drops it silently (repair mode, no FIN, no RST).
+// Delivering only after commit matters: a socket that answered earlier would send before the
+// client's ACKs can reach it, and stall on a retransmission timeout.
+import net from 'node:net';
+import { injectState, dropSilently } from '../tcp/inject.ts';
+import { decodeBlob } from '../wire/blob.ts';
+import { BatonError } from '../wire/errors.ts';
+import type { Endpoint, TcpState } from '../wire/tcp-state.ts';
+
+export type HandoffReply = { readonly ok: true } | { readonly ok: false; readonly code: string; readonly reason: string };
+
+export interface FlowInfo {
+  readonly family: 4 | 6;
+  readonly client: Endpoint;
+  readonly vip: Endpoint;
+}
+
+export interface ReceiverOptions {
+  /** Called with each committed connection, as a net.Socket. */
+  readonly deliver: (socket: net.Socket, flow: FlowInfo) => void;
+  /** A delivered connection ended (its socket closed). */
+  readonly onFlowEnd?: (flow: FlowInfo) => void;
+  /** The number of delivered, open connections changed. */
+  readonly onActive?: (active: number) => void;
+  /** How long an injected connection waits for commit before it is dropped. */
+  readonly commitTimeoutMs?: number;
+  /** Largest blob accepted (bytes). */
+  readonly maxBlobBytes?: number;
+  readonly freebind?: boolean;
+  /** Connections delivered and still open, above which new handoffs are refused. */
+  readonly maxConnections?: number;
+}
+
+interface Prepared {
+  readonly fd: number;
+  readonly state: TcpState;
+  readonly timer: NodeJS.Timeout;
+  readonly preparedAt: bigint;
+}
+
+export class HandoffReceiver {
+  readonly #o: ReceiverOptions;
+  readonly #prepared = new Map<bigint, Prepared>();
+  #active = 0;
+
+  constructor(o: ReceiverOptions) {
+    this.#o = o;
+  }
+
+  get active(): number {
+    return this.#active;
+  }
+
+  get pending(): number {
+    return this.#prepared.size;
+  }
+
+  prepare(id: bigint, blob: Uint8Array): HandoffReply {
+    if (this.#prepared.has(id)) return { ok: false, code: 'BATON_ERR_DUPLICATE', reason: `handoff ${id} already prepared` };
+    if (this.#o.maxConnections !== undefined && this.#active + this.#prepared.size >= this.#o.maxConnections) {
+      return { ok: false, code: 'BATON_ERR_FULL', reason: `at capacity (${this.#o.maxConnections} connections)` };
+    }
+    let state: TcpState;
+    try {
+      state = decodeBlob(blob, { maxBytes: this.#o.maxBlobBytes ?? 64 << 20 }).state;
+    } catch (e) {
+      return refusal(e, 'BATON_ERR_BLOB');
+    }
+    let fd: number;
+    try {
+      fd = injectState(state, { freebind: this.#o.freebind ?? false });
+    } catch (e) {
+      return refusal(e, 'BATON_ERR_INJECT');
+    }
+    const timer = setTimeout(() => this.abort(id), this.#o.commitTimeoutMs ?? 5000);
+    timer.unref();
+    this.#prepared.set(id, { fd, state, timer, preparedAt: process.hrtime.bigint() });
+    return { ok: true };
+  }
+
+  /** Returns false when the id is unknown (already aborted or timed out). */
+  commit(id: bigint): boolean {
+    const p = this.#prepared.get(id);
+    if (!p) return false;
+    this.#prepared.delete(id);
+    clearTimeout(p.timer);
+    const flow: FlowInfo = { family: p.state.family, client: p.state.client, vip: p.state.vip };
+    const socket = new net.Socket({ fd: p.fd, readable: true, writable: true });
+    this.#active++;
+    this.#o.onActive?.(this.#active);
+    socket.once('close', () => {
+      this.#active--;
+      this.#o.onActive?.(this.#active);
+      this.#o.onFlowEnd?.(flow);
+    });
+    this.#o.deliver(socket, flow);
+    return true;
+  }
+
+  abort(id: bigint): void {
+    const p = this.#prepared.get(id);
+    if (!p) return;
+    this.#prepared.delete(id);
+    clearTimeout(p.timer);
+    dropSilently(p.fd);
+  }
+
+  /** Drops every prepared connection (the channel that sent them is gone). */
+  abortAll(): void {
+    for (const id of [...this.#prepared.keys()]) this.abort(id);
+  }
+}
+
+function refusal(e: unknown, fallback: string): HandoffReply {
+  const code = e instanceof BatonError ? e.code : fallback;
+  const reason = e instanceof Error ? e.message : String(e);
+  return { ok: false, code, reason: reason.slice(0, 256) };
+}

@@ -1,0 +1,54 @@
+// The sample application the demo, tests and benchmarks run on every back-end:
+//   GET  /bytes/<n>  n deterministic bytes (wire/pattern.ts), n <= 1 GiB
+//   POST /sha256     the sha256 and length of the request body
+//   GET  /whoami     the back-end's name
+// Every response carries `x-baton-backend: <name>` so clients can see who answered.
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import { forEachPatternChunk } from '../wire/pattern.ts';
+
+const MAX_BYTES = 1 << 30;
+
+export function createSampleApp(name: string): http.Server {
+  const server = http.createServer((req, res) => {
+    res.setHeader('x-baton-backend', name);
+    const url = req.url ?? '/';
+    const bytes = /^\/bytes\/(\d{1,10})(?:\?.*)?$/.exec(url);
+    if (req.method === 'GET' && bytes) {
+      const n = Number(bytes[1]);
+      if (n > MAX_BYTES) return void res.writeHead(413).end('too large\n');
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+      return void writePattern(res, n);
+    }
+    if (req.method === 'POST' && url === '/sha256') {
+      const h = createHash('sha256');
+      let len = 0;
+      req.on('data', (d: Buffer) => {
+        h.update(d);
+        len += d.length;
+      });
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({ sha256: h.digest('hex'), length: len }),
+      ));
+      return;
+    }
+    if (req.method === 'GET' && url === '/whoami') return void res.writeHead(200).end(`${name}\n`);
+    res.writeHead(404).end('not found\n');
+  });
+  server.keepAliveTimeout = 30_000;
+  return server;
+}
+
+/** Streams n pattern bytes with backpressure. */
+function writePattern(res: http.ServerResponse, n: number): void {
+  const chunks: Uint8Array[] = [];
+  forEachPatternChunk(n, (c) => chunks.push(c));
+  let i = 0;
+  const pump = (): void => {
+    while (i < chunks.length) {
+      if (!res.write(chunks[i++]!)) return void res.once('drain', pump);
+    }
+    res.end();
+  };
+  pump();
+}
