@@ -39,3 +39,14 @@ export interface Policy {
   readonly name: string;
   pick(req: RequestInfo, backends: readonly BackendView[], nowMs: number): PickResult;
 }
+
+/**
+ * Optional capability of a policy: a bound on the requests the front-end keeps outstanding
+ * in total across the pool (LARD's admission limit S). The front-end queues beyond it.
+ */
+export interface AdmissionControl {
+  maxOutstanding(eligibleBackends: number): number;
+}
+
+export const hasAdmissionControl = (p: Policy): p is Policy & AdmissionControl =>
+  typeof (p as Partial<AdmissionControl>).maxOutstanding === 'function';
