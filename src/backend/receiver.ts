@@ -10,7 +10,9 @@ import { decodeBlob } from '../wire/blob.ts';
 import { BatonError } from '../wire/errors.ts';
 import type { Endpoint, TcpState } from '../wire/tcp-state.ts';
 
-export type HandoffReply = { readonly ok: true } | { readonly ok: false; readonly code: string; readonly reason: string };
+export type HandoffReply =
+  | { readonly ok: true; readonly flow: FlowInfo }
+  | { readonly ok: false; readonly code: string; readonly reason: string };
 
 export interface FlowInfo {
   readonly family: 4 | 6;
@@ -43,7 +45,7 @@ interface Prepared {
 
 export class HandoffReceiver {
   readonly #o: ReceiverOptions;
-  readonly #prepared = new Map<bigint, Prepared>();
+  readonly #prepared = new Map<string, Prepared>();
   #active = 0;
 
   constructor(o: ReceiverOptions) {
@@ -58,7 +60,8 @@ export class HandoffReceiver {
     return this.#prepared.size;
   }
 
-  prepare(id: bigint, blob: Uint8Array): HandoffReply {
+  /** `id` must be unique among pending handoffs: qualify a front-end's handoff id by its peer. */
+  prepare(id: string, blob: Uint8Array): HandoffReply {
     if (this.#prepared.has(id)) return { ok: false, code: 'BATON_ERR_DUPLICATE', reason: `handoff ${id} already prepared` };
     if (this.#o.maxConnections !== undefined && this.#active + this.#prepared.size >= this.#o.maxConnections) {
       return { ok: false, code: 'BATON_ERR_FULL', reason: `at capacity (${this.#o.maxConnections} connections)` };
@@ -78,11 +81,11 @@ export class HandoffReceiver {
     const timer = setTimeout(() => this.abort(id), this.#o.commitTimeoutMs ?? 5000);
     timer.unref();
     this.#prepared.set(id, { fd, state, timer, preparedAt: process.hrtime.bigint() });
-    return { ok: true };
+    return { ok: true, flow: { family: state.family, client: state.client, vip: state.vip } };
   }
 
   /** Returns false when the id is unknown (already aborted or timed out). */
-  commit(id: bigint): boolean {
+  commit(id: string): boolean {
     const p = this.#prepared.get(id);
     if (!p) return false;
     this.#prepared.delete(id);
@@ -100,7 +103,7 @@ export class HandoffReceiver {
     return true;
   }
 
-  abort(id: bigint): void {
+  abort(id: string): void {
     const p = this.#prepared.get(id);
     if (!p) return;
     this.#prepared.delete(id);
@@ -108,9 +111,9 @@ export class HandoffReceiver {
     dropSilently(p.fd);
   }
 
-  /** Drops every prepared connection (the channel that sent them is gone). */
-  abortAll(): void {
-    for (const id of [...this.#prepared.keys()]) this.abort(id);
+  /** Drops every prepared connection whose id starts with `prefix` (the channel that sent them is gone). */
+  abortAll(prefix = ''): void {
+    for (const id of [...this.#prepared.keys()]) if (id.startsWith(prefix)) this.abort(id);
   }
 }
 

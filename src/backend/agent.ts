@@ -1,0 +1,73 @@
+// The back-end agent: accepts authenticated control channels from front-ends, injects the
+// connections they hand off, and delivers each one, once committed, to the application.
+// Also a library: `BackendAgent.start({ ..., deliver: deliverToServer(myHttpServer) })`.
+import { ControlServer, type PeerInfo } from '../control/server.ts';
+import type { Deliver } from './deliver.ts';
+import { HandoffReceiver } from './receiver.ts';
+
+export interface AgentOptions {
+  readonly name: string;
+  readonly secret: string | Uint8Array;
+  readonly control: { readonly host: string; readonly port: number };
+  readonly deliver: Deliver;
+  readonly freebind?: boolean;
+  readonly commitTimeoutMs?: number;
+  readonly maxConnections?: number;
+  readonly maxBlobBytes?: number;
+  readonly onEvent?: (event: 'peerUp' | 'peerDown' | 'authFailed', detail: string) => void;
+}
+
+const key = (peer: PeerInfo, id: bigint): string => `${peer.id}:${id}`;
+
+export class BackendAgent {
+  readonly #server: ControlServer;
+  readonly #receiver: HandoffReceiver;
+
+  private constructor(server: ControlServer, receiver: HandoffReceiver) {
+    this.#server = server;
+    this.#receiver = receiver;
+  }
+
+  static async start(o: AgentOptions): Promise<BackendAgent> {
+    let server: ControlServer | undefined;
+    const receiver = new HandoffReceiver({
+      deliver: o.deliver,
+      freebind: o.freebind ?? false,
+      ...(o.commitTimeoutMs !== undefined && { commitTimeoutMs: o.commitTimeoutMs }),
+      ...(o.maxConnections !== undefined && { maxConnections: o.maxConnections }),
+      ...(o.maxBlobBytes !== undefined && { maxBlobBytes: o.maxBlobBytes }),
+      onActive: (n) => server?.reportLoad(n),
+      onFlowEnd: (flow) => server?.flowEnded(flow),
+    });
+    server = new ControlServer({
+      secret: o.secret,
+      name: o.name,
+      onHandoff: async (id, blob, ctx) => receiver.prepare(key(ctx.peer, id), blob),
+      onCommit: (id, ctx) => {
+        receiver.commit(key(ctx.peer, id));
+      },
+      onAbort: (id, ctx) => receiver.abort(key(ctx.peer, id)),
+    });
+    server.on('peerUp', (p) => {
+      o.onEvent?.('peerUp', `${p.name} ${p.remote}`);
+      server?.reportLoad(receiver.active);
+    });
+    server.on('peerDown', (p, reason) => {
+      receiver.abortAll(`${p.id}:`);
+      o.onEvent?.('peerDown', `${p.name} ${p.remote}: ${reason}`);
+    });
+    server.on('authFailed', (remote, reason) => o.onEvent?.('authFailed', `${remote}: ${reason}`));
+    await server.listen(o.control.port, o.control.host);
+    return new BackendAgent(server, receiver);
+  }
+
+  /** Connections delivered and still open. */
+  get active(): number {
+    return this.#receiver.active;
+  }
+
+  async close(): Promise<void> {
+    this.#receiver.abortAll();
+    await this.#server.close();
+  }
+}

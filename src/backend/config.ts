@@ -1,0 +1,51 @@
+// The back-end agent's configuration: one typed object with defaults, validated once at start.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+const ip = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address');
+const port = z.number().int().min(1).max(65535);
+const hostPort = z.strictObject({ host: ip, port });
+
+export const backendConfigSchema = z.strictObject({
+  /** This back-end's name (as the front-end's config calls it). */
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, 'expected 1-32 letters, digits, _ . -'),
+  /** Where to accept control channels from front-ends. */
+  control: hostPort,
+  /** Shared secret (>= 16 chars), inline, `env:NAME` or `file:PATH`. */
+  secret: z.string().min(1),
+  /** The VIP whose connections this back-end receives. */
+  vip: ip,
+  /** Apply the direct-routing real-server setup at start: VIP on lo, arp_ignore=1, arp_announce=2. */
+  setupRealServer: z.boolean().default(false),
+  /** Bind injected sockets with IP_FREEBIND (when the VIP is not a local address). */
+  freebind: z.boolean().default(false),
+  /** Where committed connections go. */
+  app: z.discriminatedUnion('kind', [
+    z.strictObject({
+      /** The built-in sample app (demo, tests, benchmarks). */
+      kind: z.literal('sample'),
+      /** Also serve the sample app on this ordinary address (for direct and proxy baselines). */
+      listen: hostPort.optional(),
+    }),
+    z.strictObject({
+      /** Splice each connection to an unmodified local server. */
+      kind: z.literal('upstream'),
+      host: ip,
+      port,
+      /** Prefix each upstream connection with a PROXY protocol v2 header (client address). */
+      proxyProtocol: z.boolean().default(false),
+    }),
+  ]),
+  limits: z
+    .strictObject({
+      /** Time an injected connection waits for the front-end's commit before it is dropped. */
+      commitTimeoutMs: z.number().int().min(10).max(60_000).default(5000),
+      /** Delivered connections beyond which handoffs are refused. */
+      maxConnections: z.number().int().min(1).max(10_000_000).default(100_000),
+      /** Largest handoff blob accepted (bytes). */
+      maxBlobBytes: z.number().int().min(1024).max(256 << 20).default(64 << 20),
+    })
+    .prefault({}),
+});
+
+export type BackendConfig = z.infer<typeof backendConfigSchema>;

@@ -1,0 +1,13 @@
+// What the front-end needs from a control channel to one back-end (control/ControlClient
+// provides it; tests can fake it).
+export type HandoffAck = { readonly ok: true } | { readonly ok: false; readonly code: string; readonly reason: string };
+
+export interface HandoffChannel {
+  readonly state: 'connecting' | 'authenticating' | 'up' | 'down';
+  /** Phase one: the back-end injects the connection and keeps it aside. */
+  sendHandoff(id: bigint, blob: Uint8Array): Promise<HandoffAck>;
+  /** Phase two: the client's packets now reach the back-end; deliver the connection. */
+  commit(id: bigint): void;
+  /** The front-end will not forward: drop the injected connection silently. */
+  abort(id: bigint): void;
+}

@@ -1,0 +1,84 @@
+// The front-end's configuration: one typed object with defaults, validated once at start.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { routerSpecSchema } from '../policy/index.ts';
+
+const ip = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address');
+const port = z.number().int().min(1).max(65535);
+const hostPort = z.strictObject({ host: ip, port });
+
+export const frontendConfigSchema = z
+  .strictObject({
+    /** The virtual IP clients connect to; the front-end must own it (it answers ARP for it). */
+    vip: ip,
+    /** The TCP port served on the VIP. */
+    port: port.default(80),
+    /** The client-facing interface: steering hooks its ingress, back-ends are reached through it. */
+    interface: z.string().regex(/^[A-Za-z0-9_.:-]{1,15}$/, 'expected an interface name'),
+    /** Shared secret for the control channels (>= 16 chars), inline, `env:NAME` or `file:PATH`. */
+    secret: z.string().min(1),
+    backends: z
+      .array(
+        z.strictObject({
+          /** Unique name, used by pools and in metrics. */
+          id: z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, 'expected 1-32 letters, digits, _ . -'),
+          /** The back-end's address on the front-end's segment: the next hop for steered packets. */
+          address: ip,
+          /** Where the back-end agent accepts the control channel. */
+          control: hostPort,
+          /** Relative weight for weighted policies; 0 drains it. */
+          weight: z.number().min(0).max(1000).default(1),
+        }),
+      )
+      .min(1)
+      .max(64),
+    ...routerSpecSchema.shape,
+    limits: z
+      .strictObject({
+        /** Largest request head (request line + headers) read before answering 431. */
+        maxHeadBytes: z.number().int().min(256).max(1 << 20).default(16384),
+        /** Most header fields accepted before answering 431. */
+        maxHeaders: z.number().int().min(1).max(1000).default(100),
+        /** Time allowed for the whole request head to arrive before answering 408. */
+        headTimeoutMs: z.number().int().min(10).max(600_000).default(10_000),
+        /** Time a back-end has to inject a connection and acknowledge it. */
+        handoffTimeoutMs: z.number().int().min(10).max(60_000).default(2000),
+        /** Back-ends tried for one connection before answering 503. */
+        maxAttempts: z.number().int().min(1).max(16).default(3),
+        /** Connections accepted and not yet handed off, beyond which new ones are refused. */
+        maxPending: z.number().int().min(1).max(1_000_000).default(4096),
+      })
+      .prefault({}),
+    steering: z
+      .strictObject({
+        /** nftables table name (unique per front-end on a host). */
+        table: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,30}$/).default('baton'),
+        /** Forget a forwarded flow after this long without a client packet. */
+        idleTimeoutS: z.number().int().min(1).max(86_400).default(300),
+        /** Keep forwarding an ended flow this long, for its last FIN/ACK packets. */
+        lingerMs: z.number().int().min(100).max(60_000).default(2000),
+      })
+      .prefault({}),
+    /** Optional HTTP endpoint with /stats (JSON) and /metrics (Prometheus text). */
+    stats: hostPort.optional(),
+  })
+  .superRefine((c, ctx) => {
+    const r = routerSpecSchema.safeParse({ pools: c.pools, rules: c.rules, defaultPool: c.defaultPool });
+    if (!r.success) for (const i of r.error.issues) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+    const ids = new Set<string>();
+    c.backends.forEach((b, i) => {
+      if (ids.has(b.id)) ctx.addIssue({ code: 'custom', path: ['backends', i, 'id'], message: `duplicate back-end "${b.id}"` });
+      ids.add(b.id);
+    });
+    c.pools.forEach((p, i) =>
+      p.members.forEach((m, j) => {
+        if (!ids.has(m)) ctx.addIssue({ code: 'custom', path: ['pools', i, 'members', j], message: `unknown back-end "${m}"` });
+      }),
+    );
+    const fam = isIP(c.vip);
+    c.backends.forEach((b, i) => {
+      if (isIP(b.address) !== fam) ctx.addIssue({ code: 'custom', path: ['backends', i, 'address'], message: `must be IPv${fam} like the vip` });
+    });
+  });
+
+export type FrontendConfig = z.infer<typeof frontendConfigSchema>;

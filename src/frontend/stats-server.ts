@@ -1,0 +1,45 @@
+// The front-end's observability endpoint: GET /stats (JSON) and GET /metrics (Prometheus).
+import http from 'node:http';
+import { Gauge, Registry } from 'prom-client';
+import type { Frontend } from './frontend.ts';
+
+export function startStatsServer(fe: Frontend, host: string, port: number): Promise<http.Server> {
+  const reg = new Registry();
+  const gauge = (name: string, help: string, labelNames: string[] = []) =>
+    new Gauge({ name: `baton_frontend_${name}`, help, labelNames, registers: [reg] });
+  const accepted = gauge('accepted_total', 'connections accepted');
+  const handed = gauge('handoffs_total', 'connections handed off', ['backend']);
+  const failures = gauge('handoff_failures_total', 'handoffs refused or timed out', ['backend']);
+  const active = gauge('backend_active', 'active connections per back-end (reported + own)', ['backend']);
+  const up = gauge('backend_up', 'control channel up', ['backend']);
+  const local = gauge('answered_locally_total', 'responses sent by the front-end itself', ['status']);
+  const lat = gauge('handoff_latency_us', 'handoff latency, head complete to commit', ['quantile']);
+
+  const refresh = (): ReturnType<Frontend['stats']> => {
+    const s = fe.stats();
+    accepted.set(s.accepted);
+    for (const [id, b] of Object.entries(s.perBackend)) {
+      handed.set({ backend: id }, b.handoffs);
+      failures.set({ backend: id }, b.failures);
+      active.set({ backend: id }, b.active);
+      up.set({ backend: id }, b.up ? 1 : 0);
+    }
+    for (const [status, n] of Object.entries(s.answeredLocally)) local.set({ status }, n);
+    lat.set({ quantile: '0.5' }, s.handoffUs.p50);
+    lat.set({ quantile: '0.99' }, s.handoffUs.p99);
+    return s;
+  };
+
+  const server = http.createServer((req, res) => {
+    if (req.url === '/stats') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(refresh()));
+    } else if (req.url === '/metrics') {
+      refresh();
+      reg.metrics().then((m) => res.writeHead(200, { 'content-type': reg.contentType }).end(m));
+    } else res.writeHead(404).end();
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}

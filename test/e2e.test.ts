@@ -1,0 +1,195 @@
+// End-to-end: real kernels in network namespaces (client, front-end, back-ends on one L2
+// segment), the real daemons, real clients (curl and Node). Needs root; CI is root.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { startCluster, type Cluster } from '../src/lab/cluster.ts';
+import { labUp, type Lab } from '../src/lab/lab.ts';
+import { runDriver } from '../src/lab/run-driver.ts';
+import { parseSetElements } from '../src/steer/nft-script.ts';
+import { patternSha256 } from '../src/wire/pattern.ts';
+
+const root = process.getuid?.() === 0;
+const skip = root ? false : 'needs root (network namespaces, TCP_REPAIR, nftables)';
+
+describe('handoff end to end', { skip }, () => {
+  let lab: Lab;
+  let cluster: Cluster;
+  const table = (): string => (cluster.frontendConfig.steering as { table: string }).table;
+
+  before(async () => {
+    lab = await labUp({ backends: 3 });
+    try {
+      cluster = await startCluster(lab, {
+        frontend: {
+          pools: [
+            { name: 'all', policy: { name: 'wrr' }, members: ['b1', 'b2', 'b3'] },
+            { name: 'only-b2', policy: { name: 'wrr' }, members: ['b2'] },
+            { name: 'only-b3', policy: { name: 'lc' }, members: ['b3'] },
+            { name: 'refuser-first', policy: { name: 'wrr' }, members: ['b1', 'b3'] },
+          ],
+          rules: [
+            { match: { host: 'b2.example' }, pool: 'only-b2' },
+            { match: { pathPrefix: '/bytes/3' }, pool: 'only-b3' },
+            { match: { host: 'retry.example' }, pool: 'refuser-first' },
+          ],
+          defaultPool: 'all',
+          limits: { headTimeoutMs: 1500, maxHeadBytes: 8192 },
+        },
+        // b1 refuses any handoff whose blob exceeds 2 KiB: the front-end must re-hand it.
+        backend: (name) => (name === 'b1' ? { limits: { maxBlobBytes: 2048 } } : {}),
+      });
+    } catch (e) {
+      await lab.down();
+      throw e;
+    }
+  });
+  after(async () => {
+    await cluster?.stop();
+    await lab?.down();
+  });
+
+  const curl = async (args: string[]): Promise<string> => {
+    const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '60', ...args], { timeoutMs: 90_000 });
+    assert.equal(r.code, 0, `curl ${args.join(' ')}: ${r.stderr}\n${cluster.logs().slice(-3000)}`);
+    return r.stdout;
+  };
+
+  for (const size of [1024, 1 << 20, 20 << 20]) {
+    test(`curl gets a byte-exact ${size}-byte body from the back-end the rule chose`, async () => {
+      const out = await curl(['-H', 'Host: b2.example', '-D', '/dev/stderr', '-o', '/tmp/.baton-e2e-body', `http://${lab.vip}/bytes/${size}`]);
+      void out;
+      const sum = await lab.exec(lab.client, ['sh', '-c', 'sha256sum /tmp/.baton-e2e-body | cut -d" " -f1; rm -f /tmp/.baton-e2e-body']);
+      assert.equal(sum.stdout.trim(), patternSha256(size));
+      const who = await curl(['-H', 'Host: b2.example', '-sD', '-', '-o', '/dev/null', `http://${lab.vip}/bytes/${size}`]);
+      assert.match(who, /x-baton-backend: b2/i);
+    });
+  }
+
+  test('a Node client gets byte-exact 1 KB, 1 MB and 20 MB bodies, routed by path prefix', async () => {
+    const s = await runDriver(lab, {
+      host: lab.vip, port: 80, concurrency: 3, keepAlive: false, timeoutMs: 60_000,
+      requests: [1024, 1 << 20, 20 << 20].map((size) => ({ method: 'GET' as const, path: `/bytes/${size}`, size })),
+    });
+    assert.equal(s.errors, 0, s.firstErrors.join('; '));
+    // /bytes/1024 and /bytes/1048576 start with /bytes/1, 20 MB with /bytes/2: all to the wrr pool...
+    const pinned = await runDriver(lab, {
+      host: lab.vip, port: 80, concurrency: 2, keepAlive: false, timeoutMs: 60_000,
+      requests: [{ method: 'GET', path: '/bytes/3000', size: 3000 }, { method: 'GET', path: '/bytes/300000', size: 300000 }],
+    });
+    // ...and /bytes/3* to b3 alone.
+    assert.deepEqual(pinned.perBackend, { b3: 2 });
+  });
+
+  test('direct server return: front-end interface carries < 5% of 20 x 1 MB served', async () => {
+    const before = await lab.ifaceBytes(lab.frontend);
+    const s = await runDriver(lab, {
+      host: lab.vip, port: 80, concurrency: 4, keepAlive: false, timeoutMs: 60_000,
+      requests: Array.from({ length: 20 }, () => ({ method: 'GET' as const, path: '/bytes/1048576', size: 1 << 20 })),
+    });
+    const afterC = await lab.ifaceBytes(lab.frontend);
+    assert.equal(s.errors, 0, s.firstErrors.join('; '));
+    const fe = Number(afterC.rxBytes - before.rxBytes + afterC.txBytes - before.txBytes);
+    assert.ok(fe < 0.05 * s.bytesServed, `front-end moved ${fe} bytes for ${s.bytesServed} served`);
+  });
+
+  test('a 4 MB POST body still streaming at handoff time arrives intact', async () => {
+    const s = await runDriver(lab, {
+      host: lab.vip, port: 80, concurrency: 2, keepAlive: false, timeoutMs: 60_000,
+      requests: [{ method: 'POST', path: '/sha256', size: 4 << 20 }, { method: 'POST', path: '/sha256', size: 6 << 20 }],
+    });
+    assert.equal(s.errors, 0, s.firstErrors.join('; '));
+  });
+
+  test('keep-alive: several requests on one handed-off connection are all answered', async () => {
+    const urls = ['/whoami', '/bytes/1000', '/bytes/200000', '/whoami'].map((p) => `http://${lab.vip}${p}`);
+    const out = await curl(['-o', '/dev/null', '-w', '%{http_code} %{num_connects}\\n', ...urls]);
+    const lines = out.trim().split('\n');
+    assert.deepEqual(lines.map((l) => l.split(' ')[0]), ['200', '200', '200', '200']);
+    // One connection made, then reused for the next three.
+    assert.deepEqual(lines.map((l) => l.split(' ')[1]), ['1', '0', '0', '0']);
+  });
+
+  test('a back-end that refuses is skipped: the connection is re-handed, not lost', async () => {
+    // The 3 KB header makes the blob larger than b1 accepts; wrr tries b1 first at least once.
+    const big = `x-pad: ${'p'.repeat(3000)}`;
+    for (let i = 0; i < 4; i++) {
+      const out = await curl(['-H', 'Host: retry.example', '-H', big, '-sD', '-', '-o', '/dev/null', `http://${lab.vip}/bytes/5000`]);
+      assert.match(out, /^HTTP\/1\.1 200/);
+      assert.match(out, /x-baton-backend: b3/i);
+    }
+    const st = await cluster.stats();
+    assert.ok(st.retries >= 1, `expected retries, stats: ${JSON.stringify(st)}`);
+  });
+
+  test('200 concurrent connections all correct; no steering entries left after they close', async () => {
+    const s = await runDriver(lab, {
+      host: lab.vip, port: 80, concurrency: 200, keepAlive: false, timeoutMs: 60_000,
+      requests: Array.from({ length: 200 }, (_, i) => ({ method: 'GET' as const, path: `/bytes/${10000 + i}`, size: 10000 + i })),
+    });
+    assert.equal(s.errors, 0, s.firstErrors.join('; '));
+    // Entries linger 1 s after the back-end reports the end (cluster default), then expire.
+    let left = -1;
+    for (let i = 0; i < 40 && left !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      const r = await lab.exec(lab.frontend, ['nft', '-j', 'list', 'table', 'netdev', table()]);
+      left = [...parseSetElements(r.stdout).values()].reduce((n, v) => n + v.length, 0);
+    }
+    assert.equal(left, 0, 'steering entries left behind');
+  });
+
+  const raw = async (payload: string, waitMs = 0): Promise<string> => {
+    // bash's /dev/tcp: a raw client that sends exactly these bytes.
+    const script = `exec 3<>/dev/tcp/${lab.vip}/80; printf '%b' "$1" >&3; sleep ${waitMs / 1000}; timeout 10 cat <&3`;
+    const r = await lab.exec(lab.client, ['bash', '-c', script, 'raw', payload], { timeoutMs: 20_000 });
+    return r.stdout;
+  };
+
+  test('malformed request -> 400 from the front-end', async () => {
+    assert.match(await raw('GARBAGE\\r\\n\\r\\n'), /^HTTP\/1\.1 400 /);
+    assert.match(await raw('GET / HTTP/1.1\\r\\nHost: a\\r\\nContent-Length: 1\\r\\nContent-Length: 2\\r\\n\\r\\n'), /^HTTP\/1\.1 400 /);
+  });
+
+  test('request head too large -> 431', async () => {
+    const out = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-H', `x-big: ${'a'.repeat(9000)}`, `http://${lab.vip}/whoami`]);
+    assert.equal(out, '431');
+  });
+
+  test('request head too slow -> 408', async () => {
+    assert.match(await raw('GET / HTTP/1.1\\r\\nHost: a\\r\\n', 0), /^HTTP\/1\.1 408 /);
+  });
+});
+
+describe('no back-end available', { skip }, () => {
+  let lab: Lab;
+  let cluster: Cluster;
+  before(async () => {
+    lab = await labUp({ backends: 2 });
+    try {
+      cluster = await startCluster(lab, {
+        skipAgents: ['b2'],
+        frontend: {
+          pools: [
+            { name: 'up', policy: { name: 'wrr' }, members: ['b1'] },
+            { name: 'down', policy: { name: 'wrr' }, members: ['b2'] },
+          ],
+          rules: [{ match: { host: 'down.example' }, pool: 'down' }],
+          defaultPool: 'up',
+        },
+      });
+    } catch (e) {
+      await lab.down();
+      throw e;
+    }
+  });
+  after(async () => {
+    await cluster?.stop();
+    await lab?.down();
+  });
+
+  test('-> 503 from the front-end, and the healthy pool still serves', async () => {
+    const r = await lab.exec(lab.client, ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: down.example', `http://${lab.vip}/whoami`]);
+    assert.equal(r.stdout, '503');
+    const ok = await lab.exec(lab.client, ['curl', '-sS', `http://${lab.vip}/whoami`]);
+    assert.equal(ok.stdout.trim(), 'b1');
+  });
+});
