@@ -1,0 +1,244 @@
+// `npm run bench`: baton's handoff against the balancers a user would pick instead (HAProxy, NGINX) and against no
+// balancer at all, in one lab, in one run. Progress goes to stderr; the markdown report to stdout; with --json one
+// JSON object is the last stdout line. See bench/README.md for what each figure means.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { labUp } from '../src/lab/lab.ts';
+import { agentAvailable, startBackends, type BackendKind } from './backends.ts';
+import type { BenchEnv } from './env.ts';
+import { cellsOf, fetchDigest, runPath, type Plan, type Progress } from './measure.ts';
+import { PATH_NAMES, type PathName } from './paths.ts';
+import { markdownReport, svgPlot, type HandoffSummary, type RunMeta } from './report.ts';
+import { ratios, SIZES, type ResultRow } from './results.ts';
+import type { Mode } from './wrk.ts';
+
+interface Cli {
+  quick?: boolean;
+  json?: boolean;
+  save?: boolean;
+  out: string;
+  paths?: PathName[];
+  sizes?: string[];
+  modes?: Mode[];
+  duration?: number;
+  warmup?: number;
+  repeats?: number;
+  connections: number;
+  threads: number;
+  backend: 'auto' | BackendKind;
+}
+
+const MODES: readonly Mode[] = ['close', 'keepalive'];
+const DEFAULT_SIZES = ['1KB', '100KB', '1MB'];
+
+const log = (msg: string): void => {
+  process.stderr.write(`bench: ${msg}\n`);
+};
+
+function intArg(min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+    return n;
+  };
+}
+
+function listArg<T extends string>(allowed: readonly T[]) {
+  return (v: string): T[] => {
+    const xs = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    for (const x of xs) {
+      if (!allowed.includes(x as T)) throw new InvalidArgumentError(`unknown value ${x} (allowed: ${allowed.join(', ')})`);
+    }
+    return xs as T[];
+  };
+}
+
+function parseCli(argv: readonly string[]): Cli {
+  const program = new Command('bench')
+    .description('baton handoff vs HAProxy and NGINX proxying, in a namespace lab')
+    .option('--quick', 'short run (under a minute): every size and mode, 1 s each, one repeat')
+    .option('--json', 'print one JSON object as the last stdout line')
+    .option('--save', 'write the report with permanent names (default: *.tmp.*, git-ignored)')
+    .option('--out <dir>', 'directory for the report files', fileURLToPath(new URL('./results', import.meta.url)))
+    .option('--paths <list>', `comma-separated subset of ${PATH_NAMES.join(',')}`, listArg(PATH_NAMES))
+    .option('--sizes <list>', `comma-separated response sizes (${Object.keys(SIZES).join(',')})`, listArg(Object.keys(SIZES)))
+    .option('--modes <list>', 'comma-separated: close, keepalive', listArg(MODES))
+    .option('--duration <s>', 'seconds per measurement (default 5, quick 1)', intArg(1))
+    .option('--warmup <s>', 'seconds of warm-up per path (default 2, quick 1)', intArg(0))
+    .option('--repeats <n>', 'measurements per cell, median reported (default 3, quick 1)', intArg(1))
+    .option('--connections <n>', 'concurrent connections (closed loop)', intArg(1), 16)
+    .option('--threads <n>', 'wrk threads', intArg(1), 1)
+    .addOption(
+      new Option('--backend <kind>', "back-end servers: baton's agent, the stand-in stub, or the agent when available")
+        .choices(['auto', 'agent', 'stub'])
+        .default('auto'),
+    );
+  program.parse(argv, { from: 'user' });
+  return program.opts<Cli>();
+}
+
+function planFrom(o: Cli): Plan {
+  const quick = o.quick === true;
+  return {
+    paths: o.paths ?? PATH_NAMES,
+    sizes: o.sizes ?? DEFAULT_SIZES,
+    modes: o.modes ?? MODES,
+    // Quick keeps every size and mode (the JSON shape promises them, and 1MB close is the headline) but measures
+    // each for one second, once.
+    durationS: o.duration ?? (quick ? 1 : 5),
+    warmupS: o.warmup ?? (quick ? 1 : 2),
+    repeats: o.repeats ?? (quick ? 1 : 3),
+    connections: o.connections,
+    threads: o.threads,
+    quick,
+  };
+}
+
+function preflight(): void {
+  if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (network namespaces)');
+  const missing = ['wrk', 'haproxy', 'nginx', 'curl', 'ip'].filter((c) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${c}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length > 0) throw new Error(`missing ${missing.join(', ')}: run bash scripts/setup.sh --bench`);
+}
+
+function machineDescription(): string {
+  // Version banners go to stdout (haproxy), stderr (nginx) or come with odd exit codes: read everything.
+  const grab = (argv: string[], re: RegExp): string => {
+    const [cmd = '', ...args] = argv;
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return re.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[1] ?? '?';
+  };
+  const hyper = grab(['lscpu'], /Hypervisor vendor:\s*(\S+)/);
+  return [
+    `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} vCPU${hyper === '?' ? '' : ` (${hyper} guest)`}, ` +
+      `${Math.round(totalmem() / 2 ** 30)} GiB RAM`,
+    `Linux ${release()}, Node ${process.version}`,
+    `HAProxy ${grab(['haproxy', '-v'], /version (\S+)/)}, nginx ${grab(['nginx', '-v'], /nginx\/(\S+)/)}, ` +
+      `wrk ${grab(['wrk', '-v'], /wrk (\S+)/)}`,
+  ].join('; ');
+}
+
+function stderrProgress(total: number, started: number): Progress {
+  let done = 0;
+  const elapsed = (): string => `${Math.round((Date.now() - started) / 1000)}s`;
+  return {
+    cellDone(path, cell, s) {
+      done++;
+      const head = `[${done}/${total} ${elapsed()}] ${path} ${cell.size} ${cell.mode}:`;
+      if (s instanceof Error) {
+        log(`${head} ERROR ${s.message}`);
+        return;
+      }
+      const perK = (ms: number): string => ((ms * 1000) / Math.max(1, s.requests)).toFixed(1);
+      log(
+        `${head} ${Math.round(s.requests / s.durationS)} req/s, p99 ${(s.p99Us / 1000).toFixed(1)} ms, ` +
+          `FE ${perK(s.feCpuMs)} ms/1k, ${Math.round(s.feBytes / Math.max(1, s.requests))} B/req, ${s.errors} errors`,
+      );
+    },
+    skip(cells) {
+      done += cells;
+    },
+    note(msg) {
+      log(`[${elapsed()}] ${msg}`);
+    },
+  };
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const o = parseCli(argv);
+  const plan = planFrom(o);
+  preflight();
+
+  const started = Date.now();
+  const cells = cellsOf(plan);
+  const total = plan.paths.length * cells.length * plan.repeats;
+  const estimate = plan.paths.length * (plan.warmupS + 3 + cells.length * plan.repeats * (plan.durationS + 0.3));
+  log(`${plan.paths.length} paths × ${cells.length} cells × ${plan.repeats} repeat(s) = ${total} measurements, ~${Math.round(estimate)} s`);
+  const progress = stderrProgress(total, started);
+
+  const lab = await labUp({ backends: 2 });
+  const workDir = mkdtempSync('/tmp/baton-bench-');
+  const env: BenchEnv = {
+    lab,
+    workDir,
+    vipPort: 80,
+    appPort: 8080,
+    controlPort: 7700,
+    statsPort: 9900,
+    secret: randomBytes(16).toString('hex'),
+  };
+  const rows: ResultRow[] = [];
+  let handoff: HandoffSummary = { p50: null, p99: null, error: 'baton path not run' };
+  let backendKind: BackendKind = 'stub';
+  try {
+    progress.note(`lab ${lab.id} up`);
+    backendKind = o.backend === 'auto' ? ((await agentAvailable(env)) ? 'agent' : 'stub') : o.backend;
+    progress.note(`back-ends: ${backendKind === 'agent' ? "baton's back-end agent (sample app)" : 'stand-in stub'}`);
+    const be = await startBackends(env, backendKind);
+    try {
+      const reference = await fetchDigest(lab, `http://${lab.backends[0]!.address}:${env.appPort}/bytes/${SIZES['1MB']}`);
+      for (const name of plan.paths) {
+        const out = await runPath(env, name, be, reference, plan, progress);
+        rows.push(...out.rows);
+        if (out.handoff !== undefined) handoff = out.handoff;
+      }
+    } finally {
+      await be.stop();
+    }
+  } finally {
+    await lab.down();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+
+  const elapsedS = Math.round((Date.now() - started) / 1000);
+  const date = new Date().toISOString();
+  const kind = plan.quick ? 'quick' : 'full';
+  const ratioRows = ratios(rows);
+  const meta: RunMeta = {
+    date,
+    machine: machineDescription(),
+    settings:
+      `${kind}: ${plan.durationS} s per measurement, ${plan.repeats} repeat(s) (median), ${plan.warmupS} s warm-up ` +
+      `per path, ${plan.connections} connections, ${plan.threads} wrk thread(s); run took ${elapsedS} s`,
+    backendKind:
+      backendKind === 'agent'
+        ? "baton's back-end agent with its sample app, the same processes for every path"
+        : 'stand-in stub server bench/stub-backend.ts for every path (baton agent not available)',
+    notes: [
+      'direct = client straight to back-end b1, no balancer: its front-end columns are the idle front-end (0 by construction).',
+      'One shared 2-core VM: wrk, front-end and both back-ends compete for the same CPUs; compare paths within this run.',
+    ],
+  };
+  const json = {
+    results: rows,
+    handoffUs: handoff,
+    ratios: ratioRows,
+    meta: { date, machine: meta.machine, settings: meta.settings, backends: backendKind, elapsedS },
+  };
+  const base = join(o.out, `${date.slice(0, 10)}-${kind}${o.save === true ? '' : '.tmp'}`);
+  mkdirSync(o.out, { recursive: true });
+  const report = markdownReport(meta, rows, ratioRows, handoff);
+  writeFileSync(`${base}.md`, report);
+  writeFileSync(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`);
+  writeFileSync(`${base}.svg`, svgPlot(rows, `baton benchmark ${date.slice(0, 10)} (${kind})`));
+  log(`done in ${elapsedS} s; wrote ${base}.{md,json,svg}`);
+  process.stdout.write(report);
+  if (o.json === true) process.stdout.write(`${JSON.stringify(json)}\n`);
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  log(`failed: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+});
