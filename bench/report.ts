@@ -156,7 +156,7 @@ export function svgPlot(rows: readonly ResultRow[], title: string): string {
     out.push(`<text x="${left}" y="${y0 - 6}" font-size="12" font-weight="bold">${esc(panel.title)}</text>`);
     const ticks = panel.log
       ? Array.from({ length: lmax + 1 }, (_, i) => 10 ** i)
-      : [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 4, 5].filter((t) => t <= max * 1.1);
+      : linearTicks(max * 1.1);
     for (const t of ticks) {
       const y = base - scale(t);
       out.push(
@@ -189,7 +189,15 @@ export function svgPlot(rows: readonly ResultRow[], title: string): string {
 }
 
 function compact(v: number): string {
-  if (v >= 1e6) return `${(v / 1e6).toPrecision(3)}M`;
-  if (v >= 1e3) return `${(v / 1e3).toPrecision(3)}k`;
+  if (v >= 1e6) return `${+(v / 1e6).toPrecision(3)}M`;
+  if (v >= 1e3) return `${+(v / 1e3).toPrecision(3)}k`;
   return v.toFixed(0);
+}
+
+/** At most about six evenly spaced ticks from 0 to top, on a 1-2-5 step. */
+function linearTicks(top: number): number[] {
+  const raw = top / 5;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = ([1, 2, 5, 10].find((m) => m * mag >= raw) ?? 10) * mag;
+  return Array.from({ length: Math.floor(top / step) + 1 }, (_, i) => +(i * step).toPrecision(6));
 }
