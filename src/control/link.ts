@@ -1,0 +1,82 @@
+// One framed control connection: a socket, a FrameDecoder under a size limit, and exactly one
+// close notification with a reason. Used by both ends; it knows nothing about the handshake.
+
+import type { Socket } from 'node:net';
+import { FrameDecoder, FrameError, decodeMessage, encodeMessage, type Message } from '../wire/frame.ts';
+
+export interface LinkHandlers {
+  /** A decoded message. Not called once the link is closed, even for frames already buffered. */
+  onMessage(m: Message): void;
+  /** Called once, after the socket has closed. `frameError` is set if bad input closed it. */
+  onClose(reason: string, frameError: FrameError | undefined): void;
+}
+
+export class Link {
+  readonly socket: Socket;
+  readonly #decoder: FrameDecoder;
+  readonly #handlers: LinkHandlers;
+  #closing = false;
+  #reason: string | undefined;
+  #frameError: FrameError | undefined;
+
+  constructor(socket: Socket, maxFrameBytes: number, handlers: LinkHandlers) {
+    this.socket = socket;
+    this.#decoder = new FrameDecoder(maxFrameBytes);
+    this.#handlers = handlers;
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.#reason ??= `socket: ${err.code ?? err.message}`;
+    });
+    socket.on('close', () => {
+      this.#closing = true;
+      this.#handlers.onClose(this.#reason ?? 'peer closed', this.#frameError);
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closing;
+  }
+
+  /** Bytes accepted by send() and not yet handed to the kernel. */
+  get queuedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  set maxFrameBytes(n: number) {
+    this.#decoder.maxFrameBytes = n;
+  }
+
+  /** Encodes and writes; false if the link is closed. Throws FrameError for unencodable values. */
+  send(m: Message): boolean {
+    return this.sendEncoded(encodeMessage(m));
+  }
+
+  sendEncoded(frame: Uint8Array): boolean {
+    if (this.#closing) return false;
+    this.socket.write(frame);
+    return true;
+  }
+
+  close(reason: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#reason ??= reason;
+    this.socket.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closing) return;
+    this.#decoder.push(chunk);
+    try {
+      while (!this.#closing) {
+        const f = this.#decoder.next();
+        if (f === undefined) break;
+        this.#handlers.onMessage(decodeMessage(f));
+      }
+    } catch (e) {
+      if (!(e instanceof FrameError)) throw e;
+      this.#frameError = e;
+      this.close(e.message);
+    }
+  }
+}

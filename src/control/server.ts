@@ -1,0 +1,432 @@
+// The agent end of the control channel (a TCP server; front-ends dial in). It authenticates
+// each front-end, runs every HANDOFF it receives through onHandoff concurrently and answers
+// each with exactly one ACK, and pushes LOAD and FLOW_END reports to authenticated peers.
+// Nothing from a peer reaches onHandoff before that peer has proved the secret.
+//
+// Two phases: a handoff that onHandoff accepted ({ ok: true }) is "prepared"; it then ends in
+// exactly one onCommit (the front-end now forwards the client's packets here) or one onAbort
+// (the front-end said ABORT, gave up waiting, or its channel dropped before COMMIT).
+
+import { EventEmitter } from 'node:events';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  MAX_CODE_BYTES,
+  MAX_NAME_BYTES,
+  MAX_REASON_BYTES,
+  PRE_AUTH_MAX_FRAME_BYTES,
+  flowKey,
+  truncateUtf8,
+  type FlowInfo,
+  type Message,
+} from '../wire/frame.ts';
+import { PROTO_VERSION, Secret, newNonce, proofMatches, type SecretInput } from './auth.ts';
+import { publishAuthFailed, publishDown, publishUp } from './diagnostics.ts';
+import { CONTROL_ERR, invalidArgument } from './errors.ts';
+import { Link } from './link.ts';
+
+/** What onHandoff answers. `flow`, when given on success, lets flowEnded() find the sender. */
+export type HandoffResult =
+  | { readonly ok: true; readonly flow?: FlowInfo }
+  | { readonly ok: false; readonly code: string; readonly reason: string };
+
+export interface PeerInfo {
+  /** Unique per connection within this server. */
+  readonly id: number;
+  /** The name the front-end gave in HELLO. */
+  readonly name: string;
+  /** "host:port". */
+  readonly remote: string;
+}
+
+export interface HandoffContext {
+  readonly peer: PeerInfo;
+  /** Aborted if the peer's connection ends before the ACK can be sent (it will think the handoff failed). */
+  readonly signal: AbortSignal;
+}
+
+export interface ControlServerOptions {
+  /** Shared secret, >= 16 bytes. Never logged. */
+  readonly secret: SecretInput;
+  /** Our name, for diagnostics. */
+  readonly name: string;
+  /** Restores one handed-off connection. Throwing is answered as BATON_ERR_INJECT with the message. */
+  readonly onHandoff: (id: bigint, blob: Uint8Array, ctx: HandoffContext) => Promise<HandoffResult>;
+  /** A prepared handoff is committed: deliver it. Called at most once per prepared id. */
+  readonly onCommit?: (id: bigint, ctx: HandoffContext) => void;
+  /** A prepared handoff will never be committed: drop it silently. Called at most once per prepared id. */
+  readonly onAbort?: (id: bigint, ctx: HandoffContext) => void;
+  /** Time from TCP accept to a verified AUTH, ms. Default 5000. */
+  readonly authTimeoutMs?: number;
+  /** Largest frame accepted after authentication (length field). Default 72 MiB. */
+  readonly maxFrameBytes?: number;
+  /** Close an authenticated peer that sent nothing (not even PING) for this long, ms. 0 disables. Default 30000. */
+  readonly idleTimeoutMs?: number;
+  /** Minimum interval between LOAD frames to one peer, ms. Default 100. */
+  readonly loadIntervalMs?: number;
+  /** Capacity reported with every LOAD, if set. u32. */
+  readonly capacity?: number;
+  /** Most flows remembered for routing FLOW_END (oldest forgotten first). Default 1 000 000. */
+  readonly maxTrackedFlows?: number;
+}
+
+export interface ControlServerEvents {
+  /** A front-end authenticated. */
+  peerUp: [peer: PeerInfo];
+  /** An authenticated front-end's connection ended. */
+  peerDown: [peer: PeerInfo, reason: string];
+  /** A connection was closed before authenticating. */
+  authFailed: [remote: string, reason: string];
+  /** The listening socket failed after listen() resolved (e.g. EMFILE on accept). */
+  serverError: [error: Error];
+  /** onCommit or onAbort threw; the error is not sent to the peer. */
+  callbackError: [error: unknown, id: bigint, callback: 'onCommit' | 'onAbort'];
+}
+
+type PeerState = 'hello' | 'auth' | 'up';
+
+/** Where a handoff id of one peer is: onHandoff running, running but already aborted, or acked ok. */
+type HandoffPhase = 'running' | 'abort-requested' | 'prepared';
+
+interface Peer {
+  readonly id: number;
+  readonly link: Link;
+  readonly remote: string;
+  state: PeerState;
+  name: string;
+  nonceC: Uint8Array;
+  nonceS: Uint8Array;
+  readonly abort: AbortController;
+  readonly handoffs: Map<bigint, HandoffPhase>;
+  authTimer: NodeJS.Timeout | undefined;
+  idleTimer: NodeJS.Timeout | undefined;
+  lastRx: number;
+  loadTimer: NodeJS.Timeout | undefined;
+  lastLoadAt: number;
+  lastLoadSent: number | undefined;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class ControlServer extends EventEmitter<ControlServerEvents> {
+  readonly name: string;
+  readonly #secret: Secret;
+  readonly #onHandoff: ControlServerOptions['onHandoff'];
+  readonly #onCommit: ControlServerOptions['onCommit'];
+  readonly #onAbort: ControlServerOptions['onAbort'];
+  readonly #authTimeoutMs: number;
+  readonly #maxFrameBytes: number;
+  readonly #idleTimeoutMs: number;
+  readonly #loadIntervalMs: number;
+  readonly #capacity: number | undefined;
+  readonly #maxTrackedFlows: number;
+  readonly #server: Server;
+  readonly #peers = new Set<Peer>();
+  /** flowKey -> name of the front-end that handed the flow. */
+  readonly #flows = new Map<string, string>();
+  #nextPeerId = 1;
+  #load: number | undefined;
+  #loadSeq = 0;
+  #closed = false;
+
+  constructor(o: ControlServerOptions) {
+    super();
+    this.#secret = new Secret(o.secret);
+    if (typeof o.name !== 'string' || Buffer.byteLength(o.name) > MAX_NAME_BYTES) {
+      throw invalidArgument(`name must be a string of at most ${MAX_NAME_BYTES} bytes`);
+    }
+    if (typeof o.onHandoff !== 'function') throw invalidArgument('onHandoff must be a function');
+    this.name = o.name;
+    this.#onHandoff = o.onHandoff;
+    if (o.onCommit !== undefined && typeof o.onCommit !== 'function') throw invalidArgument('onCommit must be a function');
+    if (o.onAbort !== undefined && typeof o.onAbort !== 'function') throw invalidArgument('onAbort must be a function');
+    this.#onCommit = o.onCommit;
+    this.#onAbort = o.onAbort;
+    this.#authTimeoutMs = positive(o.authTimeoutMs ?? 5000, 'authTimeoutMs');
+    this.#maxFrameBytes = positive(o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, 'maxFrameBytes');
+    if (this.#maxFrameBytes > 0xffff_ffff) throw invalidArgument('maxFrameBytes must fit a u32');
+    this.#idleTimeoutMs = nonNegative(o.idleTimeoutMs ?? 30_000, 'idleTimeoutMs');
+    this.#loadIntervalMs = nonNegative(o.loadIntervalMs ?? 100, 'loadIntervalMs');
+    this.#maxTrackedFlows = positive(o.maxTrackedFlows ?? 1_000_000, 'maxTrackedFlows');
+    if (o.capacity !== undefined && !isU32(o.capacity)) throw invalidArgument('capacity must be a u32');
+    this.#capacity = o.capacity;
+    this.#server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 10_000 }, (s) => this.#accept(s));
+  }
+
+  /** Starts listening; resolves with the bound address (use port 0 for an ephemeral port). */
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.#server.once('error', onError);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', onError);
+        this.#server.on('error', (err) => this.emit('serverError', err));
+        resolve(this.#server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Stops listening and drops every connection; in-flight handoffs get their signal aborted. */
+  close(): Promise<void> {
+    this.#closed = true;
+    const done = new Promise<void>((resolve) => {
+      if (!this.#server.listening) return resolve();
+      this.#server.close(() => resolve());
+    });
+    for (const p of this.#peers) p.link.close('server closing');
+    return done;
+  }
+
+  /** Authenticated peers. */
+  get peers(): PeerInfo[] {
+    return [...this.#peers].filter((p) => p.state === 'up').map(info);
+  }
+
+  /**
+   * Reports our active connection count to every authenticated peer: at most one LOAD per
+   * peer per loadIntervalMs, always carrying the latest value. New peers get it on AUTH_OK.
+   */
+  reportLoad(active: number): void {
+    if (!isU32(active)) throw invalidArgument('active must be a u32');
+    this.#load = active;
+    for (const p of this.#peers) if (p.state === 'up') this.#scheduleLoad(p);
+  }
+
+  /**
+   * Tells front-ends that a handed-off connection ended. Sent only to the front-end that handed
+   * the flow if onHandoff returned it and that front-end (by name) is connected; otherwise to
+   * every authenticated peer. Returns how many peers it was sent to.
+   */
+  flowEnded(info: FlowInfo): number {
+    const key = flowKey(info);
+    const owner = this.#flows.get(key);
+    this.#flows.delete(key);
+    const up = [...this.#peers].filter((p) => p.state === 'up' && !p.link.closed);
+    const owners = owner === undefined ? [] : up.filter((p) => p.name === owner);
+    const targets = owners.length > 0 ? owners : up;
+    const m: Message = { kind: 'flow-end', family: info.family, client: info.client, vip: info.vip };
+    for (const p of targets) p.link.send(m);
+    return targets.length;
+  }
+
+  // --- connections ----------------------------------------------------------------------------
+
+  #accept(socket: Socket): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    const remote = formatRemote(socket.remoteAddress, socket.remotePort);
+    const link = new Link(socket, PRE_AUTH_MAX_FRAME_BYTES, {
+      // Handlers run on later socket events, after `peer` is initialised.
+      onMessage: (m) => this.#onMessage(peer, m),
+      onClose: (reason, frameError) => this.#onClose(peer, reason, frameError !== undefined),
+    });
+    const peer: Peer = {
+      id: this.#nextPeerId++,
+      link,
+      remote,
+      state: 'hello',
+      name: '',
+      nonceC: EMPTY,
+      nonceS: EMPTY,
+      abort: new AbortController(),
+      handoffs: new Map(),
+      authTimer: undefined,
+      idleTimer: undefined,
+      lastRx: performance.now(),
+      loadTimer: undefined,
+      lastLoadAt: -Infinity,
+      lastLoadSent: undefined,
+    };
+    peer.authTimer = setTimeout(() => this.#refuse(peer, 'timeout'), this.#authTimeoutMs);
+    this.#peers.add(peer);
+  }
+
+  #onMessage(peer: Peer, m: Message): void {
+    peer.lastRx = performance.now();
+    switch (peer.state) {
+      case 'hello':
+        if (m.kind !== 'hello') return this.#refuse(peer, 'unexpected-frame');
+        if (m.protoVersion !== PROTO_VERSION) return this.#refuse(peer, 'version');
+        peer.name = m.name;
+        peer.nonceC = m.nonce;
+        peer.nonceS = newNonce();
+        peer.state = 'auth';
+        peer.link.send({ kind: 'challenge', nonce: peer.nonceS, proof: this.#secret.serverProof(peer.nonceC, peer.nonceS) });
+        return;
+      case 'auth':
+        if (m.kind !== 'auth') return this.#refuse(peer, 'unexpected-frame');
+        if (!proofMatches(this.#secret.clientProof(peer.nonceS, peer.nonceC), m.proof)) return this.#refuse(peer, 'bad-proof');
+        this.#authenticated(peer);
+        return;
+      case 'up':
+        switch (m.kind) {
+          case 'handoff':
+            void this.#handoff(peer, m.id, m.blob);
+            return;
+          case 'commit':
+            if (peer.handoffs.get(m.id) === 'prepared') this.#finish(peer, m.id, 'onCommit');
+            return; // unknown, refused or already finished: nothing to do
+          case 'abort': {
+            const phase = peer.handoffs.get(m.id);
+            if (phase === 'prepared') this.#finish(peer, m.id, 'onAbort');
+            else if (phase === 'running') peer.handoffs.set(m.id, 'abort-requested');
+            return;
+          }
+          case 'ping':
+            peer.link.send({ kind: 'pong', token: m.token });
+            return;
+          case 'pong':
+            return;
+          default:
+            peer.link.close(`protocol: unexpected ${m.kind} frame`);
+        }
+    }
+  }
+
+  #authenticated(peer: Peer): void {
+    clearTimeout(peer.authTimer);
+    peer.authTimer = undefined;
+    peer.state = 'up';
+    peer.link.maxFrameBytes = this.#maxFrameBytes;
+    peer.link.send({ kind: 'auth-ok' });
+    if (this.#idleTimeoutMs > 0) {
+      peer.idleTimer = setInterval(() => {
+        if (performance.now() - peer.lastRx >= this.#idleTimeoutMs) peer.link.close('idle timeout');
+      }, Math.max(1, Math.ceil(this.#idleTimeoutMs / 2)));
+    }
+    publishUp({ side: 'server', name: this.name, peer: peer.name, remote: peer.remote });
+    this.emit('peerUp', info(peer));
+    if (this.#load !== undefined) this.#scheduleLoad(peer);
+  }
+
+  /** Closes a connection that has not authenticated; never echoes anything back. */
+  #refuse(peer: Peer, reason: string): void {
+    if (peer.state === 'up') return;
+    peer.link.close(`auth: ${reason}`);
+  }
+
+  #onClose(peer: Peer, reason: string, frameError: boolean): void {
+    this.#peers.delete(peer);
+    clearTimeout(peer.authTimer);
+    clearInterval(peer.idleTimer);
+    clearTimeout(peer.loadTimer);
+    peer.abort.abort();
+    for (const [id, phase] of peer.handoffs) if (phase === 'prepared') this.#finish(peer, id, 'onAbort');
+    const remote = peer.remote;
+    if (peer.state === 'up') {
+      publishDown({ side: 'server', name: this.name, peer: peer.name, remote, reason });
+      this.emit('peerDown', info(peer), reason);
+      return;
+    }
+    const why = frameError ? 'frame-error' : reason.startsWith('auth: ') ? reason.slice(6) : 'closed';
+    publishAuthFailed({ side: 'server', name: this.name, remote, reason: why });
+    this.emit('authFailed', remote, why);
+  }
+
+  // --- handoffs, load ---------------------------------------------------------------------------
+
+  async #handoff(peer: Peer, id: bigint, blob: Uint8Array): Promise<void> {
+    if (peer.handoffs.has(id)) {
+      peer.link.send({ kind: 'ack', id, ok: false, code: CONTROL_ERR.DUPLICATE_ID, reason: `handoff ${id} already in progress` });
+      return;
+    }
+    peer.handoffs.set(id, 'running');
+    let r: HandoffResult;
+    try {
+      r = await this.#onHandoff(id, blob, ctx(peer));
+      if (typeof r !== 'object' || r === null || typeof r.ok !== 'boolean') throw new Error('onHandoff returned no result');
+    } catch (e) {
+      r = { ok: false, code: CONTROL_ERR.INJECT, reason: e instanceof Error ? e.message : String(e) };
+    }
+    const ack: Message = r.ok
+      ? { kind: 'ack', id, ok: true, code: '', reason: '' }
+      : { kind: 'ack', id, ok: false, code: truncateUtf8(String(r.code), MAX_CODE_BYTES), reason: truncateUtf8(String(r.reason), MAX_REASON_BYTES) };
+    if (!r.ok) {
+      peer.handoffs.delete(id);
+      peer.link.send(ack);
+      return;
+    }
+    if (r.flow !== undefined) this.#track(r.flow, peer.name);
+    const abortRequested = peer.handoffs.get(id) === 'abort-requested';
+    peer.handoffs.set(id, 'prepared');
+    // If the front-end gave up already, or cannot hear the ACK, it will never commit.
+    if (!peer.link.send(ack) || abortRequested) this.#finish(peer, id, 'onAbort');
+  }
+
+  #finish(peer: Peer, id: bigint, callback: 'onCommit' | 'onAbort'): void {
+    peer.handoffs.delete(id);
+    try {
+      (callback === 'onCommit' ? this.#onCommit : this.#onAbort)?.(id, ctx(peer));
+    } catch (e) {
+      this.emit('callbackError', e, id, callback);
+    }
+  }
+
+  #track(flow: FlowInfo, owner: string): void {
+    let key: string;
+    try {
+      key = flowKey(flow);
+    } catch {
+      return; // an unparsable flow cannot be routed; FLOW_END for it will be broadcast
+    }
+    this.#flows.delete(key);
+    this.#flows.set(key, owner);
+    if (this.#flows.size > this.#maxTrackedFlows) {
+      const oldest = this.#flows.keys().next();
+      if (oldest.done !== true) this.#flows.delete(oldest.value);
+    }
+  }
+
+  #scheduleLoad(peer: Peer): void {
+    if (peer.loadTimer !== undefined) return; // the pending send will carry the latest value
+    const wait = peer.lastLoadAt + this.#loadIntervalMs - performance.now();
+    if (wait <= 0) return this.#sendLoad(peer);
+    peer.loadTimer = setTimeout(() => {
+      peer.loadTimer = undefined;
+      this.#sendLoad(peer);
+    }, Math.ceil(wait));
+  }
+
+  #sendLoad(peer: Peer): void {
+    const active = this.#load;
+    if (active === undefined || active === peer.lastLoadSent || peer.link.closed) return;
+    this.#loadSeq = (this.#loadSeq + 1) >>> 0;
+    const m: Message =
+      this.#capacity === undefined
+        ? { kind: 'load', active, seq: this.#loadSeq }
+        : { kind: 'load', active, capacity: this.#capacity, seq: this.#loadSeq };
+    peer.link.send(m);
+    peer.lastLoadAt = performance.now();
+    peer.lastLoadSent = active;
+  }
+}
+
+function ctx(p: Peer): HandoffContext {
+  return { peer: info(p), signal: p.abort.signal };
+}
+
+function info(p: Peer): PeerInfo {
+  return { id: p.id, name: p.name, remote: p.remote };
+}
+
+export function formatRemote(address: string | undefined, port: number | undefined): string {
+  const a = address ?? '?';
+  return `${a.includes(':') ? `[${a}]` : a}:${port ?? '?'}`;
+}
+
+function isU32(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= 0xffff_ffff;
+}
+
+function positive(n: number, field: string): number {
+  if (!(Number.isFinite(n) && n > 0)) throw invalidArgument(`${field} must be > 0`);
+  return n;
+}
+
+function nonNegative(n: number, field: string): number {
+  if (!(Number.isFinite(n) && n >= 0)) throw invalidArgument(`${field} must be >= 0`);
+  return n;
+}

@@ -1,0 +1,527 @@
+// Control-channel frames and messages (front-end <-> back-end agent). Pure: no I/O, no clock.
+//
+// A frame on the wire is `[u32be length][u8 type][payload]`, where length counts the type byte
+// and the payload. FrameDecoder cuts a byte stream into frames under a size limit that the
+// channel lowers before authentication; decodeMessage/encodeMessage convert frames to a typed
+// message union. Decoding is strict: exact payload lengths, bounded strings that must be valid
+// UTF-8, unknown types and flag bits refused. Every failure is a FrameError naming the field,
+// and a channel that sees one drops the connection.
+//
+// Addresses use wire/bytes.ts, so decoded text is exactly what Node's net module prints.
+//
+// Payloads, all integers big-endian:
+//   HELLO     0x01  protoVersion u16, nonce [32], nameLen u8, name utf8 (<= 64 bytes)
+//   CHALLENGE 0x02  nonce [32], proof [32]
+//   AUTH      0x03  proof [32]
+//   AUTH_OK   0x04  (empty)
+//   HANDOFF   0x10  id u64, blob (the rest of the frame)
+//   ACK       0x11  id u64, ok u8 (0|1), codeLen u8, code (<= 64), reasonLen u16, reason (<= 256)
+//   LOAD      0x12  active u32, seq u32, flags u8 (bit 0: capacity present), [capacity u32]
+//   FLOW_END  0x13  family u8 (4|6), client addr [4|16], client port u16, vip addr [4|16], vip port u16
+//   COMMIT    0x14  id u64
+//   ABORT     0x15  id u64
+//   PING      0x20  token u64
+//   PONG      0x21  token u64
+
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from './bytes.ts';
+import { WireError } from './errors.ts';
+import type { AddressFamily, Endpoint } from './tcp-state.ts';
+
+export const FRAME_HEADER_BYTES = 5;
+/** Frame limit (length field) before authentication: the handshake frames are all < 100 bytes. */
+export const PRE_AUTH_MAX_FRAME_BYTES = 256;
+/** Default frame limit after authentication: blobs carry request bodies. */
+export const DEFAULT_MAX_FRAME_BYTES = 72 * 1024 * 1024;
+
+export const NONCE_BYTES = 32;
+export const PROOF_BYTES = 32;
+export const MAX_NAME_BYTES = 64;
+export const MAX_CODE_BYTES = 64;
+export const MAX_REASON_BYTES = 256;
+
+export const FrameType = {
+  hello: 0x01,
+  challenge: 0x02,
+  auth: 0x03,
+  authOk: 0x04,
+  handoff: 0x10,
+  ack: 0x11,
+  load: 0x12,
+  flowEnd: 0x13,
+  commit: 0x14,
+  abort: 0x15,
+  ping: 0x20,
+  pong: 0x21,
+} as const;
+
+export const FRAME_ERR = {
+  /** The length field is over the decoder's limit (or a frame would not fit a u32). */
+  TOO_LARGE: 'BATON_ERR_FRAME_TOO_LARGE',
+  /** Unknown frame type. */
+  TYPE: 'BATON_ERR_FRAME_TYPE',
+  /** Anything else: zero length, truncated or trailing bytes, bad string, flag, value. */
+  MALFORMED: 'BATON_ERR_FRAME_MALFORMED',
+} as const;
+
+/** Thrown for any malformed, oversized or unencodable frame. `field` names the offending field. */
+export class FrameError extends WireError {
+  constructor(field: string, message: string, code: string = FRAME_ERR.MALFORMED) {
+    super(code, field, `frame: ${field}: ${message}`);
+  }
+}
+
+/** The flow a FLOW_END reports; addresses in the canonical text form Node's net module prints. */
+export interface FlowInfo {
+  readonly family: AddressFamily;
+  readonly client: Endpoint;
+  readonly vip: Endpoint;
+}
+
+export type Message =
+  | { readonly kind: 'hello'; readonly protoVersion: number; readonly nonce: Uint8Array; readonly name: string }
+  | { readonly kind: 'challenge'; readonly nonce: Uint8Array; readonly proof: Uint8Array }
+  | { readonly kind: 'auth'; readonly proof: Uint8Array }
+  | { readonly kind: 'auth-ok' }
+  | { readonly kind: 'handoff'; readonly id: bigint; readonly blob: Uint8Array }
+  | {
+      readonly kind: 'ack';
+      readonly id: bigint;
+      readonly ok: boolean;
+      readonly code: string;
+      readonly reason: string;
+    }
+  | { readonly kind: 'load'; readonly active: number; readonly capacity?: number; readonly seq: number }
+  | ({ readonly kind: 'flow-end' } & FlowInfo)
+  | { readonly kind: 'commit'; readonly id: bigint }
+  | { readonly kind: 'abort'; readonly id: bigint }
+  | { readonly kind: 'ping'; readonly token: bigint }
+  | { readonly kind: 'pong'; readonly token: bigint };
+
+export type MessageKind = Message['kind'];
+
+export interface Frame {
+  readonly type: number;
+  readonly payload: Uint8Array;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming decoder
+
+/**
+ * Cuts a byte stream into frames. Pull-based so the limit can change between frames (the
+ * channel raises it right after AUTH_OK, which may share a chunk with later frames).
+ * After an error the decoder stays failed.
+ */
+export class FrameDecoder {
+  #chunks: Uint8Array[] = [];
+  #head = 0; // offset of the first unread byte in #chunks[0]
+  #buffered = 0;
+  #maxFrameBytes: number;
+  #error: FrameError | undefined;
+
+  constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
+    this.#maxFrameBytes = checkLimit(maxFrameBytes);
+  }
+
+  get maxFrameBytes(): number {
+    return this.#maxFrameBytes;
+  }
+
+  set maxFrameBytes(n: number) {
+    this.#maxFrameBytes = checkLimit(n);
+  }
+
+  /** Bytes received and not yet returned as frames. */
+  get bufferedBytes(): number {
+    return this.#buffered;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+  }
+
+  /** The next complete frame, or undefined if more bytes are needed. Throws FrameError. */
+  next(): Frame | undefined {
+    if (this.#error !== undefined) throw this.#error;
+    if (this.#buffered < 4) return undefined;
+    const header = this.#peek(4);
+    const length = ((header[0]! << 24) | (header[1]! << 16) | (header[2]! << 8) | header[3]!) >>> 0;
+    if (length < 1) return this.#fail('length', 'frame length 0 (no type byte)');
+    if (length > this.#maxFrameBytes) {
+      return this.#fail('length', `frame length ${length} exceeds limit ${this.#maxFrameBytes}`, FRAME_ERR.TOO_LARGE);
+    }
+    if (this.#buffered < 4 + length) return undefined;
+    this.#take(4);
+    const type = this.#take(1)[0]!;
+    const payload = this.#take(length - 1);
+    return { type, payload };
+  }
+
+  #fail(field: string, message: string, code?: string): never {
+    this.#error = new FrameError(field, message, code);
+    this.#chunks = [];
+    this.#buffered = 0;
+    throw this.#error;
+  }
+
+  #peek(n: number): Uint8Array {
+    const first = this.#chunks[0]!;
+    if (first.length - this.#head >= n) return first.subarray(this.#head, this.#head + n);
+    return this.#gather(n, false);
+  }
+
+  #take(n: number): Uint8Array {
+    const first = this.#chunks[0];
+    if (n === 0 || first === undefined) return new Uint8Array(0);
+    if (first.length - this.#head >= n) {
+      const out = first.subarray(this.#head, this.#head + n);
+      this.#advance(n);
+      return out;
+    }
+    return this.#gather(n, true);
+  }
+
+  /** Copies n bytes that span chunks; consumes them if `consume`. */
+  #gather(n: number, consume: boolean): Uint8Array {
+    const out = new Uint8Array(n);
+    let filled = 0;
+    let offset = this.#head;
+    for (const chunk of this.#chunks) {
+      const part = chunk.subarray(offset, offset + (n - filled));
+      out.set(part, filled);
+      filled += part.length;
+      offset = 0;
+      if (filled === n) break;
+    }
+    if (consume) this.#advance(n);
+    return out;
+  }
+
+  #advance(n: number): void {
+    this.#buffered -= n;
+    while (n > 0) {
+      const first = this.#chunks[0]!;
+      const left = first.length - this.#head;
+      if (n < left) {
+        this.#head += n;
+        return;
+      }
+      n -= left;
+      this.#chunks.shift();
+      this.#head = 0;
+    }
+  }
+}
+
+function checkLimit(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 0xffff_ffff) {
+    throw new FrameError('maxFrameBytes', `invalid limit ${n}`);
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+const kindOfType = new Map<number, MessageKind>([
+  [FrameType.hello, 'hello'],
+  [FrameType.challenge, 'challenge'],
+  [FrameType.auth, 'auth'],
+  [FrameType.authOk, 'auth-ok'],
+  [FrameType.handoff, 'handoff'],
+  [FrameType.ack, 'ack'],
+  [FrameType.load, 'load'],
+  [FrameType.flowEnd, 'flow-end'],
+  [FrameType.commit, 'commit'],
+  [FrameType.abort, 'abort'],
+  [FrameType.ping, 'ping'],
+  [FrameType.pong, 'pong'],
+]);
+
+/** Decodes one frame into a message. Byte fields are fresh copies, never views of the input. */
+export function decodeMessage(frame: Frame): Message {
+  const kind = kindOfType.get(frame.type);
+  if (kind === undefined) {
+    throw new FrameError('type', `unknown frame type 0x${frame.type.toString(16).padStart(2, '0')}`, FRAME_ERR.TYPE);
+  }
+  const r = new Reader(frame.payload, kind);
+  let m: Message;
+  switch (kind) {
+    case 'hello':
+      m = { kind, protoVersion: r.u16('protoVersion'), nonce: r.bytes(NONCE_BYTES, 'nonce'), name: r.str8(MAX_NAME_BYTES, 'name') };
+      break;
+    case 'challenge':
+      m = { kind, nonce: r.bytes(NONCE_BYTES, 'nonce'), proof: r.bytes(PROOF_BYTES, 'proof') };
+      break;
+    case 'auth':
+      m = { kind, proof: r.bytes(PROOF_BYTES, 'proof') };
+      break;
+    case 'auth-ok':
+      m = { kind };
+      break;
+    case 'handoff':
+      m = { kind, id: r.u64('id'), blob: r.bytes(r.remaining, 'blob') };
+      break;
+    case 'ack': {
+      const id = r.u64('id');
+      const okByte = r.u8('ok');
+      if (okByte > 1) throw new FrameError('ack.ok', `invalid boolean ${okByte}`);
+      m = { kind, id, ok: okByte === 1, code: r.str8(MAX_CODE_BYTES, 'code'), reason: r.str16(MAX_REASON_BYTES, 'reason') };
+      break;
+    }
+    case 'load': {
+      const active = r.u32('active');
+      const seq = r.u32('seq');
+      const flags = r.u8('flags');
+      if ((flags & ~1) !== 0) throw new FrameError('load.flags', `unknown flags 0x${flags.toString(16)}`);
+      m = (flags & 1) === 1 ? { kind, active, capacity: r.u32('capacity'), seq } : { kind, active, seq };
+      break;
+    }
+    case 'flow-end': {
+      const fam = r.u8('family');
+      if (fam !== 4 && fam !== 6) throw new FrameError('flow-end.family', `invalid address family ${fam}`);
+      const n = fam === 4 ? 4 : 16;
+      const client = { address: formatIp(r.bytes(n, 'client.address')), port: r.u16('client.port') };
+      const vip = { address: formatIp(r.bytes(n, 'vip.address')), port: r.u16('vip.port') };
+      m = { kind, family: fam, client, vip };
+      break;
+    }
+    case 'commit':
+    case 'abort':
+      m = { kind, id: r.u64('id') };
+      break;
+    case 'ping':
+    case 'pong':
+      m = { kind, token: r.u64('token') };
+      break;
+  }
+  r.end();
+  return m;
+}
+
+/** Encodes a whole frame (header included). Throws FrameError for values that do not fit. */
+export function encodeMessage(m: Message): Uint8Array {
+  const w = new Writer(m.kind);
+  switch (m.kind) {
+    case 'hello':
+      w.u16(m.protoVersion, 'protoVersion').fixed(m.nonce, NONCE_BYTES, 'nonce').str8(m.name, MAX_NAME_BYTES, 'name');
+      return w.frame(FrameType.hello);
+    case 'challenge':
+      w.fixed(m.nonce, NONCE_BYTES, 'nonce').fixed(m.proof, PROOF_BYTES, 'proof');
+      return w.frame(FrameType.challenge);
+    case 'auth':
+      w.fixed(m.proof, PROOF_BYTES, 'proof');
+      return w.frame(FrameType.auth);
+    case 'auth-ok':
+      return w.frame(FrameType.authOk);
+    case 'handoff':
+      w.u64(m.id, 'id').raw(m.blob);
+      return w.frame(FrameType.handoff);
+    case 'ack':
+      w.u64(m.id, 'id').u8(m.ok ? 1 : 0, 'ok').str8(m.code, MAX_CODE_BYTES, 'code').str16(m.reason, MAX_REASON_BYTES, 'reason');
+      return w.frame(FrameType.ack);
+    case 'load':
+      w.u32(m.active, 'active').u32(m.seq, 'seq');
+      if (m.capacity === undefined) w.u8(0, 'flags');
+      else w.u8(1, 'flags').u32(m.capacity, 'capacity');
+      return w.frame(FrameType.load);
+    case 'flow-end': {
+      if (m.family !== 4 && m.family !== 6) throw new FrameError('flow-end.family', `invalid address family ${String(m.family)}`);
+      const n = m.family === 4 ? 4 : 16;
+      w.u8(m.family, 'family')
+        .fixed(parseIp(m.client.address, m.family, 'client.address'), n, 'client.address')
+        .u16(m.client.port, 'client.port')
+        .fixed(parseIp(m.vip.address, m.family, 'vip.address'), n, 'vip.address')
+        .u16(m.vip.port, 'vip.port');
+      return w.frame(FrameType.flowEnd);
+    }
+    case 'commit':
+    case 'abort':
+      w.u64(m.id, 'id');
+      return w.frame(m.kind === 'commit' ? FrameType.commit : FrameType.abort);
+    case 'ping':
+    case 'pong':
+      w.u64(m.token, 'token');
+      return w.frame(m.kind === 'ping' ? FrameType.ping : FrameType.pong);
+  }
+}
+
+/**
+ * Cuts a string to at most maxBytes of UTF-8 without splitting a character, replacing lone
+ * surrogates, so the result always encodes. For free-text fields (ACK reason) built from
+ * error messages.
+ */
+export function truncateUtf8(s: string, maxBytes: number): string {
+  let out = '';
+  let used = 0;
+  for (const ch of s.replace(LONE_SURROGATE, '\ufffd')) {
+    const n = utf8.encode(ch).length;
+    if (used + n > maxBytes) break;
+    out += ch;
+    used += n;
+  }
+  return out;
+}
+
+/** A stable key for a flow (canonical addresses), for maps on both sides of the channel. */
+export function flowKey(f: FlowInfo): string {
+  const c = formatIp(parseIp(f.client.address, f.family, 'client.address'));
+  const v = formatIp(parseIp(f.vip.address, f.family, 'vip.address'));
+  return `${c}|${f.client.port}|${v}|${f.vip.port}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded reader and writer
+
+const utf8 = new TextEncoder();
+const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const LONE_SURROGATE = /\p{Cs}/gu;
+
+class Reader {
+  readonly #buf: Uint8Array;
+  readonly #view: DataView;
+  readonly #kind: string;
+  #off = 0;
+
+  constructor(buf: Uint8Array, kind: string) {
+    this.#buf = buf;
+    this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.#kind = kind;
+  }
+
+  get remaining(): number {
+    return this.#buf.length - this.#off;
+  }
+
+  #need(n: number, field: string): number {
+    if (this.remaining < n) {
+      throw new FrameError(`${this.#kind}.${field}`, `truncated: need ${n} bytes, have ${this.remaining}`);
+    }
+    const at = this.#off;
+    this.#off += n;
+    return at;
+  }
+
+  u8(field: string): number {
+    return this.#view.getUint8(this.#need(1, field));
+  }
+  u16(field: string): number {
+    return this.#view.getUint16(this.#need(2, field));
+  }
+  u32(field: string): number {
+    return this.#view.getUint32(this.#need(4, field));
+  }
+  u64(field: string): bigint {
+    return this.#view.getBigUint64(this.#need(8, field));
+  }
+  bytes(n: number, field: string): Uint8Array {
+    const at = this.#need(n, field);
+    return new Uint8Array(this.#buf.subarray(at, at + n));
+  }
+  str8(max: number, field: string): string {
+    return this.#str(this.u8(`${field}.length`), max, field);
+  }
+  str16(max: number, field: string): string {
+    return this.#str(this.u16(`${field}.length`), max, field);
+  }
+  #str(n: number, max: number, field: string): string {
+    if (n > max) throw new FrameError(`${this.#kind}.${field}`, `length ${n} exceeds ${max}`);
+    const at = this.#need(n, field);
+    try {
+      return utf8Strict.decode(this.#buf.subarray(at, at + n));
+    } catch {
+      throw new FrameError(`${this.#kind}.${field}`, 'invalid UTF-8');
+    }
+  }
+  end(): void {
+    if (this.remaining !== 0) throw new FrameError(`${this.#kind}`, `${this.remaining} trailing bytes`);
+  }
+}
+
+class Writer {
+  readonly #parts: Uint8Array[] = [];
+  readonly #kind: string;
+  #length = 0;
+
+  constructor(kind: string) {
+    this.#kind = kind;
+  }
+
+  #int(v: number, bits: 8 | 16 | 32, field: string): this {
+    if (!Number.isInteger(v) || v < 0 || v >= 2 ** bits) {
+      throw new FrameError(`${this.#kind}.${field}`, `${v} is not a u${bits}`);
+    }
+    const b = new Uint8Array(bits / 8);
+    const dv = new DataView(b.buffer);
+    if (bits === 8) dv.setUint8(0, v);
+    else if (bits === 16) dv.setUint16(0, v);
+    else dv.setUint32(0, v);
+    return this.raw(b);
+  }
+  u8(v: number, field: string): this {
+    return this.#int(v, 8, field);
+  }
+  u16(v: number, field: string): this {
+    return this.#int(v, 16, field);
+  }
+  u32(v: number, field: string): this {
+    return this.#int(v, 32, field);
+  }
+  u64(v: bigint, field: string): this {
+    if (typeof v !== 'bigint' || v < 0n || v > 0xffff_ffff_ffff_ffffn) {
+      throw new FrameError(`${this.#kind}.${field}`, `${String(v)} is not a u64`);
+    }
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, v);
+    return this.raw(b);
+  }
+  fixed(b: Uint8Array, n: number, field: string): this {
+    if (b.length !== n) throw new FrameError(`${this.#kind}.${field}`, `must be ${n} bytes, got ${b.length}`);
+    return this.raw(b);
+  }
+  str8(s: string, max: number, field: string): this {
+    const b = this.#utf8(s, max, field);
+    return this.u8(b.length, `${field}.length`).raw(b);
+  }
+  str16(s: string, max: number, field: string): this {
+    const b = this.#utf8(s, max, field);
+    return this.u16(b.length, `${field}.length`).raw(b);
+  }
+  #utf8(s: string, max: number, field: string): Uint8Array {
+    // A lone surrogate would be replaced by U+FFFD and not decode back to the same string.
+    if (/\p{Cs}/u.test(s)) throw new FrameError(`${this.#kind}.${field}`, 'not well-formed Unicode');
+    const b = utf8.encode(s);
+    if (b.length > max) throw new FrameError(`${this.#kind}.${field}`, `${b.length} bytes exceeds ${max}`);
+    return b;
+  }
+  raw(b: Uint8Array): this {
+    this.#parts.push(b);
+    this.#length += b.length;
+    return this;
+  }
+  frame(type: number): Uint8Array {
+    const length = 1 + this.#length;
+    if (length > 0xffff_ffff) throw new FrameError('length', `frame length ${length} does not fit a u32`, FRAME_ERR.TOO_LARGE);
+    const out = new Uint8Array(4 + length);
+    new DataView(out.buffer).setUint32(0, length);
+    out[4] = type;
+    let off = FRAME_HEADER_BYTES;
+    for (const p of this.#parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    return out;
+  }
+}
+
+function parseIp(text: string, family: AddressFamily, field: string): Uint8Array {
+  const b = family === 4 ? parseIPv4(text) : parseIPv6(text);
+  if (b === undefined) throw new FrameError(`flow-end.${field}`, `not an IPv${family} address: ${JSON.stringify(text)}`);
+  return b;
+}
+
+function formatIp(b: Uint8Array): string {
+  return b.length === 4 ? formatIPv4(b) : formatIPv6(b);
+}
