@@ -75,6 +75,7 @@ export function registerDemo(program: Command): void {
             frontendIfaceBytes: feBytes,
             frontendByteRatio: summary.bytesServed ? feBytes / summary.bytesServed : 0,
             handoffUs: { p50: round(stats.handoffUs.p50), p99: round(stats.handoffUs.p99) },
+            phasesUs: stats.phasesUs,
             latencyMs: { p50: round(summary.latencyMs.p50), p99: round(summary.latencyMs.p99) },
             perBackend: summary.perBackend,
             retries: stats.retries,

@@ -53,6 +53,7 @@ export interface FrontendStats {
   readonly retries: number;
   readonly pending: number;
   readonly handoffUs: ReturnType<LatencyRecorder['summary']>;
+  readonly phasesUs: Record<string, { p50: number; p99: number }>;
   readonly perBackend: Record<string, { handoffs: number; failures: number; active: number; up: boolean }>;
 }
 
@@ -61,6 +62,8 @@ export class Frontend {
   readonly #server: net.Server;
   readonly #counters = new Map<string, BackendCounters>();
   readonly #latency = new LatencyRecorder();
+  /** Where handoff time goes, per phase (us): hold, capture, prepare (send -> ack), forward. */
+  readonly #phases = { hold: new LatencyRecorder(4096), capture: new LatencyRecorder(4096), prepare: new LatencyRecorder(4096), forward: new LatencyRecorder(4096) };
   readonly #local = new Map<number, number>();
   readonly #now: () => number;
   #accepted = 0;
@@ -117,6 +120,10 @@ export class Frontend {
       retries: this.#retries,
       pending: this.#pending,
       handoffUs: this.#latency.summary(),
+      phasesUs: Object.fromEntries(Object.entries(this.#phases).map(([k, r]) => {
+        const { p50, p99 } = r.summary();
+        return [k, { p50, p99 }];
+      })),
       perBackend,
     };
   }
@@ -196,14 +203,18 @@ export class Frontend {
     const flow: FlowKey = { family, clientAddress: sock.remoteAddress!, clientPort: sock.remotePort! };
     const fd = handleOf(sock).fd;
 
+    const since = (t: bigint): number => Number(process.hrtime.bigint() - t) / 1000;
+    let t = process.hrtime.bigint();
     try {
       await this.#d.steering.hold(flow);
+      this.#phases.hold.record(since(t));
     } catch (e) {
       log.error({ err: (e as Error).message }, 'hold failed');
       return this.#answer(sock, 503);
     }
     let blob: Uint8Array;
     const handoffId = this.#nextId++;
+    t = process.hrtime.bigint();
     try {
       const state = captureState({
         fd, family,
@@ -212,6 +223,7 @@ export class Frontend {
         consumed,
       });
       blob = encodeBlob({ handoffId, flowId: this.#nextFlowId++ >>> 0, state });
+      this.#phases.capture.record(since(t));
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'capture failed; answering locally');
       return this.#giveBack(sock, fd, flow);
@@ -224,11 +236,15 @@ export class Frontend {
       const ch = this.#d.channels.get(id);
       const c = this.#counters.get(id)!;
       c.inflight++;
+      t = process.hrtime.bigint();
       const ack = ch ? await ch.sendHandoff(handoffId, blob) : { ok: false as const, code: 'BATON_ERR_NO_CHANNEL', reason: id };
       c.inflight--;
       if (ack.ok) {
+        this.#phases.prepare.record(since(t));
+        t = process.hrtime.bigint();
         try {
           await this.#d.steering.forward(flow, id);
+          this.#phases.forward.record(since(t));
         } catch (e) {
           ch!.abort(handoffId);
           log.error({ err: (e as Error).message }, 'forward failed; answering locally');

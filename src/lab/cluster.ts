@@ -46,6 +46,7 @@ export interface FrontendStatsJson {
   retries: number;
   answeredLocally: Record<string, number>;
   handoffUs: { count: number; p50: number; p90: number; p99: number; max: number; buckets: Record<string, number> };
+  phasesUs: Record<string, { p50: number; p99: number }>;
   perBackend: Record<string, { handoffs: number; failures: number; active: number; up: boolean }>;
   steering?: { entries: number };
 }
