@@ -2,6 +2,7 @@
 // The model (which flow is where) lives here; the kernel sets are its projection.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { NftNetlink, type ElementOp } from './nft-netlink.ts';
 import { NftSession } from './nft-session.ts';
 import {
   addElement, closingSet, deleteElement, holdSet, liveSet, parseSetElements, tableScript, type NftConfig,
@@ -23,18 +24,102 @@ export interface NftSteeringOptions {
   readonly idleTimeoutS?: number;
   /** How long a released flow keeps being forwarded, for the last FIN/ACK packets. */
   readonly lingerMs?: number;
+  /**
+   * How elements are added and deleted: 'netlink' (default) talks NETLINK_NETFILTER directly,
+   * tens of microseconds per operation; 'nft' feeds a long-lived `nft -i` (milliseconds).
+   */
+  readonly transport?: 'netlink' | 'nft';
+}
+
+/** One element change, before a transport turns it into a netlink message or an nft line. */
+interface Op {
+  readonly kind: 'add' | 'delete';
+  readonly set: string;
+  readonly flow: FlowKey;
+  readonly timeoutMs?: number;
+}
+
+interface Transport {
+  /** Applies the ops as one request; resolves once the kernel has. */
+  apply(ops: readonly Op[], what: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Netlink: one kernel transaction per request, applied synchronously. A delete of an element
+ * that is already gone (timed out, never added) is not an error and does not undo the add
+ * next to it.
+ */
+class NetlinkTransport implements Transport {
+  readonly #nl: NftNetlink;
+  readonly #table: string;
+
+  constructor(table: string) {
+    this.#table = table;
+    this.#nl = NftNetlink.open();
+  }
+
+  apply(ops: readonly Op[], what: string): Promise<void> {
+    const els = ops.map(
+      (o): ElementOp => ({
+        kind: o.kind,
+        table: this.#table,
+        set: o.set,
+        family: o.flow.family,
+        address: o.flow.clientAddress,
+        port: o.flow.clientPort,
+        timeoutMs: o.timeoutMs,
+        missingOk: o.kind === 'delete',
+      }),
+    );
+    try {
+      this.#nl.apply(els);
+      return Promise.resolve();
+    } catch (e) {
+      if (e instanceof Error) e.message = `${what}: ${e.message}`;
+      return Promise.reject(e);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#nl.close();
+    return Promise.resolve();
+  }
+}
+
+/** `nft -i` (fallback): deleting a missing element fails the request. */
+class NftTransport implements Transport {
+  readonly #session: NftSession;
+  readonly #table: string;
+
+  constructor(table: string) {
+    this.#table = table;
+    this.#session = new NftSession(table);
+  }
+
+  apply(ops: readonly Op[], what: string): Promise<void> {
+    const t = this.#table;
+    const lines = ops.map((o) =>
+      o.kind === 'add' ? addElement(t, o.set, o.flow, o.timeoutMs) : deleteElement(t, o.set, o.flow),
+    );
+    return this.#session.run(lines, what);
+  }
+
+  close(): Promise<void> {
+    return this.#session.close();
+  }
 }
 
 export class NftSteering implements Steering {
   readonly #cfg: NftConfig;
   readonly #index = new Map<string, number>();
   readonly #owner = new Map<string, string>();
-  readonly #session: NftSession;
+  readonly #tx: Transport;
 
-  private constructor(cfg: NftConfig, backends: readonly SteerBackend[]) {
+  private constructor(cfg: NftConfig, backends: readonly SteerBackend[], transport: 'netlink' | 'nft') {
     this.#cfg = cfg;
     backends.forEach((b, i) => this.#index.set(b.id, i));
-    this.#session = new NftSession(cfg.table);
+    this.#tx = transport === 'nft' ? new NftTransport(cfg.table) : new NetlinkTransport(cfg.table);
   }
 
   static async create(o: NftSteeringOptions): Promise<NftSteering> {
@@ -50,7 +135,12 @@ export class NftSteering implements Steering {
       lingerMs: o.lingerMs ?? 2000,
     };
     await applyScript(tableScript(cfg));
-    return new NftSteering(cfg, o.backends);
+    try {
+      return new NftSteering(cfg, o.backends, o.transport ?? 'netlink');
+    } catch (e) {
+      await run('nft', ['delete', 'table', 'netdev', cfg.table]).catch(() => undefined);
+      throw e;
+    }
   }
 
   #backendIndex(id: string): number {
@@ -60,23 +150,26 @@ export class NftSteering implements Steering {
   }
 
   hold(flow: FlowKey): Promise<void> {
-    return this.#session.run([addElement(this.#cfg.table, holdSet(flow.family), flow)], `hold ${flowKeyString(flow)}`);
+    return this.#tx.apply([{ kind: 'add', set: holdSet(flow.family), flow }], `hold ${flowKeyString(flow)}`);
   }
 
   async forward(flow: FlowKey, backendId: string): Promise<void> {
     const b = this.#backendIndex(backendId);
-    const t = this.#cfg.table;
     // Live first, then unhold: a packet in between is dropped (the client retransmits), never
-    // delivered to the front-end's stack, which no longer has the socket.
-    await this.#session.run(
-      [addElement(t, liveSet(flow.family, b), flow), deleteElement(t, holdSet(flow.family), flow)],
+    // delivered to the front-end's stack, which no longer has the socket. (Over netlink both
+    // are one transaction, so there is no in between.)
+    await this.#tx.apply(
+      [
+        { kind: 'add', set: liveSet(flow.family, b), flow },
+        { kind: 'delete', set: holdSet(flow.family), flow },
+      ],
       `forward ${flowKeyString(flow)} to ${backendId}`,
     );
     this.#owner.set(flowKeyString(flow), backendId);
   }
 
   unhold(flow: FlowKey): Promise<void> {
-    return this.#session.run([deleteElement(this.#cfg.table, holdSet(flow.family), flow)], `unhold ${flowKeyString(flow)}`);
+    return this.#tx.apply([{ kind: 'delete', set: holdSet(flow.family), flow }], `unhold ${flowKeyString(flow)}`);
   }
 
   async release(flow: FlowKey): Promise<void> {
@@ -85,9 +178,11 @@ export class NftSteering implements Steering {
     if (owner === undefined) return;
     this.#owner.delete(k);
     const b = this.#backendIndex(owner);
-    const t = this.#cfg.table;
-    await this.#session.run(
-      [addElement(t, closingSet(flow.family, b), flow, this.#cfg.lingerMs), deleteElement(t, liveSet(flow.family, b), flow)],
+    await this.#tx.apply(
+      [
+        { kind: 'add', set: closingSet(flow.family, b), flow, timeoutMs: this.#cfg.lingerMs },
+        { kind: 'delete', set: liveSet(flow.family, b), flow },
+      ],
       `release ${k}`,
     );
   }
@@ -112,7 +207,7 @@ export class NftSteering implements Steering {
   }
 
   async close(): Promise<void> {
-    await this.#session.close();
+    await this.#tx.close();
     await run('nft', ['delete', 'table', 'netdev', this.#cfg.table]).catch(() => undefined);
   }
 }
