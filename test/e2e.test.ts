@@ -2,13 +2,24 @@
 // segment), the real daemons, real clients (curl and Node). Needs root; CI is root.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startCluster, type Cluster } from '../src/lab/cluster.ts';
+import { startCluster, type Cluster, type ClusterOptions } from '../src/lab/cluster.ts';
 import { labUp, type Lab } from '../src/lab/lab.ts';
 import { runDriver } from '../src/lab/run-driver.ts';
 import { parseSetElements } from '../src/steer/nft-script.ts';
 import { patternSha256 } from '../src/wire/pattern.ts';
 
 const root = process.getuid?.() === 0;
+
+/** A lab with a running cluster; the lab is removed again if the cluster cannot start. */
+async function clusterUp(backends: number, o: ClusterOptions): Promise<{ lab: Lab; cluster: Cluster }> {
+  const lab = await labUp({ backends });
+  try {
+    return { lab, cluster: await startCluster(lab, o) };
+  } catch (e) {
+    await lab.down();
+    throw e;
+  }
+}
 const skip = root ? false : 'needs root (network namespaces, TCP_REPAIR, nftables)';
 
 describe('handoff end to end', { skip }, () => {
@@ -17,31 +28,25 @@ describe('handoff end to end', { skip }, () => {
   const table = (): string => (cluster.frontendConfig.steering as { table: string }).table;
 
   before(async () => {
-    lab = await labUp({ backends: 3 });
-    try {
-      cluster = await startCluster(lab, {
-        frontend: {
-          pools: [
-            { name: 'all', policy: { name: 'wrr' }, members: ['b1', 'b2', 'b3'] },
-            { name: 'only-b2', policy: { name: 'wrr' }, members: ['b2'] },
-            { name: 'only-b3', policy: { name: 'lc' }, members: ['b3'] },
-            { name: 'refuser-first', policy: { name: 'wrr' }, members: ['b1', 'b3'] },
-          ],
-          rules: [
-            { match: { host: 'b2.example' }, pool: 'only-b2' },
-            { match: { pathPrefix: '/bytes/3' }, pool: 'only-b3' },
-            { match: { host: 'retry.example' }, pool: 'refuser-first' },
-          ],
-          defaultPool: 'all',
-          limits: { headTimeoutMs: 1500, maxHeadBytes: 8192 },
-        },
-        // b1 refuses any handoff whose blob exceeds 2 KiB: the front-end must re-hand it.
-        backend: (name) => (name === 'b1' ? { limits: { maxBlobBytes: 2048 } } : {}),
-      });
-    } catch (e) {
-      await lab.down();
-      throw e;
-    }
+    ({ lab, cluster } = await clusterUp(3, {
+      frontend: {
+        pools: [
+          { name: 'all', policy: { name: 'wrr' }, members: ['b1', 'b2', 'b3'] },
+          { name: 'only-b2', policy: { name: 'wrr' }, members: ['b2'] },
+          { name: 'only-b3', policy: { name: 'lc' }, members: ['b3'] },
+          { name: 'refuser-first', policy: { name: 'wrr' }, members: ['b1', 'b3'] },
+        ],
+        rules: [
+          { match: { host: 'b2.example' }, pool: 'only-b2' },
+          { match: { pathPrefix: '/bytes/3' }, pool: 'only-b3' },
+          { match: { host: 'retry.example' }, pool: 'refuser-first' },
+        ],
+        defaultPool: 'all',
+        limits: { headTimeoutMs: 1500, maxHeadBytes: 8192 },
+      },
+      // b1 refuses any handoff whose blob exceeds 2 KiB: the front-end must re-hand it.
+      backend: (name) => (name === 'b1' ? { limits: { maxBlobBytes: 2048 } } : {}),
+    }));
   });
   after(async () => {
     await cluster?.stop();
@@ -164,23 +169,17 @@ describe('no back-end available', { skip }, () => {
   let lab: Lab;
   let cluster: Cluster;
   before(async () => {
-    lab = await labUp({ backends: 2 });
-    try {
-      cluster = await startCluster(lab, {
-        skipAgents: ['b2'],
-        frontend: {
-          pools: [
-            { name: 'up', policy: { name: 'wrr' }, members: ['b1'] },
-            { name: 'down', policy: { name: 'wrr' }, members: ['b2'] },
-          ],
-          rules: [{ match: { host: 'down.example' }, pool: 'down' }],
-          defaultPool: 'up',
-        },
-      });
-    } catch (e) {
-      await lab.down();
-      throw e;
-    }
+    ({ lab, cluster } = await clusterUp(2, {
+      skipAgents: ['b2'],
+      frontend: {
+        pools: [
+          { name: 'up', policy: { name: 'wrr' }, members: ['b1'] },
+          { name: 'down', policy: { name: 'wrr' }, members: ['b2'] },
+        ],
+        rules: [{ match: { host: 'down.example' }, pool: 'down' }],
+        defaultPool: 'up',
+      },
+    }));
   });
   after(async () => {
     await cluster?.stop();

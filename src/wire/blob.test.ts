@@ -15,19 +15,11 @@ import {
 import { crc32c, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from './bytes.ts';
 import { WireError } from './errors.ts';
 import type { TcpState } from './tcp-state.ts';
+import { throwsWire } from './testing.ts';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-
-function throwsWire(fn: () => unknown, code: string, field?: string): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof WireError, `expected WireError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    if (field !== undefined) assert.equal(e.field, field);
-    return true;
-  });
-}
 
 const FIXED: HandoffBlob = {
   handoffId: 0x0102030405060708n,

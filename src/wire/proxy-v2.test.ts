@@ -4,19 +4,11 @@ import fc from 'fast-check';
 import { PROXY_ERR, decodeProxyV2, encodeProxyV2, type ProxyV2Addresses } from './proxy-v2.ts';
 import { formatIPv4, formatIPv6 } from './bytes.ts';
 import { WireError } from './errors.ts';
+import { throwsWire } from './testing.ts';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const SIG = '0d0a0d0a000d0a515549540a';
-
-function throwsWire(fn: () => unknown, code: string, field?: string): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof WireError, `expected WireError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    if (field !== undefined) assert.equal(e.field, field);
-    return true;
-  });
-}
 
 const V4: ProxyV2Addresses = {
   family: 4,
