@@ -127,6 +127,38 @@ describe('handoff end to end', { skip }, () => {
     assert.ok(st.retries >= 1, `expected retries, stats: ${JSON.stringify(st)}`);
   });
 
+  test('a client reusing its port at once gets a fresh handoff, not the old flow\'s steering', async () => {
+    // The client reads to the server's FIN before closing, so its port is free again at once
+    // (no TIME_WAIT on the client) while the old flow's entry still lingers at the front-end;
+    // round robin sends each new connection to another back-end.
+    const py = [
+      'import socket, sys, time',
+      'for i in range(5):',
+      '    s = socket.socket(); s.settimeout(10)',
+      '    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+      '    s.bind(("", 47001)); s.connect((sys.argv[1], 80))',
+      '    s.sendall(b"GET /bytes/2000 HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")',
+      '    data = b""',
+      '    while True:',
+      '        d = s.recv(65536)',
+      '        if not d: break',
+      '        data += d',
+      '    s.close(); time.sleep(0.05)',  // our FIN's ACK arrives; still well inside the 1 s linger
+      '    head = data.split(b"\\r\\n\\r\\n")[0].decode()',
+      '    who = [l.split(": ")[1] for l in head.split("\\r\\n") if l.lower().startswith("x-baton-backend")]',
+      '    print(head.split(" ")[1], who[0] if who else "?", len(data) - len(head) - 4)',
+    ].join('\n');
+    const r = await lab.exec(lab.client, ['python3', '-c', py, lab.vip], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout.trim().split('\n').map((l) => l.split(' '));
+    assert.equal(rows.length, 5, r.stdout);
+    for (const [status, , bodyLen] of rows) {
+      assert.equal(status, '200', r.stdout);
+      assert.equal(bodyLen, '2000', r.stdout);
+    }
+    assert.ok(new Set(rows.map((x) => x[1])).size > 1, `expected several back-ends: ${r.stdout}`);
+  });
+
   test('200 concurrent connections all correct; no steering entries left after they close', async () => {
     const s = await runDriver(lab, {
       host: lab.vip, port: 80, concurrency: 200, keepAlive: false, timeoutMs: 60_000,

@@ -8,14 +8,20 @@ const cfg: NftConfig = {
   holdTimeoutS: 30, idleTimeoutS: 300, lingerMs: 1500,
 };
 
-test('the table holds before it forwards, and forwards closing flows without refreshing them', () => {
+test('a new SYN forgets stale steering; the table holds before it forwards; closing flows are not refreshed', () => {
   const s = tableScript(cfg);
   const rules = s.split('\n').filter((l) => l.includes('daddr 10.77.0.100 tcp dport 80'));
-  assert.equal(rules.length, 1 + 2 * 2);
-  assert.match(rules[0]!, /@hold4 drop$/);
-  assert.match(rules[1]!, /@closing4_0 fwd ip to 10\.77\.0\.11 device "eth0"$/);
-  assert.match(rules[2]!, /@live4_0 update @live4_0 \{ ip saddr \. tcp sport timeout 300s \} fwd ip to 10\.77\.0\.11/);
-  assert.ok(!rules[1]!.includes('update'));
+  assert.equal(rules.length, 2 + 2 * 2);
+  assert.equal(
+    rules[0]!.trim(),
+    'ip daddr 10.77.0.100 tcp dport 80 tcp flags & (syn | ack) == syn ' +
+      'delete @live4_0 { ip saddr . tcp sport } delete @closing4_0 { ip saddr . tcp sport } ' +
+      'delete @live4_1 { ip saddr . tcp sport } delete @closing4_1 { ip saddr . tcp sport } accept',
+  );
+  assert.match(rules[1]!, /@hold4 drop$/);
+  assert.match(rules[2]!, /@closing4_0 fwd ip to 10\.77\.0\.11 device "eth0"$/);
+  assert.match(rules[3]!, /@live4_0 update @live4_0 \{ ip saddr \. tcp sport timeout 300s \} fwd ip to 10\.77\.0\.11/);
+  assert.ok(!rules[2]!.includes('update'));
   assert.match(s, /hook ingress device "eth0" priority -500/);
   // Linger rounds up to whole seconds.
   assert.match(s, /set closing4_1 \{\n {4}type ipv4_addr \. inet_service\n {4}flags timeout\n {4}timeout 2s/);

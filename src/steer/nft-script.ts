@@ -8,6 +8,7 @@
 //   set closing{4,6}_<b>:    flows whose connection ended; still forwarded for a short linger
 //                            so the last FIN/ACKs reach the owner, never refreshed.
 // Every set is keyed by client address . client port; the VIP and port are in the rules.
+// A new SYN on a tuple clears that tuple from every live and closing set first (port reuse).
 import type { FlowKey } from './types.ts';
 
 export interface NftConfig {
@@ -58,7 +59,14 @@ export function tableScript(c: NftConfig): string {
       setDecl(closingSet(c.family, b.index), f.addr, lingerS),
     ]),
   ];
+  // A bare SYN means the client has no connection on this tuple any more (it reused a port):
+  // whatever was steered for it is stale. Forget it in the data path and let the front-end's
+  // stack take the new connection; otherwise the handshake would go to the old owner.
+  const forget = c.backends
+    .map((b) => `delete @${liveSet(c.family, b.index)} { ${key} } delete @${closingSet(c.family, b.index)} { ${key} }`)
+    .join(' ');
   const rules = [
+    `    ${match} tcp flags & (syn | ack) == syn ${forget}${forget ? ' ' : ''}accept`,
     `    ${match} ${key} @${holdSet(c.family)} drop`,
     ...c.backends.flatMap((b) => [
       `    ${match} ${key} @${closingSet(c.family, b.index)} fwd ${f.ip} to ${b.address} device "${c.device}"`,
