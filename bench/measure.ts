@@ -8,7 +8,7 @@ import { startPath, type PathName, type RunningPath } from './paths.ts';
 import { machineBusyMs, treeCpuMs } from './proc.ts';
 import type { HandoffSummary } from './report.ts';
 import { errorRow, SIZES, summarize, type ResultRow, type Sample } from './results.ts';
-import { runWrk, wrkErrors, type Mode } from './wrk.ts';
+import { runWrk, wrkErrorKinds, wrkErrors, type Mode } from './wrk.ts';
 
 export interface Plan {
   readonly paths: readonly PathName[];
@@ -71,6 +71,7 @@ async function measureCell(env: BenchEnv, path: RunningPath, be: Backends, cell:
     requests: w.requests,
     durationS: w.durationUs / 1e6,
     errors: wrkErrors(w),
+    errorKinds: wrkErrorKinds(w),
     p50Us: w.p50Us,
     p99Us: w.p99Us,
     feCpuMs: treeCpuMs(path.frontendPids) - fe0,

@@ -21,6 +21,8 @@ export interface HandoffStats {
   readonly count: number;
   /** As the front-end reports it: log2 bucket upper bound in µs -> handoffs. */
   readonly histogram?: unknown;
+  /** Where the time goes, per handoff phase (hold, capture, prepare, forward), if the front-end reports it. */
+  readonly phases?: Record<string, { p50: number; p99: number }>;
 }
 
 export interface RunningPath {
@@ -189,7 +191,26 @@ export function parseHandoff(doc: unknown): HandoffStats {
   const count = typeof h['count'] === 'number' ? h['count'] : 0;
   // The front-end's LatencyRecorder reports log2 buckets as `buckets`: upper bound (µs) -> count.
   const histogram = h['buckets'] ?? h['histogram'];
-  return { p50: h['p50'], p99: h['p99'], count, ...(histogram === undefined ? {} : { histogram }) };
+  const phases: Record<string, { p50: number; p99: number }> = {};
+  const ph = isRecord(doc) ? doc['phasesUs'] : undefined;
+  if (isRecord(ph)) {
+    for (const [k, v] of Object.entries(ph)) {
+      if (isRecord(v) && typeof v['p50'] === 'number' && typeof v['p99'] === 'number') {
+        phases[k] = { p50: round1(v['p50']), p99: round1(v['p99']) };
+      }
+    }
+  }
+  return {
+    p50: round1(h['p50']),
+    p99: round1(h['p99']),
+    count,
+    ...(histogram === undefined ? {} : { histogram }),
+    ...(Object.keys(phases).length === 0 ? {} : { phases }),
+  };
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

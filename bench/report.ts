@@ -16,7 +16,30 @@ export interface HandoffSummary {
   readonly p99: number | null;
   readonly count?: number;
   readonly histogram?: unknown;
+  readonly phases?: Record<string, { p50: number; p99: number }>;
   readonly error?: string;
+}
+
+function handoffSection(h: HandoffSummary): string {
+  if (h.p50 === null) return `not available (${h.error ?? 'unknown'})\n`;
+  const lines = [`p50 ${h.p50} µs, p99 ${h.p99} µs over ${h.count ?? '?'} handoffs (request head complete → back-end commit).`, ''];
+  if (h.phases !== undefined) {
+    lines.push('| phase | p50 µs | p99 µs |', '|---|--:|--:|');
+    for (const [k, v] of Object.entries(h.phases)) lines.push(`| ${k} | ${v.p50} | ${v.p99} |`);
+    lines.push('');
+  }
+  if (typeof h.histogram === 'object' && h.histogram !== null) {
+    const entries = Object.entries(h.histogram as Record<string, unknown>).filter(
+      (e): e is [string, number] => typeof e[1] === 'number',
+    );
+    const total = entries.reduce((a, [, n]) => a + n, 0);
+    if (total > 0) {
+      lines.push('| handoff latency ≤ µs | handoffs | share |', '|--:|--:|--:|');
+      for (const [ub, n] of entries) lines.push(`| ${ub} | ${n} | ${((100 * n) / total).toFixed(1)} % |`);
+      lines.push('');
+    }
+  }
+  return lines.join('\n');
 }
 
 const dash = '—';
@@ -26,6 +49,9 @@ const fmt = (v: number | null, digits = 1): string => {
   return v.toFixed(digits);
 };
 const fmtRatio = (v: number | null): string => (v === null ? dash : `${v.toFixed(2)}×`);
+
+const kinds = (r: ResultRow): string =>
+  r.errorKinds === undefined ? '' : ` (${Object.entries(r.errorKinds).map(([k, n]) => `${k} ${n}`).join(', ')})`;
 
 export function markdownResults(rows: readonly ResultRow[]): string {
   const head =
@@ -42,7 +68,7 @@ export function markdownResults(rows: readonly ResultRow[]): string {
       )} | ${fmt(r.feBytesPerReq, 0)} | ${fmt(r.fePacketsPerReq, 1)} | ${fmt(r.beCpuMsPer1k, 1)} | ${fmt(
         r.machineCpuMsPer1k,
         1,
-      )} | ${r.errors} |`;
+      )} | ${r.errors}${kinds(r)} |`;
     })
     .join('\n');
   return head + body + '\n';
@@ -71,10 +97,6 @@ export function markdownReport(
   ratioRows: readonly RatioRow[],
   handoff: HandoffSummary,
 ): string {
-  const h =
-    handoff.p50 === null
-      ? `not available (${handoff.error ?? 'unknown'})`
-      : `p50 ${handoff.p50} µs, p99 ${handoff.p99} µs over ${handoff.count ?? '?'} handoffs`;
   return [
     `# baton benchmark — ${meta.date}`,
     '',
@@ -91,8 +113,7 @@ export function markdownReport(
     markdownRatios(ratioRows),
     '## baton handoff latency',
     '',
-    h,
-    '',
+    handoffSection(handoff),
   ].join('\n');
 }
 

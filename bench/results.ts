@@ -11,6 +11,8 @@ export interface Sample {
   readonly requests: number;
   readonly durationS: number;
   readonly errors: number;
+  /** Failed requests by kind as wrk counts them (connect, read, write, status, timeout); zeros left out. */
+  readonly errorKinds: Readonly<Record<string, number>>;
   readonly p50Us: number;
   readonly p99Us: number;
   readonly feCpuMs: number;
@@ -40,6 +42,8 @@ export interface ResultRow {
   /** Requests and failed requests summed over repeats. */
   readonly requests: number;
   readonly errors: number;
+  /** errors by kind (connect, read, write, status, timeout), summed over repeats; absent when there were none. */
+  readonly errorKinds?: Readonly<Record<string, number>>;
   readonly repeats: number;
   readonly error?: string;
 }
@@ -91,8 +95,15 @@ export function summarize(path: PathName, size: string, mode: Mode, samples: rea
     machineCpuMsPer1k: round(per((s) => (s.machineCpuMs * 1000) / s.requests), 2),
     requests,
     errors,
+    ...(errors === 0 ? {} : { errorKinds: sumKinds(samples) }),
     repeats: samples.length,
   };
+}
+
+function sumKinds(samples: readonly Sample[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of samples) for (const [k, n] of Object.entries(s.errorKinds)) out[k] = (out[k] ?? 0) + n;
+  return out;
 }
 
 export function errorRow(

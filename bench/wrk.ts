@@ -55,3 +55,15 @@ export async function runWrk(lab: Lab, o: WrkOptions): Promise<WrkResult> {
 export function wrkErrors(w: WrkResult): number {
   return w.connectErrors + w.readErrors + w.writeErrors + w.statusErrors + w.timeouts;
 }
+
+/** The non-zero error counters by kind. */
+export function wrkErrorKinds(w: WrkResult): Record<string, number> {
+  const all: Record<string, number> = {
+    connect: w.connectErrors,
+    read: w.readErrors,
+    write: w.writeErrors,
+    status: w.statusErrors,
+    timeout: w.timeouts,
+  };
+  return Object.fromEntries(Object.entries(all).filter(([, n]) => n > 0));
+}

@@ -107,8 +107,10 @@ const COMMON_SYSCTLS = [
 ];
 
 const ROLE_SYSCTLS: Record<LabRole, readonly string[]> = {
-  // Many short connections in benchmarks: a wide ephemeral range postpones port reuse.
-  client: ['net.ipv4.ip_local_port_range=10000 65000'],
+  // Load-generator settings. When the client closes first (wrk often beats a slow server's FIN) it keeps the
+  // TIME_WAIT; after ~30k connections connect() then spins searching for a free port (100 % CPU, a few hundred
+  // connections/s). A wide range and reuse of TIME_WAIT ports older than a second (timestamps make it safe) avoid it.
+  client: ['net.ipv4.ip_local_port_range=10000 65000', 'net.ipv4.tcp_tw_reuse=1'],
   frontend: [],
   // LVS direct-routing real server: accept the VIP (on lo) but never answer ARP for it or use it as ARP source.
   backend: [
