@@ -6,6 +6,8 @@ import type { RatioRow, ResultRow } from './results.ts';
 export interface RunMeta {
   readonly date: string;
   readonly machine: string;
+  /** git describe of the tree measured ("-dirty" when it had uncommitted changes). */
+  readonly revision: string;
   readonly settings: string;
   readonly backendKind: string;
   readonly notes: readonly string[];
@@ -101,6 +103,7 @@ export function markdownReport(
     `# baton benchmark — ${meta.date}`,
     '',
     `- machine: ${meta.machine}`,
+    `- revision: ${meta.revision}`,
     `- settings: ${meta.settings}`,
     `- back-end servers: ${meta.backendKind}`,
     ...meta.notes.map((n) => `- ${n}`),

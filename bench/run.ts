@@ -130,6 +130,12 @@ function machineDescription(): string {
   ].join('; ');
 }
 
+/** The commit measured, with a marker when the working tree differs from it. */
+function revision(): string {
+  const r = spawnSync('git', ['describe', '--always', '--dirty'], { encoding: 'utf8', cwd: fileURLToPath(new URL('..', import.meta.url)) });
+  return r.status === 0 ? r.stdout.trim() : 'unknown';
+}
+
 function stderrProgress(total: number, started: number): Progress {
   let done = 0;
   const elapsed = (): string => `${Math.round((Date.now() - started) / 1000)}s`;
@@ -210,6 +216,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const meta: RunMeta = {
     date,
     machine: machineDescription(),
+    revision: revision(),
     settings:
       `${kind}: ${plan.durationS} s per measurement, ${plan.repeats} repeat(s) (median), ${plan.warmupS} s warm-up ` +
       `per path, ${plan.connections} connections, ${plan.threads} wrk thread(s); run took ${elapsedS} s`,
@@ -226,7 +233,7 @@ async function main(argv: readonly string[]): Promise<void> {
     results: rows,
     handoffUs: handoff,
     ratios: ratioRows,
-    meta: { date, machine: meta.machine, settings: meta.settings, backends: backendKind, elapsedS },
+    meta: { date, revision: meta.revision, machine: meta.machine, settings: meta.settings, backends: backendKind, elapsedS },
   };
   const base = join(o.out, `${date.slice(0, 10)}-${kind}${o.save === true ? '' : '.tmp'}`);
   mkdirSync(o.out, { recursive: true });
