@@ -166,13 +166,14 @@ describe('handoff end to end', { skip }, () => {
     });
     assert.equal(s.errors, 0, s.firstErrors.join('; '));
     // Entries linger 1 s after the back-end reports the end (cluster default), then expire.
-    let left = -1;
-    for (let i = 0; i < 40 && left !== 0; i++) {
+    let left: string[] = [];
+    for (let i = 0; i < 40; i++) {
       await new Promise((r) => setTimeout(r, 250));
       const r = await lab.exec(lab.frontend, ['nft', '-j', 'list', 'table', 'netdev', table()]);
-      left = [...parseSetElements(r.stdout).values()].reduce((n, v) => n + v.length, 0);
+      left = [...parseSetElements(r.stdout)].flatMap(([set, v]) => v.map((f) => `${set}:${f.clientAddress}:${f.clientPort}`));
+      if (left.length === 0) break;
     }
-    assert.equal(left, 0, 'steering entries left behind');
+    assert.deepEqual(left, [], 'steering entries left behind');
   });
 
   const raw = async (payload: string, waitMs = 0): Promise<string> => {

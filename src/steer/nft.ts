@@ -37,6 +37,8 @@ interface Op {
   readonly set: string;
   readonly flow: FlowKey;
   readonly timeoutMs?: number;
+  /** A delete that is only a precaution: the element is usually absent. */
+  readonly cleanup?: boolean;
 }
 
 interface Transport {
@@ -99,9 +101,11 @@ class NftTransport implements Transport {
 
   apply(ops: readonly Op[], what: string): Promise<void> {
     const t = this.#table;
-    const lines = ops.map((o) =>
-      o.kind === 'add' ? addElement(t, o.set, o.flow, o.timeoutMs) : deleteElement(t, o.set, o.flow),
-    );
+    // nft 1.0.6 has no "destroy element": a precautionary delete of a missing element would fail
+    // the request, so this fallback transport skips them.
+    const lines = ops
+      .filter((o) => !o.cleanup)
+      .map((o) => (o.kind === 'add' ? addElement(t, o.set, o.flow, o.timeoutMs) : deleteElement(t, o.set, o.flow)));
     return this.#session.run(lines, what);
   }
 
@@ -115,6 +119,7 @@ export class NftSteering implements Steering {
   readonly #index = new Map<string, number>();
   readonly #owner = new Map<string, string>();
   readonly #tx: Transport;
+  #closed = false;
 
   private constructor(cfg: NftConfig, backends: readonly SteerBackend[], transport: 'netlink' | 'nft') {
     this.#cfg = cfg;
@@ -158,10 +163,14 @@ export class NftSteering implements Steering {
     // Live first, then unhold: a packet in between is dropped (the client retransmits), never
     // delivered to the front-end's stack, which no longer has the socket. (Over netlink both
     // are one transaction, so there is no in between.)
+    // A lingering entry of an earlier connection on this tuple (its end reported after the new SYN
+    // cleared the sets) would shadow the new one: closing rules come first in the chain.
+    const stale = [...this.#index.values()].map((i): Op => ({ kind: 'delete', set: closingSet(flow.family, i), flow, cleanup: true }));
     await this.#tx.apply(
       [
         { kind: 'add', set: liveSet(flow.family, b), flow },
         { kind: 'delete', set: holdSet(flow.family), flow },
+        ...stale,
       ],
       `forward ${flowKeyString(flow)} to ${backendId}`,
     );
@@ -185,6 +194,15 @@ export class NftSteering implements Steering {
       ],
       `release ${k}`,
     );
+    // A packet of this flow being steered on another CPU at the moment of the delete re-adds the
+    // element through the rule's `update` (it adds when absent). Delete it once more after the
+    // linger, unless the tuple has been handed off again since.
+    setTimeout(() => {
+      if (this.#owner.has(k) || this.#closed) return;
+      this.#tx
+        .apply([{ kind: 'delete', set: liveSet(flow.family, b), flow, cleanup: true }], `release ${k} (again)`)
+        .catch(() => undefined);
+    }, this.#cfg.lingerMs).unref();
   }
 
   async list(): Promise<SteerEntry[]> {
@@ -207,6 +225,7 @@ export class NftSteering implements Steering {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await this.#tx.close();
     await run('nft', ['delete', 'table', 'netdev', this.#cfg.table]).catch(() => undefined);
   }
