@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { agentConfig } from '../src/lab/cluster.ts';
 import type { LabHost } from '../src/lab/lab.ts';
 import { batonArgv, batonCliPresent, batonEnv, TSX_IMPORT, type BenchEnv } from './env.ts';
 import { captureOutput, pidOf, stopChild, waitHttp200 } from './procs.ts';
@@ -29,13 +30,7 @@ export async function agentAvailable(env: BenchEnv): Promise<boolean> {
 }
 
 export function backendConfig(env: BenchEnv, b: LabHost): object {
-  return {
-    name: b.name,
-    control: { host: b.address, port: env.controlPort },
-    secret: env.secret,
-    vip: env.lab.vip,
-    app: { kind: 'sample', listen: { host: b.address, port: env.appPort } },
-  };
+  return agentConfig(env.lab, b, { secret: env.secret, controlPort: env.controlPort, appPort: env.appPort });
 }
 
 export async function startBackends(env: BenchEnv, kind: BackendKind): Promise<Backends> {

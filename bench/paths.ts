@@ -11,6 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { batonArgv, batonCliPresent, batonEnv, type BenchEnv } from './env.ts';
 import { captureOutput, pidOf, stopChild, waitHttp200 } from './procs.ts';
+import { frontendConfig as labFrontendConfig } from '../src/lab/cluster.ts';
 
 export const PATH_NAMES = ['direct', 'baton', 'haproxy', 'nginx'] as const;
 export type PathName = (typeof PATH_NAMES)[number];
@@ -140,22 +141,9 @@ ${servers}
 }
 
 export function frontendConfig(env: BenchEnv): object {
-  const { lab } = env;
-  return {
-    vip: lab.vip,
-    port: env.vipPort,
-    interface: lab.frontend.ifname,
-    secret: env.secret,
-    backends: lab.backends.map((b) => ({
-      id: b.name,
-      address: b.address,
-      control: { host: b.address, port: env.controlPort },
-    })),
-    pools: [{ name: 'all', policy: { name: 'wrr' }, members: lab.backends.map((b) => b.name) }],
-    rules: [],
-    defaultPool: 'all',
-    stats: { host: '127.0.0.1', port: env.statsPort },
-  };
+  return labFrontendConfig(env.lab, {
+    secret: env.secret, port: env.vipPort, controlPort: env.controlPort, statsPort: env.statsPort,
+  });
 }
 
 async function startBaton(env: BenchEnv): Promise<RunningPath> {

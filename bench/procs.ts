@@ -44,15 +44,7 @@ export function lastLines(text: string, n = 3): string {
   return text.trim().split('\n').slice(-n).map((l) => l.trim()).join(' / ');
 }
 
-/** SIGTERM, then SIGKILL after graceMs; resolves when the child has exited. */
-export async function stopChild(child: ChildProcess, graceMs = 2000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(t);
-}
+export { stopChild } from '../src/lab/lab.ts';
 
 export function pidOf(child: ChildProcess): number {
   if (child.pid === undefined) throw new Error('child process has no pid (spawn failed)');

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Lab, LabHost } from './lab.ts';
+import { stopChild, type Lab, type LabHost } from './lab.ts';
 
 export const CONTROL_PORT = 7700;
 export const APP_PORT = 8080;
@@ -31,8 +31,6 @@ export interface Cluster {
   readonly lab: Lab;
   readonly secret: string;
   readonly frontendConfig: Record<string, unknown>;
-  readonly frontendPid: () => number | undefined;
-  readonly agentPids: () => (number | undefined)[];
   /** GET /stats on the front-end. */
   stats(): Promise<FrontendStatsJson>;
   /** The last lines each process printed (for failure reports). */
@@ -62,6 +60,43 @@ function capture(name: string, child: ChildProcess, ring: string[]): void {
   child.stderr?.on('data', push);
 }
 
+/** Ports and secret a lab's baton processes use (defaults: the constants above). */
+export interface LabConfigOptions {
+  /** A secret as the configs take it: inline, `env:NAME` or `file:PATH`. */
+  readonly secret: string;
+  readonly port?: number;
+  readonly controlPort?: number;
+  readonly appPort?: number;
+  readonly statsPort?: number;
+}
+
+/** The agent config for back-end host b: the sample app, also served on b's app port. */
+export function agentConfig(lab: Lab, b: LabHost, o: LabConfigOptions): Record<string, unknown> {
+  return {
+    name: b.name,
+    control: { host: b.address, port: o.controlPort ?? CONTROL_PORT },
+    secret: o.secret,
+    vip: lab.vip,
+    app: { kind: 'sample', listen: { host: b.address, port: o.appPort ?? APP_PORT } },
+  };
+}
+
+/** The front-end config: every back-end in one weighted round-robin pool, stats on loopback. */
+export function frontendConfig(lab: Lab, o: LabConfigOptions): Record<string, unknown> {
+  const controlPort = o.controlPort ?? CONTROL_PORT;
+  return {
+    vip: lab.vip,
+    port: o.port ?? 80,
+    interface: lab.frontend.ifname,
+    secret: o.secret,
+    backends: lab.backends.map((b) => ({ id: b.name, address: b.address, control: { host: b.address, port: controlPort } })),
+    pools: [{ name: 'all', policy: { name: 'wrr' }, members: lab.backends.map((b) => b.name) }],
+    rules: [],
+    defaultPool: 'all',
+    stats: { host: '127.0.0.1', port: o.statsPort ?? STATS_PORT },
+  };
+}
+
 export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cluster> {
   const dir = await mkdtemp(join(tmpdir(), `baton-${lab.id}-`));
   const secret = randomBytes(24).toString('hex');
@@ -69,19 +104,10 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
   const ring: string[] = [];
   const agents: ChildProcess[] = [];
   const skip = new Set(o.skipAgents ?? []);
-  const port = o.port ?? 80;
 
   for (const b of lab.backends) {
     if (skip.has(b.name)) continue;
-    const cfg = {
-      name: b.name,
-      control: { host: b.address, port: CONTROL_PORT },
-      secret: 'env:BATON_SECRET',
-      vip: lab.vip,
-      setupRealServer: true,
-      app: { kind: 'sample', listen: { host: b.address, port: APP_PORT } },
-      ...o.backend?.(b.name),
-    };
+    const cfg = { ...agentConfig(lab, b, { secret: 'env:BATON_SECRET' }), setupRealServer: true, ...o.backend?.(b.name) };
     const file = join(dir, `${b.name}.json`);
     await writeFile(file, JSON.stringify(cfg, null, 2));
     const child = lab.spawn(b, [...cli(), 'backend', '--config', file], { env });
@@ -89,21 +115,13 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
     agents.push(child);
   }
 
-  const frontendConfig: Record<string, unknown> = {
-    vip: lab.vip,
-    port,
-    interface: lab.frontend.ifname,
-    secret: 'env:BATON_SECRET',
-    backends: lab.backends.map((b) => ({ id: b.name, address: b.address, control: { host: b.address, port: CONTROL_PORT } })),
-    pools: [{ name: 'all', policy: { name: 'wrr' }, members: lab.backends.map((b) => b.name) }],
-    rules: [],
-    defaultPool: 'all',
-    stats: { host: '127.0.0.1', port: STATS_PORT },
+  const feConfig: Record<string, unknown> = {
+    ...frontendConfig(lab, { secret: 'env:BATON_SECRET', port: o.port ?? 80 }),
     steering: { table: `baton_${lab.id}`, lingerMs: 1000 },
     ...o.frontend,
   };
   const feFile = join(dir, 'frontend.json');
-  await writeFile(feFile, JSON.stringify(frontendConfig, null, 2));
+  await writeFile(feFile, JSON.stringify(feConfig, null, 2));
   const fe = lab.spawn(lab.frontend, [...cli(), 'frontend', '--config', feFile], { env });
   capture('fe', fe, ring);
 
@@ -113,14 +131,11 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
     return JSON.parse(r.stdout) as FrontendStatsJson;
   };
   const stop = async (): Promise<void> => {
-    for (const c of [fe, ...agents]) if (c.exitCode === null) c.kill('SIGTERM');
-    await Promise.all([fe, ...agents].map((c) => exited(c, 5000)));
+    await Promise.all([fe, ...agents].map((c) => stopChild(c, 5000)));
     await rm(dir, { recursive: true, force: true });
   };
   const cluster: Cluster = {
-    lab, secret, frontendConfig, stats, stop,
-    frontendPid: () => fe.pid,
-    agentPids: () => agents.map((a) => a.pid),
+    lab, secret, frontendConfig: feConfig, stats, stop,
     logs: () => ring.join('\n'),
   };
 
@@ -138,23 +153,3 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
   await stop();
   throw new Error(`cluster did not become ready\n${logs}`);
 }
-
-function exited(c: ChildProcess, ms: number): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
-  return new Promise((r) => {
-    const t = setTimeout(() => {
-      c.kill('SIGKILL');
-      r();
-    }, ms);
-    c.once('exit', () => {
-      clearTimeout(t);
-      r();
-    });
-  });
-}
-
-export const hostOf = (lab: Lab, name: string): LabHost => {
-  const h = [lab.client, lab.frontend, ...lab.backends].find((x) => x.name === name);
-  if (!h) throw new Error(`no host ${name} in lab ${lab.id}`);
-  return h;
-};

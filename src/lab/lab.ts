@@ -343,11 +343,12 @@ function removeNamespaceSync(ns: string): void {
   runSync(['ip', 'netns', 'del', ns]);
 }
 
-async function stopChild(c: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL after graceMs; resolves when the child has exited. */
+export async function stopChild(c: ChildProcess, graceMs = KILL_GRACE_MS): Promise<void> {
   if (c.exitCode !== null || c.signalCode !== null || c.pid === undefined) return;
   const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
   c.kill('SIGTERM');
-  const timer = setTimeout(() => c.kill('SIGKILL'), KILL_GRACE_MS);
+  const timer = setTimeout(() => c.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
 }
