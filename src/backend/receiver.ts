@@ -40,7 +40,6 @@ interface Prepared {
   readonly fd: number;
   readonly state: TcpState;
   readonly timer: NodeJS.Timeout;
-  readonly preparedAt: bigint;
 }
 
 export class HandoffReceiver {
@@ -54,10 +53,6 @@ export class HandoffReceiver {
 
   get active(): number {
     return this.#active;
-  }
-
-  get pending(): number {
-    return this.#prepared.size;
   }
 
   /** `id` must be unique among pending handoffs: qualify a front-end's handoff id by its peer. */
@@ -80,7 +75,7 @@ export class HandoffReceiver {
     }
     const timer = setTimeout(() => this.abort(id), this.#o.commitTimeoutMs ?? 5000);
     timer.unref();
-    this.#prepared.set(id, { fd, state, timer, preparedAt: process.hrtime.bigint() });
+    this.#prepared.set(id, { fd, state, timer });
     return { ok: true, flow: { family: state.family, client: state.client, vip: state.vip } };
   }
 

@@ -170,12 +170,9 @@ export class Frontend {
       this.#answer(sock, 408);
     }, limits.headTimeoutMs);
     sock.once('close', finish);
-    const chunks: Buffer[] = [];
-    let size = 0;
+    let buf: Buffer = Buffer.alloc(0);
     const onData = (d: Buffer): void => {
-      chunks.push(d);
-      size += d.length;
-      const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
       const r = parseRequestHead(buf, { maxHeadBytes: limits.maxHeadBytes, maxHeaders: limits.maxHeaders });
       if (r.kind === 'incomplete') return;
       // Stop Node's reader at once: from here on the kernel keeps what arrives.
