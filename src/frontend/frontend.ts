@@ -7,7 +7,7 @@ import { channel } from 'node:diagnostics_channel';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import type { BackendId, BackendView, PickResult, RequestInfo, Router } from '../policy/index.ts';
-import type { Steering, FlowKey } from '../steer/types.ts';
+import { flowKeyString, FLOW_ID_MAX, type Steering, type FlowKey } from '../steer/types.ts';
 import { captureState, repairOff } from '../tcp/capture.ts';
 import { encodeBlob } from '../wire/blob.ts';
 import { buildResponse, parseRequestHead, type RequestHead } from '../wire/http-head.ts';
@@ -72,6 +72,8 @@ export class Frontend {
   #pending = 0;
   #nextId = 1n;
   #nextFlowId = 1;
+  /** The latest handoff of each forwarded tuple. */
+  readonly #handoffOf = new Map<string, bigint>();
 
   constructor(d: FrontendDeps) {
     this.#d = d;
@@ -104,7 +106,12 @@ export class Frontend {
 
   /** A back-end reported a handed-off connection ended. */
   onFlowEnd(flow: FlowKey): void {
-    this.#d.steering.release(flow).catch((e: Error) => this.#d.log.warn({ err: e.message }, 'release failed'));
+    // FLOW_END does not name its handoff yet: release the tuple's latest handoff.
+    const k = flowKeyString(flow);
+    const handoffId = this.#handoffOf.get(k);
+    if (handoffId === undefined) return;
+    this.#handoffOf.delete(k);
+    this.#d.steering.release(flow, handoffId).catch((e: Error) => this.#d.log.warn({ err: e.message }, 'release failed'));
   }
 
   stats(): FrontendStats {
@@ -210,6 +217,7 @@ export class Frontend {
       return this.#answer(sock, 503);
     }
     let blob: Uint8Array;
+    let flowId: number;
     const handoffId = this.#nextId++;
     t = process.hrtime.bigint();
     try {
@@ -219,7 +227,9 @@ export class Frontend {
         vip: { address: sock.localAddress!, port: sock.localPort! },
         consumed,
       });
-      blob = encodeBlob({ handoffId, flowId: this.#nextFlowId++ >>> 0, state });
+      flowId = this.#nextFlowId;
+      this.#nextFlowId = this.#nextFlowId >= FLOW_ID_MAX ? 1 : this.#nextFlowId + 1;
+      blob = encodeBlob({ handoffId, flowId, state });
       this.#phases.capture.record(since(t));
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'capture failed; answering locally');
@@ -240,7 +250,8 @@ export class Frontend {
         this.#phases.prepare.record(since(t));
         t = process.hrtime.bigint();
         try {
-          await this.#d.steering.forward(flow, id);
+          await this.#d.steering.forward(flow, id, { handoffId, flowId });
+          this.#handoffOf.set(flowKeyString(flow), handoffId);
           this.#phases.forward.record(since(t));
         } catch (e) {
           ch!.abort(handoffId);

@@ -28,13 +28,13 @@ async function scenario(device: string): Promise<Record<string, unknown>> {
   await s.hold(a); // re-adding is not an error
   out.held = show(await s.list());
   out.hold4Text = nft('list', 'set', 'netdev', 'btnl4', 'hold4');
-  await s.forward(a, 'b1');
+  await s.forward(a, 'b1', { handoffId: 1n, flowId: 1 });
   out.forwarded = show(await s.list());
   await s.unhold(b);
   await s.unhold(b); // already gone: fine
-  await s.forward(c, 'b0'); // never held: the missing hold element does not undo the forward
+  await s.forward(c, 'b0', { handoffId: 2n, flowId: 2 }); // never held: the missing hold element does not undo the forward
   out.unheld = show(await s.list());
-  await s.release(a);
+  await s.release(a, 1n);
   out.released = show(await s.list());
   out.closingText = nft('list', 'set', 'netdev', 'btnl4', 'closing4_1');
 
@@ -82,7 +82,7 @@ async function scenario(device: string): Promise<Record<string, unknown>> {
   await s6.hold(d);
   out.held6 = show(await s6.list());
   out.hold6Text = nft('list', 'set', 'netdev', 'btnl6', 'hold6');
-  await s6.forward(d, 'b0');
+  await s6.forward(d, 'b0', { handoffId: 3n, flowId: 3 });
   out.forwarded6 = show(await s6.list());
   await s6.close();
   out.tablesAfterClose = nft('list', 'tables');
@@ -101,8 +101,8 @@ async function bench(device: string, transport: 'netlink' | 'nft', n: number): P
     return Number(process.hrtime.bigint() - t0) / 1000 / flows.length;
   };
   const holdUs = await time((x) => s.hold(x));
-  const forwardUs = await time((x, i) => s.forward(x, i % 2 ? 'b1' : 'b0'));
-  const releaseUs = await time((x) => s.release(x));
+  const forwardUs = await time((x, i) => s.forward(x, i % 2 ? 'b1' : 'b0', { handoffId: BigInt(i + 1), flowId: i + 1 }));
+  const releaseUs = await time((x, i) => s.release(x, BigInt(i + 1)));
   const entries = (await s.list()).length;
   await s.close();
   const r = (v: number): number => Math.round(v * 10) / 10;

@@ -7,7 +7,9 @@ import { NftSession } from './nft-session.ts';
 import {
   addElement, closingSet, deleteElement, holdSet, liveSet, parseSetElements, tableScript, type NftConfig,
 } from './nft-script.ts';
-import { flowKeyString, type FlowKey, type SteerBackend, type SteerEntry, type Steering } from './types.ts';
+import {
+  flowKeyString, type FlowIds, type FlowKey, type SteerBackend, type SteerCounters, type SteerEntry, type Steering,
+} from './types.ts';
 
 const run = promisify(execFile);
 
@@ -117,13 +119,18 @@ class NftTransport implements Transport {
 export class NftSteering implements Steering {
   readonly #cfg: NftConfig;
   readonly #index = new Map<string, number>();
-  readonly #owner = new Map<string, string>();
+  readonly #modes = new Map<string, string>();
+  /** Flows forwarded now: tuple -> back-end and the handoff that placed it. */
+  readonly #owner = new Map<string, { readonly backend: string; readonly handoffId: bigint; readonly flow: FlowKey }>();
   readonly #tx: Transport;
   #closed = false;
 
   private constructor(cfg: NftConfig, backends: readonly SteerBackend[], transport: 'netlink' | 'nft') {
     this.#cfg = cfg;
-    backends.forEach((b, i) => this.#index.set(b.id, i));
+    backends.forEach((b, i) => {
+      this.#index.set(b.id, i);
+      this.#modes.set(b.id, b.mode ?? 'l2');
+    });
     this.#tx = transport === 'nft' ? new NftTransport(cfg.table) : new NetlinkTransport(cfg.table);
   }
 
@@ -158,7 +165,9 @@ export class NftSteering implements Steering {
     return this.#tx.apply([{ kind: 'add', set: holdSet(flow.family), flow }], `hold ${flowKeyString(flow)}`);
   }
 
-  async forward(flow: FlowKey, backendId: string): Promise<void> {
+  async forward(flow: FlowKey, backendId: string, ids: FlowIds): Promise<void> {
+    const mode = this.#modes.get(backendId);
+    if (mode === 'encap') throw new TypeError(`steering: nftables cannot encapsulate (back-end ${backendId}); use steering.kind "bpf"`);
     const b = this.#backendIndex(backendId);
     // Live first, then unhold: a packet in between is dropped (the client retransmits), never
     // delivered to the front-end's stack, which no longer has the socket. (Over netlink both
@@ -174,19 +183,20 @@ export class NftSteering implements Steering {
       ],
       `forward ${flowKeyString(flow)} to ${backendId}`,
     );
-    this.#owner.set(flowKeyString(flow), backendId);
+    this.#owner.set(flowKeyString(flow), { backend: backendId, handoffId: ids.handoffId, flow });
   }
 
   unhold(flow: FlowKey): Promise<void> {
     return this.#tx.apply([{ kind: 'delete', set: holdSet(flow.family), flow }], `unhold ${flowKeyString(flow)}`);
   }
 
-  async release(flow: FlowKey): Promise<void> {
+  async release(flow: FlowKey, handoffId: bigint): Promise<void> {
     const k = flowKeyString(flow);
     const owner = this.#owner.get(k);
-    if (owner === undefined) return;
+    // A release of an older connection on this tuple must not touch the newer one.
+    if (owner === undefined || owner.handoffId !== handoffId) return;
     this.#owner.delete(k);
-    const b = this.#backendIndex(owner);
+    const b = this.#backendIndex(owner.backend);
     await this.#tx.apply(
       [
         { kind: 'add', set: closingSet(flow.family, b), flow, timeoutMs: this.#cfg.lingerMs },
@@ -203,6 +213,16 @@ export class NftSteering implements Steering {
         .apply([{ kind: 'delete', set: liveSet(flow.family, b), flow, cleanup: true }], `release ${k} (again)`)
         .catch(() => undefined);
     }, this.#cfg.lingerMs).unref();
+  }
+
+  async releaseBackend(backendId: string): Promise<number> {
+    const mine = [...this.#owner.values()].filter((o) => o.backend === backendId);
+    for (const o of mine) await this.release(o.flow, o.handoffId);
+    return mine.length;
+  }
+
+  counters(): Promise<ReadonlyMap<string, SteerCounters>> {
+    return Promise.resolve(new Map());
   }
 
   async list(): Promise<SteerEntry[]> {
@@ -224,7 +244,8 @@ export class NftSteering implements Steering {
     return this.#owner.size;
   }
 
-  async close(): Promise<void> {
+  /** nftables state is never kept: a new process recreates the table (use bpf steering to survive restarts). */
+  async close(_opts?: { readonly keep?: boolean }): Promise<void> {
     this.#closed = true;
     await this.#tx.close();
     await run('nft', ['delete', 'table', 'netdev', this.#cfg.table]).catch(() => undefined);
