@@ -13,7 +13,7 @@ import { frontendConfigSchema, type FrontendConfig } from '../frontend/config.ts
 import { Frontend } from '../frontend/frontend.ts';
 import { startStatsServer } from '../frontend/stats-server.ts';
 import { Router } from '../policy/index.ts';
-import { NftSteering } from '../steer/nft.ts';
+import { createSteering } from '../steer/create.ts';
 import { loadConfigFile, resolveSecret } from '../util/config-file.ts';
 import { createLogger } from './log.ts';
 
@@ -34,7 +34,8 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
 export async function runFrontend(cfg: FrontendConfig, log: Logger): Promise<() => Promise<void>> {
   const secret = await resolveSecret(cfg.secret);
   const router = new Router({ pools: cfg.pools, rules: cfg.rules, defaultPool: cfg.defaultPool });
-  const steering = await NftSteering.create({
+  const steering = await createSteering({
+    kind: 'nft',
     table: cfg.steering.table,
     device: cfg.interface,
     vip: cfg.vip,
