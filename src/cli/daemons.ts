@@ -35,13 +35,13 @@ export async function runFrontend(cfg: FrontendConfig, log: Logger): Promise<() 
   const secret = await resolveSecret(cfg.secret);
   const router = new Router({ pools: cfg.pools, rules: cfg.rules, defaultPool: cfg.defaultPool });
   const steering = await createSteering({
-    kind: 'nft',
+    kind: cfg.steering.kind,
     table: cfg.steering.table,
     device: cfg.interface,
     vip: cfg.vip,
     port: cfg.port,
     family: isIPv6(cfg.vip) ? 6 : 4,
-    backends: cfg.backends.map((b) => ({ id: b.id, address: b.address })),
+    backends: cfg.backends.map((b) => ({ id: b.id, address: b.address, mode: b.mode })),
     idleTimeoutS: cfg.steering.idleTimeoutS,
     lingerMs: cfg.steering.lingerMs,
   });

@@ -28,6 +28,11 @@ export const frontendConfigSchema = z
           control: hostPort,
           /** Relative weight for weighted policies; 0 drains it. */
           weight: z.number().min(0).max(1000).default(1),
+          /**
+           * How steered packets reach it: `l2` (direct routing: same L2 segment, MAC rewrite) or `encap`
+           * (flow-id encapsulation across L3: needs `steering.kind` "bpf" and the agent's `dataplane`).
+           */
+          mode: z.enum(['l2', 'encap']).default('l2'),
         }),
       )
       .min(1)
@@ -51,7 +56,9 @@ export const frontendConfigSchema = z
       .prefault({}),
     steering: z
       .strictObject({
-        /** nftables table name (unique per front-end on a host). */
+        /** `bpf` (eBPF at tc ingress, maps pinned so handed-off flows survive a restart) or `nft` (fallback). */
+        kind: z.enum(['bpf', 'nft']).default('nft'),
+        /** Names the kernel state: the nftables table, or the pin directory /sys/fs/bpf/baton/<table>. */
         table: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,30}$/).default('baton'),
         /** Forget a forwarded flow after this long without a client packet. */
         idleTimeoutS: z.number().int().min(1).max(86_400).default(300),
@@ -75,6 +82,11 @@ export const frontendConfigSchema = z
         if (!ids.has(m)) ctx.addIssue({ code: 'custom', path: ['pools', i, 'members', j], message: `unknown back-end "${m}"` });
       }),
     );
+    c.backends.forEach((b, i) => {
+      if (b.mode === 'encap' && c.steering.kind !== 'bpf') {
+        ctx.addIssue({ code: 'custom', path: ['backends', i, 'mode'], message: 'encap needs steering.kind "bpf"' });
+      }
+    });
     const fam = isIP(c.vip);
     c.backends.forEach((b, i) => {
       if (isIP(b.address) !== fam) ctx.addIssue({ code: 'custom', path: ['backends', i, 'address'], message: `must be IPv${fam} like the vip` });

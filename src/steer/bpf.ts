@@ -1,0 +1,209 @@
+// Steering through the eBPF data plane (bpf/frontend.c at tc ingress on the client-facing interface).
+//
+// The kernel's `flows` map IS the state: one entry per client tuple, {hold | forward | closing, back-end
+// index, flow id, handoff id, last seen, deadline}. This class decides what to write; the program does
+// the per-packet work (drop, L2 redirect or flow-id encapsulation, bare-SYN clearing, refreshing last
+// seen, expiring a closing entry at its deadline). Because the maps are pinned, a restarted front-end
+// adopts them: the entries ARE the handed-off connections, nothing else needs rebuilding.
+//
+// Each operation is one map update (a bpf() call, ~2 us), so hold -> forward is atomic: there is no
+// moment where a packet of a held flow could reach the front-end's stack.
+//
+// The kernel side is reached only through `FlowTable` (a projection port), so this policy is
+// unit-tested without root against an in-memory table (bpf.test.ts).
+import type {
+  FlowIds, FlowKey, ForwardMode, SteerBackend, SteerCounters, SteerEntry, Steering,
+} from './types.ts';
+import { flowKeyString } from './types.ts';
+
+/** Values of `flow_state.verdict` (bpf/maps.h). */
+export const VERDICT = { hold: 1, forward: 2, closing: 3 } as const;
+export type VerdictCode = (typeof VERDICT)[keyof typeof VERDICT];
+
+/** One `flows` value, as this class reads and writes it. Times are CLOCK_MONOTONIC ns (bpf_ktime_get_ns). */
+export interface FlowValue {
+  readonly verdict: VerdictCode;
+  readonly backend: number;
+  readonly flowId: number;
+  readonly handoffId: bigint;
+  readonly lastSeenNs: bigint;
+  /** hold: dropped until; closing: forwarded until; 0n: none. */
+  readonly deadlineNs: bigint;
+}
+
+/** One `backends` slot. */
+export interface BackendSlot {
+  readonly mode: ForwardMode;
+  readonly address: string;
+  /** encap only: the front-end's address, written as the packets' source. */
+  readonly local?: string;
+}
+
+/** The kernel maps, as this class needs them. Implemented over libbpf (bpf-dataplane.ts) and in memory (tests). */
+export interface FlowTable {
+  get(flow: FlowKey): FlowValue | undefined;
+  put(flow: FlowKey, v: FlowValue): void;
+  /** Returns false when the entry was absent. */
+  delete(flow: FlowKey): boolean;
+  entries(): Iterable<readonly [FlowKey, FlowValue]>;
+  setBackend(index: number, slot: BackendSlot | undefined): void;
+  /** Packets and bytes steered to each back-end index, summed over CPUs. */
+  counters(index: number): SteerCounters;
+  /** The clock the data plane stamps `lastSeenNs` with. */
+  nowNs(): bigint;
+  /** Detach and remove everything, or (keep) leave the program attached and the maps pinned. */
+  close(keep: boolean): Promise<void>;
+}
+
+export interface BpfSteeringOptions {
+  readonly backends: readonly SteerBackend[];
+  /** encap source address per back-end id (the front-end's address on the route to it). */
+  readonly localFor?: (backendId: string) => string | undefined;
+  /** A held flow is dropped at most this long if the front-end never decides (safety net). */
+  readonly holdTimeoutS?: number;
+  /** Forget a forwarded flow after this long without a client packet. */
+  readonly idleTimeoutS?: number;
+  /** How long a released flow keeps being forwarded, for the last FIN/ACK packets. */
+  readonly lingerMs?: number;
+  /** How often expired entries are swept (ms). Default: min(1 s, linger). */
+  readonly sweepMs?: number;
+}
+
+const NS_PER_MS = 1_000_000n;
+
+export class BpfSteering implements Steering {
+  readonly #t: FlowTable;
+  readonly #index = new Map<string, number>();
+  readonly #ids: string[] = [];
+  readonly #holdNs: bigint;
+  readonly #idleNs: bigint;
+  readonly #lingerNs: bigint;
+  readonly #sweep: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(table: FlowTable, o: BpfSteeringOptions) {
+    this.#t = table;
+    if (o.backends.length > 64) throw new RangeError(`steering: at most 64 back-ends (got ${o.backends.length})`);
+    o.backends.forEach((b, i) => {
+      this.#index.set(b.id, i);
+      this.#ids[i] = b.id;
+      const mode = b.mode ?? 'l2';
+      const local = mode === 'encap' ? o.localFor?.(b.id) : undefined;
+      if (mode === 'encap' && local === undefined) throw new TypeError(`steering: back-end ${b.id} is encap but no source address is known`);
+      table.setBackend(i, { mode, address: b.address, local });
+    });
+    for (let i = o.backends.length; i < 64; i++) table.setBackend(i, undefined);
+    this.#holdNs = BigInt(o.holdTimeoutS ?? 30) * 1000n * NS_PER_MS;
+    this.#idleNs = BigInt(o.idleTimeoutS ?? 300) * 1000n * NS_PER_MS;
+    const lingerMs = o.lingerMs ?? 2000;
+    this.#lingerNs = BigInt(lingerMs) * NS_PER_MS;
+    this.#sweep = setInterval(() => this.sweep(), o.sweepMs ?? Math.min(1000, lingerMs));
+    this.#sweep.unref();
+  }
+
+  #backendIndex(id: string): number {
+    const i = this.#index.get(id);
+    if (i === undefined) throw new TypeError(`steering: unknown back-end ${id}`);
+    return i;
+  }
+
+  hold(flow: FlowKey): Promise<void> {
+    return this.#apply(`hold ${flowKeyString(flow)}`, () => {
+      const now = this.#t.nowNs();
+      this.#t.put(flow, { verdict: VERDICT.hold, backend: 0, flowId: 0, handoffId: 0n, lastSeenNs: now, deadlineNs: now + this.#holdNs });
+    });
+  }
+
+  forward(flow: FlowKey, backendId: string, ids: FlowIds): Promise<void> {
+    return this.#apply(`forward ${flowKeyString(flow)} to ${backendId}`, () => {
+      const backend = this.#backendIndex(backendId);
+      // One update replaces the hold (or a stale entry of an earlier connection on this tuple).
+      this.#t.put(flow, { verdict: VERDICT.forward, backend, flowId: ids.flowId, handoffId: ids.handoffId, lastSeenNs: this.#t.nowNs(), deadlineNs: 0n });
+    });
+  }
+
+  unhold(flow: FlowKey): Promise<void> {
+    return this.#apply(`unhold ${flowKeyString(flow)}`, () => {
+      const v = this.#t.get(flow);
+      if (v?.verdict === VERDICT.hold) this.#t.delete(flow);
+    });
+  }
+
+  release(flow: FlowKey, handoffId: bigint): Promise<void> {
+    return this.#apply(`release ${flowKeyString(flow)}`, () => {
+      const v = this.#t.get(flow);
+      // An older connection's end never touches a newer one on the same tuple.
+      if (v === undefined || v.verdict !== VERDICT.forward || v.handoffId !== handoffId) return;
+      this.#t.put(flow, { ...v, verdict: VERDICT.closing, deadlineNs: this.#t.nowNs() + this.#lingerNs });
+    });
+  }
+
+  releaseBackend(backendId: string): Promise<number> {
+    const b = this.#index.get(backendId);
+    if (b === undefined) return Promise.resolve(0);
+    let n = 0;
+    const deadlineNs = this.#t.nowNs() + this.#lingerNs;
+    for (const [flow, v] of [...this.#t.entries()]) {
+      if (v.verdict !== VERDICT.forward || v.backend !== b) continue;
+      this.#t.put(flow, { ...v, verdict: VERDICT.closing, deadlineNs });
+      n++;
+    }
+    return Promise.resolve(n);
+  }
+
+  /** Deletes entries past their time: idle forwards, closings past their linger, forgotten holds. */
+  sweep(): number {
+    if (this.#closed) return 0;
+    const now = this.#t.nowNs();
+    let n = 0;
+    for (const [flow, v] of [...this.#t.entries()]) {
+      const expired =
+        v.verdict === VERDICT.forward ? now - v.lastSeenNs > this.#idleNs : v.deadlineNs !== 0n && now > v.deadlineNs;
+      if (!expired) continue;
+      // Re-read: the data path may have refreshed it, or a new connection replaced it, since the walk began.
+      const cur = this.#t.get(flow);
+      if (cur === undefined || cur.handoffId !== v.handoffId || cur.verdict !== v.verdict || cur.lastSeenNs !== v.lastSeenNs) continue;
+      if (this.#t.delete(flow)) n++;
+    }
+    return n;
+  }
+
+  list(): Promise<SteerEntry[]> {
+    const now = this.#t.nowNs();
+    const out: SteerEntry[] = [];
+    for (const [flow, v] of this.#t.entries()) {
+      const verdict = v.verdict === VERDICT.hold ? 'hold' : v.verdict === VERDICT.forward ? 'forward' : 'closing';
+      const idleMs = Number((now > v.lastSeenNs ? now - v.lastSeenNs : 0n) / NS_PER_MS);
+      out.push(
+        verdict === 'hold'
+          ? { flow, verdict, idleMs }
+          : { flow, verdict, backend: this.#ids[v.backend] ?? `#${v.backend}`, handoffId: v.handoffId, flowId: v.flowId, idleMs },
+      );
+    }
+    return Promise.resolve(out);
+  }
+
+  counters(): Promise<ReadonlyMap<string, SteerCounters>> {
+    const m = new Map<string, SteerCounters>();
+    this.#index.forEach((i, id) => m.set(id, this.#t.counters(i)));
+    return Promise.resolve(m);
+  }
+
+  async close(opts?: { readonly keep?: boolean }): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    await this.#t.close(opts?.keep ?? false);
+  }
+
+  #apply(what: string, f: () => void): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error(`${what}: steering is closed`));
+    try {
+      f();
+      return Promise.resolve();
+    } catch (e) {
+      if (e instanceof Error) return Promise.reject(new Error(`${what}: ${e.message}`, { cause: e }));
+      return Promise.reject(e);
+    }
+  }
+}

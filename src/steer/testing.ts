@@ -1,0 +1,54 @@
+// Test doubles for steering: an in-memory `FlowTable` that behaves like the data path, so the
+// steering policy is tested without root (as control/testing.ts does for the channel).
+import { VERDICT, type BackendSlot, type FlowTable, type FlowValue } from './bpf.ts';
+import { flowKeyString, type FlowKey, type SteerCounters } from './types.ts';
+
+/** The `FlowTable` port in memory: the model the unit tests drive, and a reference for the kernel projection. */
+export class MemoryFlowTable implements FlowTable {
+  readonly #m = new Map<string, readonly [FlowKey, FlowValue]>();
+  readonly slots: (BackendSlot | undefined)[] = [];
+  now = 1_000_000_000n;
+  closedWith: boolean | undefined;
+
+  get(flow: FlowKey): FlowValue | undefined {
+    return this.#m.get(flowKeyString(flow))?.[1];
+  }
+  put(flow: FlowKey, v: FlowValue): void {
+    this.#m.set(flowKeyString(flow), [flow, v]);
+  }
+  delete(flow: FlowKey): boolean {
+    return this.#m.delete(flowKeyString(flow));
+  }
+  entries(): Iterable<readonly [FlowKey, FlowValue]> {
+    return this.#m.values();
+  }
+  setBackend(index: number, slot: BackendSlot | undefined): void {
+    this.slots[index] = slot;
+  }
+  counters(): SteerCounters {
+    return { packets: 0n, bytes: 0n };
+  }
+  nowNs(): bigint {
+    return this.now;
+  }
+  close(keep: boolean): Promise<void> {
+    this.closedWith = keep;
+    return Promise.resolve();
+  }
+  /** What the data path does on a client packet: refresh a forward, expire a closing or a hold past its deadline. */
+  packet(flow: FlowKey, syn = false): 'pass' | 'drop' | number {
+    const v = this.get(flow);
+    if (v === undefined) return 'pass';
+    if (syn) {
+      this.delete(flow);
+      return 'pass';
+    }
+    if (v.deadlineNs !== 0n && this.now > v.deadlineNs) {
+      this.delete(flow);
+      return 'pass';
+    }
+    if (v.verdict === VERDICT.hold) return 'drop';
+    if (v.verdict === VERDICT.forward) this.put(flow, { ...v, lastSeenNs: this.now });
+    return v.backend;
+  }
+}
