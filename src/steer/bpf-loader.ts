@@ -270,3 +270,40 @@ export function loadBackendDataplane(opts: BackendLoadOptions): BackendDataplane
     close: closer(o, l.obj, l.kind, l.ifindex, l.link),
   };
 }
+
+/** A data plane loaded but neither attached nor pinned: for BPF_PROG_TEST_RUN fixtures and benchmarks. */
+export interface DetachedDataplane<M> {
+  readonly maps: M;
+  readonly programFd: number;
+  close(): void;
+}
+
+function loadDetached(objectPath: string, program: string, sizedMap: string, maxFlows: number): BpfObject {
+  const obj = BpfObject.open(objectPath);
+  try {
+    obj.map(sizedMap).setMaxEntries(maxFlows);
+    obj.captureLog(program);
+    obj.load();
+    return obj;
+  } catch (err) {
+    obj.close();
+    throw err;
+  }
+}
+
+export function loadFrontendDetached(opts: { readonly maxFlows?: number; readonly objectPath?: string } = {}): DetachedDataplane<FrontendMaps> {
+  const obj = loadDetached(opts.objectPath ?? FRONTEND_OBJECT, FRONTEND_PROGRAM, 'flows', opts.maxFlows ?? DEFAULT_MAX_FLOWS);
+  const maps = new FrontendMaps(new FrontendCodecs(Btf.borrow(obj.btfPtr)), {
+    flows: obj.map('flows').fd,
+    backends: obj.map('backends').fd,
+    counters: obj.map('counters').fd,
+    config: obj.map('config').fd,
+  });
+  return { maps, programFd: obj.programFd(FRONTEND_PROGRAM), close: () => obj.close() };
+}
+
+export function loadBackendDetached(opts: { readonly maxFlows?: number; readonly objectPath?: string } = {}): DetachedDataplane<BackendMaps> {
+  const obj = loadDetached(opts.objectPath ?? BACKEND_OBJECT, BACKEND_PROGRAM, 'decap', opts.maxFlows ?? DEFAULT_MAX_FLOWS);
+  const maps = new BackendMaps(new BackendCodecs(Btf.borrow(obj.btfPtr)), obj.map('decap').fd);
+  return { maps, programFd: obj.programFd(BACKEND_PROGRAM), close: () => obj.close() };
+}
