@@ -20,11 +20,11 @@ test('parse verifies what emit built, and catches a flipped byte', () => {
     const p = parseTcpFrame(f);
     assert.deepEqual([p.family, p.sport, p.dport, p.ipChecksumOk, p.tcpChecksumOk], [family, 1, 2, true, true]);
     const bad = f.slice();
-    bad[bad.length - 1] ^= 0x40;
+    bad[bad.length - 1] = (bad[bad.length - 1] ?? 0) ^ 0x40;
     assert.equal(parseTcpFrame(bad).tcpChecksumOk, false);
     if (family === 4) {
       const badIp = f.slice();
-      badIp[14 + 8] ^= 1; // TTL
+      badIp[14 + 8] = (badIp[14 + 8] ?? 0) ^ 1; // TTL
       assert.equal(parseTcpFrame(badIp).ipChecksumOk, false);
     }
   }
