@@ -117,9 +117,23 @@ function readU64(buf: Buffer, f: FieldLayout): bigint {
   return f.bigEndian ? buf.readBigUInt64BE(f.offset) : buf.readBigUInt64LE(f.offset);
 }
 
+/** Parsed address text, cached: VIPs, back-ends and the front-end's own address recur in every key and value. */
+const addrCache = new Map<string, Uint8Array | undefined>();
+
+function parseAddr(family: 4 | 6, text: string): Uint8Array | undefined {
+  const k = `${family}${text}`;
+  let bytes = addrCache.get(k);
+  if (bytes === undefined && !addrCache.has(k)) {
+    bytes = family === 4 ? parseIPv4(text) : parseIPv6(text);
+    if (addrCache.size >= 4096) addrCache.clear();
+    addrCache.set(k, bytes);
+  }
+  return bytes;
+}
+
 /** An address in a 16-byte network-order field: IPv4 in the first 4 bytes, the rest zero. */
 function writeAddr(buf: Buffer, f: FieldLayout, family: 4 | 6, text: string, what: string): void {
-  const bytes = family === 4 ? parseIPv4(text) : parseIPv6(text);
+  const bytes = parseAddr(family, text);
   if (!bytes) throw new BpfValueError(`bpf: ${what} ${JSON.stringify(text)} is not an IPv${family} address`);
   buf.fill(0, f.offset, f.offset + f.size);
   buf.set(bytes, f.offset);
@@ -423,27 +437,28 @@ function u32Key(i: number): Buffer {
 /** The front-end's maps, typed. Each call is one bpf() syscall (a few µs), except iteration (two per entry). */
 export class FrontendMaps {
   readonly codecs: FrontendCodecs;
-  readonly #fds: FrontendMapFds;
+  /** The raw descriptors (owned by the loader's handle), for callers that batch their own encoded keys. */
+  readonly fds: FrontendMapFds;
   readonly #cpus: number;
 
   constructor(codecs: FrontendCodecs, fds: FrontendMapFds) {
     this.codecs = codecs;
-    this.#fds = fds;
+    this.fds = fds;
     this.#cpus = possibleCpus();
   }
 
   putFlow(flow: FlowKey, vip: Vip, state: FlowState): void {
-    mapUpdate(this.#fds.flows, this.codecs.encodeFlowKey(flow, vip), this.codecs.encodeFlowState(state));
+    mapUpdate(this.fds.flows, this.codecs.encodeFlowKey(flow, vip), this.codecs.encodeFlowState(state));
   }
 
   getFlow(flow: FlowKey, vip: Vip): FlowState | undefined {
     const v = Buffer.alloc(this.codecs.flowStateSize);
-    return mapLookup(this.#fds.flows, this.codecs.encodeFlowKey(flow, vip), v) ? this.codecs.decodeFlowState(v) : undefined;
+    return mapLookup(this.fds.flows, this.codecs.encodeFlowKey(flow, vip), v) ? this.codecs.decodeFlowState(v) : undefined;
   }
 
   /** False when there was no entry. */
   deleteFlow(flow: FlowKey, vip: Vip): boolean {
-    return mapDelete(this.#fds.flows, this.codecs.encodeFlowKey(flow, vip));
+    return mapDelete(this.fds.flows, this.codecs.encodeFlowKey(flow, vip));
   }
 
   /** Every entry now in the map (entries deleted meanwhile are skipped). */
@@ -452,19 +467,19 @@ export class FrontendMaps {
     const v = Buffer.alloc(this.codecs.flowStateSize);
     for (;;) {
       const next = Buffer.alloc(this.codecs.flowKeySize);
-      if (!mapNextKey(this.#fds.flows, prev, next)) return;
-      if (mapLookup(this.#fds.flows, next, v)) yield { ...this.codecs.decodeFlowKey(next), state: this.codecs.decodeFlowState(v) };
+      if (!mapNextKey(this.fds.flows, prev, next)) return;
+      if (mapLookup(this.fds.flows, next, v)) yield { ...this.codecs.decodeFlowKey(next), state: this.codecs.decodeFlowState(v) };
       prev = next;
     }
   }
 
   setBackend(index: number, slot: BackendSlot): void {
-    mapUpdate(this.#fds.backends, u32Key(index), this.codecs.encodeBackend(slot));
+    mapUpdate(this.fds.backends, u32Key(index), this.codecs.encodeBackend(slot));
   }
 
   getBackend(index: number): BackendSlot {
     const v = Buffer.alloc(this.codecs.backendSize);
-    mapLookup(this.#fds.backends, u32Key(index), v);
+    mapLookup(this.fds.backends, u32Key(index), v);
     return this.codecs.decodeBackend(v);
   }
 
@@ -476,23 +491,23 @@ export class FrontendMaps {
   readCounters(index: number): SteerCounters {
     const stride = Math.ceil(this.codecs.counterSize / 8) * 8;
     const v = Buffer.alloc(stride * this.#cpus);
-    mapLookup(this.#fds.counters, u32Key(index), v);
+    mapLookup(this.fds.counters, u32Key(index), v);
     return this.codecs.decodeCounters(v, this.#cpus);
   }
 
   /** Zeroes a slot's counters (when the slot is given to another back-end). */
   resetCounters(index: number): void {
     const stride = Math.ceil(this.codecs.counterSize / 8) * 8;
-    mapUpdate(this.#fds.counters, u32Key(index), Buffer.alloc(stride * this.#cpus));
+    mapUpdate(this.fds.counters, u32Key(index), Buffer.alloc(stride * this.#cpus));
   }
 
   setConfig(c: FrontendConfig): void {
-    mapUpdate(this.#fds.config, u32Key(0), this.codecs.encodeConfig(c));
+    mapUpdate(this.fds.config, u32Key(0), this.codecs.encodeConfig(c));
   }
 
   getConfig(): FrontendConfig {
     const v = Buffer.alloc(this.codecs.configSize);
-    mapLookup(this.#fds.config, u32Key(0), v);
+    mapLookup(this.fds.config, u32Key(0), v);
     return this.codecs.decodeConfig(v);
   }
 }
