@@ -2,6 +2,10 @@
 // JSON line. `fresh` leaves without closing anything (as a killed process would); `adopt` comes back, reads the
 // state the first process left, then closes for good.
 //   node --import tsx src/steer/bpf-loader.fixture.ts fresh|adopt <device> <pinDir>
+// The routed test uses: `frontend-up`/`backend-up` (load fresh, leave attached), `steer` (adopt, add an encap
+// back-end and a forwarded flow), `decap` (adopt, add the decap entry), `counters` (adopt, print slot 0's).
+//   ... steer <device> <pinDir> <client> <clientPort> <vip> <vipPort> <backend> <local> <flowId>
+//   ... decap <device> <pinDir> <frontend> <flowId> <client> <clientPort> <vip> <vipPort>
 import { existsSync, readdirSync } from 'node:fs';
 import { loadBackendDataplane, loadFrontendDataplane } from './bpf-loader.ts';
 import type { FlowKey } from './types.ts';
@@ -40,6 +44,30 @@ if (mode === 'fresh') {
   dp.close();
   be.close();
   out.pinsAfterClose = existsSync(`${pinDir}/fe`) || existsSync(`${pinDir}/be`);
+} else if (mode === 'frontend-up') {
+  out.attach = loadFrontendDataplane({ ifname: device, pinDir, adopt: false, maxFlows: 1024 }).attach;
+} else if (mode === 'backend-up') {
+  out.attach = loadBackendDataplane({ ifname: device, pinDir, adopt: false, maxFlows: 1024 }).attach;
+} else if (mode === 'steer') {
+  const [client = '', cport = '', vipAddr = '', vport = '', backend = '', local = '', flowId = ''] = process.argv.slice(5);
+  const dp = loadFrontendDataplane({ ifname: device, pinDir, adopt: true });
+  out.adopted = dp.adopted;
+  dp.maps.setBackend(0, { mode: 'encap', family: 4, ifindex: 0, address: backend, local });
+  dp.maps.putFlow({ family: 4, clientAddress: client, clientPort: Number(cport) }, { address: vipAddr, port: Number(vport) }, {
+    verdict: 'forward', backend: 0, flowId: Number(flowId), handoffId: 1n, lastSeenNs: 0n, deadlineNs: 0n,
+  });
+  dp.close({ keep: true });
+} else if (mode === 'decap') {
+  const [frontend = '', flowId = '', client = '', cport = '', vipAddr = '', vport = ''] = process.argv.slice(5);
+  const dp = loadBackendDataplane({ ifname: device, pinDir, adopt: true });
+  out.adopted = dp.adopted;
+  dp.maps.putDecap({ family: 4, frontend, flowId: Number(flowId), client, clientPort: Number(cport), vip: vipAddr, vipPort: Number(vport) });
+  dp.close({ keep: true });
+} else if (mode === 'counters') {
+  const dp = loadFrontendDataplane({ ifname: device, pinDir, adopt: true });
+  out.counters = dp.maps.readCounters(0);
+  out.flows = [...dp.maps.iterateFlows()].map((e) => ({ verdict: e.state.verdict, lastSeenNs: e.state.lastSeenNs > 0n }));
+  dp.close({ keep: true });
 } else {
   throw new Error(`unknown mode ${mode}`);
 }
