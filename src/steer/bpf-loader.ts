@@ -24,6 +24,7 @@ import {
   objPin,
   tcAttachIngress,
   tcDetachIngress,
+  tcQueryIngress,
   tcxAttachIngress,
 } from '../sys/libbpf.ts';
 import { BackendCodecs, BackendMaps, FrontendCodecs, FrontendMaps } from './bpf-maps.ts';
@@ -41,6 +42,7 @@ const TC_PRIORITY = 0xba70;
 export const DEFAULT_MAX_FLOWS = 262144;
 
 export type AttachKind = 'tcx' | 'tc';
+export type AttachMode = 'auto' | 'tc';
 
 export interface FrontendLoadOptions {
   /** Client-facing interface (in the current network namespace). */
@@ -53,6 +55,8 @@ export interface FrontendLoadOptions {
   readonly adopt: boolean;
   /** Object file (default: the committed bpf/build/frontend.o). */
   readonly objectPath?: string;
+  /** 'auto' (default): tcx where the kernel has it, else cls_bpf; 'tc': cls_bpf only. */
+  readonly attachMode?: AttachMode;
 }
 
 export interface BackendLoadOptions {
@@ -61,6 +65,7 @@ export interface BackendLoadOptions {
   readonly adopt: boolean;
   readonly maxFlows?: number;
   readonly objectPath?: string;
+  readonly attachMode?: AttachMode;
 }
 
 interface Loaded {
@@ -117,9 +122,27 @@ function removePins(pinDir: string, maps: readonly string[]): void {
   if (existsSync(pinDir) && readdirSync(pinDir).length === 0) rmdirSync(pinDir);
 }
 
+/** The id of the program our cls_bpf filter runs on `ifname`, if one is attached. */
+export function tcAttachedProgram(ifname: string): number | undefined {
+  return tcQueryIngress(ifIndex(ifname), TC_HANDLE, TC_PRIORITY);
+}
+
+/** Removes our cls_bpf filter if there is one (no clsact qdisc, or no filter: nothing to do). */
+function detachTc(ifindex: number): void {
+  try {
+    tcDetachIngress(ifindex, TC_HANDLE, TC_PRIORITY);
+  } catch (err) {
+    if (!(err instanceof SysError) || !['EINVAL', 'ENOENT'].includes(err.errnoName)) throw err;
+  }
+}
+
 /** Attaches `progFd` at ingress: replaces the program behind a pinned tcx link when adopting, else a new tcx link
  * pinned under pinDir, else (kernel without tcx) a cls_bpf filter. */
-function attach(progFd: number, ifindex: number, pinDir: string): { kind: AttachKind; link?: BpfFd } {
+function attach(progFd: number, ifindex: number, pinDir: string, mode: AttachMode): { kind: AttachKind; link?: BpfFd } {
+  if (mode === 'tc') {
+    tcAttachIngress(progFd, ifindex, TC_HANDLE, TC_PRIORITY);
+    return { kind: 'tc' };
+  }
   const linkPath = join(pinDir, LINK_PIN);
   const old = objGet(linkPath);
   if (old) {
@@ -158,13 +181,17 @@ interface Common {
   readonly maps: readonly string[];
   readonly maxFlows: number;
   readonly sizedMap: string;
+  readonly attachMode: AttachMode;
 }
 
 function load(o: Common): { obj: BpfObject; adopted: boolean; kind: AttachKind; link?: BpfFd; ifindex: number } {
   const ifindex = ifIndex(o.ifname);
   ensureBpffs(o.pinDir);
   const adopted = o.adopt && existsSync(join(o.pinDir, o.maps[0] ?? ''));
-  if (!adopted) removePins(o.pinDir, o.maps);
+  if (!adopted) {
+    removePins(o.pinDir, o.maps);
+    detachTc(ifindex); // a fresh start leaves nothing of an earlier cls_bpf attachment either
+  }
   mkdirSync(o.pinDir, { recursive: true });
   const obj = BpfObject.open(o.objectPath);
   try {
@@ -186,7 +213,7 @@ function load(o: Common): { obj: BpfObject; adopted: boolean; kind: AttachKind; 
     }
     obj.captureLog(o.program);
     obj.load();
-    const a = attach(obj.programFd(o.program), ifindex, o.pinDir);
+    const a = attach(obj.programFd(o.program), ifindex, o.pinDir, o.attachMode);
     return { obj, adopted, kind: a.kind, ifindex, ...(a.link ? { link: a.link } : {}) };
   } catch (err) {
     obj.close();
@@ -211,7 +238,7 @@ function closer(o: Common, obj: BpfObject, kind: AttachKind, ifindex: number, li
         link.close();
       }
     }
-    if (kind === 'tc') tcDetachIngress(ifindex, TC_HANDLE, TC_PRIORITY);
+    if (kind === 'tc') detachTc(ifindex);
     obj.close();
     removePins(o.pinDir, o.maps);
   };
@@ -228,6 +255,7 @@ export function loadFrontendDataplane(opts: FrontendLoadOptions): FrontendDatapl
     maps: FRONTEND_MAPS,
     maxFlows: opts.maxFlows ?? DEFAULT_MAX_FLOWS,
     sizedMap: 'flows',
+    attachMode: opts.attachMode ?? 'auto',
   };
   const l = load(o);
   const codecs = new FrontendCodecs(Btf.borrow(l.obj.btfPtr));
@@ -258,6 +286,7 @@ export function loadBackendDataplane(opts: BackendLoadOptions): BackendDataplane
     maps: BACKEND_MAPS,
     maxFlows: opts.maxFlows ?? DEFAULT_MAX_FLOWS,
     sizedMap: 'decap',
+    attachMode: opts.attachMode ?? 'auto',
   };
   const l = load(o);
   const maps = new BackendMaps(new BackendCodecs(Btf.borrow(l.obj.btfPtr)), l.obj.map('decap').fd);

@@ -75,11 +75,16 @@ function bind() {
 
 let bound: ReturnType<typeof bind> | undefined;
 
-/** The bound libbpf functions; throws BATON_ERR_LIBBPF when libbpf.so.1 cannot be loaded (install `libbpf1`). */
+/** The bound libbpf functions; throws BATON_ERR_LIBBPF when libbpf.so.1 cannot be loaded (install `libbpf1`).
+ * libbpf's own messages to stderr are silenced (expected probes such as "Parent Qdisc doesn't exists" would look
+ * like failures; our errors carry errno and the verifier log) unless BATON_LIBBPF_DEBUG is set. */
 export function libbpf(): ReturnType<typeof bind> {
   if (bound) return bound;
   try {
     bound = bind();
+    if (!process.env.BATON_LIBBPF_DEBUG) {
+      koffi.load('libbpf.so.1').func('void *libbpf_set_print(void *fn)')(null);
+    }
   } catch (err) {
     throw new BatonError('BATON_ERR_LIBBPF', 'libbpf: cannot load libbpf.so.1 (apt-get install libbpf1)', { cause: err });
   }
