@@ -18,6 +18,11 @@ command -v nft  >/dev/null 2>&1 || need+=(nftables)
 command -v ip   >/dev/null 2>&1 || need+=(iproute2)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
+# eBPF steering: libbpf1 loads the programs; clang/llvm/libbpf-dev build them from bpf/*.c
+ldconfig -p 2>/dev/null | grep -q 'libbpf\.so\.1 ' || need+=(libbpf1)
+command -v clang >/dev/null 2>&1 || need+=(clang)
+command -v llvm-strip >/dev/null 2>&1 || need+=(llvm)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
 if [ "$bench" = 1 ]; then
   command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
   command -v nginx   >/dev/null 2>&1 || need+=(nginx-light)
@@ -33,5 +38,8 @@ fi
 if [ ! -d node_modules/koffi ] || [ ! -d node_modules/tsx ] || [ package.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+if command -v clang >/dev/null 2>&1; then
+  bash scripts/build-bpf.sh --if-stale
 fi
 say "ok"

@@ -1,0 +1,160 @@
+/* baton's BPF maps: THE one declaration of every map and of its key and value layouts.
+ *
+ * The TypeScript side (src/steer/bpf-maps.ts) reads these structs' offsets, sizes, byte orders and the
+ * enums' values from the compiled object's BTF; nothing is mirrored by hand. Rules for editing:
+ *  - byte order is in the type: __be16/__be32 fields are network order, __u* fields are host order;
+ *  - IPv4 addresses sit in word [0] of a 16-byte address, words [1..3] zero;
+ *  - explicit pad fields, zeroed by the writer, so hash keys have no holes with undefined bytes.
+ *
+ * A program includes this header after defining BATON_FRONTEND or BATON_BACKEND, which selects the maps its
+ * object carries (each object has only its own maps).
+ */
+#ifndef BATON_MAPS_H
+#define BATON_MAPS_H
+
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+
+/* Enums have a fixed 1-byte underlying type (a clang extension in C) so that they can be struct fields of the
+ * exact size while their values reach BTF, where the TypeScript side reads them. */
+#pragma clang diagnostic ignored "-Wfixed-enum-extension"
+
+/* What the front-end program does with a flow's packets. */
+enum flow_verdict : __u8 {
+	VERDICT_NONE = 0,
+	/* Drop (the connection is being captured), until deadline_ns if set; then the entry is deleted. */
+	VERDICT_HOLD = 1,
+	/* Steer to the back-end, refreshing last_seen_ns. */
+	VERDICT_FORWARD = 2,
+	/* Steer to the back-end until deadline_ns (late FIN/ACKs after the connection ended), then delete. */
+	VERDICT_CLOSING = 3,
+};
+
+/* How a back-end is reached. */
+enum backend_mode : __u8 {
+	MODE_UNUSED = 0,
+	/* L2 direct routing: IP header untouched, neighbour-resolved redirect to addr (the next hop). */
+	MODE_L2 = 1,
+	/* Flow-identifier encapsulation: daddr := addr, saddr := local, TCP ports := flow id, routed. */
+	MODE_ENCAP = 2,
+};
+
+/* Address family tag used in keys and values (not AF_*: the IP version). */
+enum ip_family : __u8 {
+	FAMILY_IPV4 = 4,
+	FAMILY_IPV6 = 6,
+};
+
+#define MAX_BACKENDS 64
+#define DEFAULT_MAX_FLOWS 262144
+/* Flow ids are below 2^31, so the encapsulated source port is below 32768 (see FLOW_ID_MAX in steer/types.ts). */
+#define FLOW_ID_MAX 0x7fffffffu
+
+/* A client's TCP connection to a VIP, as seen at the front-end's ingress (client -> VIP direction). */
+struct flow_key {
+	__be32 client[4];       /* client address, network order */
+	__be32 vip[4];          /* virtual service address, network order */
+	__be16 client_port;     /* network order */
+	__be16 vip_port;        /* network order */
+	enum ip_family family;  /* 4 | 6 */
+	__u8 pad[3];            /* zero */
+};
+
+/* What to do with a flow. Written by the daemon; last_seen_ns refreshed and expired entries deleted by the program. */
+struct flow_state {
+	enum flow_verdict verdict;
+	__u8 pad;
+	__u16 backend;          /* index into `backends`, host order */
+	__u32 flow_id;          /* the connection's flow id (1 .. 2^31-1), host order */
+	__u64 handoff_id;       /* the handoff that placed the flow, host order (the daemon's, unused by the program) */
+	__u64 last_seen_ns;     /* bpf_ktime_get_ns() of a recent packet (refreshed at most every refresh_ns) */
+	__u64 deadline_ns;      /* closing: forward until; hold: drop until; 0: none (bpf_ktime_get_ns clock) */
+};
+
+/* A back-end slot. */
+struct backend {
+	enum backend_mode mode;
+	enum ip_family family;  /* family of addr and local */
+	__u16 pad;
+	__u32 ifindex;          /* egress interface, host order; 0: same as ingress (l2) or chosen by a FIB lookup (encap) */
+	__be32 addr[4];         /* l2: next hop; encap: destination (the back-end's address); network order */
+	__be32 local[4];        /* encap: source (the front-end's address); network order */
+};
+
+/* Packets and bytes steered to one back-end (per CPU; readers sum the CPUs). */
+struct counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Knobs for the front-end program. */
+struct frontend_config {
+	__u64 refresh_ns;       /* last_seen_ns is rewritten only when older than this (0: 1 s); avoids a write per packet */
+	__u64 idle_timeout_ns;  /* for the daemon's aging sweep; the program does not read it */
+};
+
+/* Key of an encapsulated flow at a back-end: who encapsulated it and the flow id it carries in its ports. */
+struct decap_key {
+	__be32 frontend[4];     /* the front-end's address (the encapsulated packet's source), network order */
+	__u32 flow_id;          /* sport << 16 | dport of the encapsulated packet, host order */
+	enum ip_family family;
+	__u8 pad[3];            /* zero */
+};
+
+/* The original connection to restore on an encapsulated packet. */
+struct decap_value {
+	__be32 client[4];       /* network order */
+	__be32 vip[4];          /* network order */
+	__be16 client_port;     /* network order */
+	__be16 vip_port;        /* network order */
+	__u32 pad;
+	__u64 last_seen_ns;     /* bpf_ktime_get_ns() of a recent packet (refreshed at most every second) */
+};
+
+#ifdef BATON_FRONTEND
+/* flows: every flow the front-end steers. Key struct flow_key, value struct flow_state. max_entries is set by the
+ * loader before load. Pinned: it is the state that must survive a restart of the front-end process. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DEFAULT_MAX_FLOWS);
+	__type(key, struct flow_key);
+	__type(value, struct flow_state);
+} flows SEC(".maps");
+
+/* backends: back-end slots by index (host-order __u32 key 0..63), value struct backend. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct backend);
+} backends SEC(".maps");
+
+/* counters: per-CPU struct counter by back-end index (host-order __u32 key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct counter);
+} counters SEC(".maps");
+
+/* config: one struct frontend_config at key 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct frontend_config);
+} config SEC(".maps");
+#endif
+
+#ifdef BATON_BACKEND
+/* decap: encapsulated flows this back-end accepts. Key struct decap_key, value struct decap_value. Filled by the
+ * agent from the handoff blob before it injects the socket; entries removed when the connection ends. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DEFAULT_MAX_FLOWS);
+	__type(key, struct decap_key);
+	__type(value, struct decap_value);
+} decap SEC(".maps");
+#endif
+
+#endif

@@ -1,0 +1,338 @@
+// Loads baton's data plane into the kernel of the current network namespace and attaches it at tc ingress:
+// the front-end program (bpf/frontend.c) on the client-facing interface, or the back-end program (bpf/backend.c)
+// on a back-end's interface. Maps and the tcx link are pinned under `pinDir` (a bpffs directory, one per table)
+// so that the data plane keeps working after the process ends, and a later process can adopt the maps (state
+// survives) while replacing the program. The caller runs inside the target network namespace.
+//
+// bpffs and `ip netns exec`: that command gives the process its own mount namespace and a fresh /sys, so a bpffs
+// mounted there dies with the process, and the pins with it. For restart survival the bpffs holding `pinDir` must
+// be mounted in the host's mount namespace before the daemon starts (`ensureBpffs` from the parent, e.g. when the
+// lab comes up); pins under a default /sys/fs/bpf inside `ip netns exec` do not survive.
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Btf } from '../sys/btf.ts';
+import { SysError } from '../sys/errors.ts';
+import {
+  type BpfFd,
+  BpfObject,
+  ifIndex,
+  linkDetach,
+  linkUpdate,
+  mountBpffs,
+  objGet,
+  objPin,
+  tcAttachIngress,
+  tcDetachIngress,
+  tcQueryIngress,
+  tcxAttachIngress,
+} from '../sys/libbpf.ts';
+import { BackendCodecs, BackendMaps, FrontendCodecs, FrontendMaps } from './bpf-maps.ts';
+
+export const FRONTEND_OBJECT = fileURLToPath(new URL('../../bpf/build/frontend.o', import.meta.url));
+export const BACKEND_OBJECT = fileURLToPath(new URL('../../bpf/build/backend.o', import.meta.url));
+const FRONTEND_PROGRAM = 'baton_frontend';
+const BACKEND_PROGRAM = 'baton_backend';
+const FRONTEND_MAPS = ['flows', 'backends', 'counters', 'config'] as const;
+const BACKEND_MAPS = ['decap'] as const;
+const LINK_PIN = 'link';
+/** cls_bpf filter identity when tcx is missing (handle and priority of our filter at the clsact ingress hook). */
+const TC_HANDLE = 0xba70;
+const TC_PRIORITY = 0xba70;
+export const DEFAULT_MAX_FLOWS = 262144;
+
+export type AttachKind = 'tcx' | 'tc';
+export type AttachMode = 'auto' | 'tc';
+
+export interface FrontendLoadOptions {
+  /** Client-facing interface (in the current network namespace). */
+  readonly ifname: string;
+  /** bpffs directory for this table's pins, e.g. /run/baton/bpffs/<table>. */
+  readonly pinDir: string;
+  /** Capacity of the `flows` map (used when the maps are created, not when adopted). */
+  readonly maxFlows?: number;
+  /** Reuse pinned maps when present (restart); otherwise start fresh, clearing any old pins. */
+  readonly adopt: boolean;
+  /** Object file (default: the committed bpf/build/frontend.o). */
+  readonly objectPath?: string;
+  /** 'auto' (default): tcx where the kernel has it, else cls_bpf; 'tc': cls_bpf only. */
+  readonly attachMode?: AttachMode;
+}
+
+export interface BackendLoadOptions {
+  readonly ifname: string;
+  readonly pinDir: string;
+  readonly adopt: boolean;
+  readonly maxFlows?: number;
+  readonly objectPath?: string;
+  readonly attachMode?: AttachMode;
+}
+
+interface Loaded {
+  /** True when pinned maps from an earlier process were reused. */
+  readonly adopted: boolean;
+  readonly attach: AttachKind;
+  readonly ifindex: number;
+  /** The loaded program's descriptor (for BPF_PROG_TEST_RUN); valid until close. */
+  readonly programFd: number;
+  /** keep: leave the program attached and the maps pinned (a later process adopts them); otherwise detach the
+   * program, unpin everything and remove pinDir. Idempotent. */
+  close(opts?: { readonly keep?: boolean }): void;
+}
+
+export interface FrontendDataplane extends Loaded {
+  readonly maps: FrontendMaps;
+}
+
+export interface BackendDataplane extends Loaded {
+  readonly maps: BackendMaps;
+}
+
+/** Makes sure `dir` is on a bpf filesystem, mounting one at `dir`'s parent when none covers it. Returns the mount
+ * point that now holds it. */
+export function ensureBpffs(dir: string): string {
+  const mounts = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((p) => p[2] === 'bpf')
+    .map((p) => (p[1] ?? '').replace(/\\040/g, ' '));
+  const covering = mounts.filter((m) => dir === m || dir.startsWith(m.endsWith('/') ? m : `${m}/`)).sort((a, b) => b.length - a.length)[0];
+  if (covering) return covering;
+  const at = dir.startsWith('/sys/fs/bpf/') || dir === '/sys/fs/bpf' ? '/sys/fs/bpf' : dirname(dir);
+  mkdirSync(at, { recursive: true });
+  mountBpffs(at);
+  return at;
+}
+
+function removePins(pinDir: string, maps: readonly string[]): void {
+  const link = objGet(join(pinDir, LINK_PIN));
+  if (link) {
+    try {
+      linkDetach(link.fd);
+    } catch (err) {
+      if (!(err instanceof SysError)) throw err; // already defunct (interface gone): nothing to detach
+    } finally {
+      link.close();
+    }
+  }
+  for (const name of [LINK_PIN, ...maps]) {
+    const p = join(pinDir, name);
+    if (existsSync(p)) unlinkSync(p);
+  }
+  if (existsSync(pinDir) && readdirSync(pinDir).length === 0) rmdirSync(pinDir);
+}
+
+/** The id of the program our cls_bpf filter runs on `ifname`, if one is attached. */
+export function tcAttachedProgram(ifname: string): number | undefined {
+  return tcQueryIngress(ifIndex(ifname), TC_HANDLE, TC_PRIORITY);
+}
+
+/** Removes our cls_bpf filter if there is one (no clsact qdisc, or no filter: nothing to do). */
+function detachTc(ifindex: number): void {
+  try {
+    tcDetachIngress(ifindex, TC_HANDLE, TC_PRIORITY);
+  } catch (err) {
+    if (!(err instanceof SysError) || !['EINVAL', 'ENOENT'].includes(err.errnoName)) throw err;
+  }
+}
+
+/** Attaches `progFd` at ingress: replaces the program behind a pinned tcx link when adopting, else a new tcx link
+ * pinned under pinDir, else (kernel without tcx) a cls_bpf filter. */
+function attach(progFd: number, ifindex: number, pinDir: string, mode: AttachMode): { kind: AttachKind; link?: BpfFd } {
+  if (mode === 'tc') {
+    tcAttachIngress(progFd, ifindex, TC_HANDLE, TC_PRIORITY);
+    return { kind: 'tc' };
+  }
+  const linkPath = join(pinDir, LINK_PIN);
+  const old = objGet(linkPath);
+  if (old) {
+    try {
+      linkUpdate(old.fd, progFd);
+      return { kind: 'tcx', link: old };
+    } catch (err) {
+      if (!(err instanceof SysError)) throw err;
+      old.close(); // the link went defunct (its interface was deleted): make a new one
+      unlinkSync(linkPath);
+    }
+  }
+  let link: BpfFd;
+  try {
+    link = tcxAttachIngress(progFd, ifindex);
+  } catch (err) {
+    if (!(err instanceof SysError) || !['EINVAL', 'EOPNOTSUPP', 'ENOTSUP'].includes(err.errnoName)) throw err;
+    tcAttachIngress(progFd, ifindex, TC_HANDLE, TC_PRIORITY);
+    return { kind: 'tc' };
+  }
+  try {
+    objPin(link.fd, linkPath);
+  } catch (err) {
+    link.close();
+    throw err;
+  }
+  return { kind: 'tcx', link };
+}
+
+interface Common {
+  readonly ifname: string;
+  readonly pinDir: string;
+  readonly adopt: boolean;
+  readonly objectPath: string;
+  readonly program: string;
+  readonly maps: readonly string[];
+  readonly maxFlows: number;
+  readonly sizedMap: string;
+  readonly attachMode: AttachMode;
+}
+
+function load(o: Common): { obj: BpfObject; adopted: boolean; kind: AttachKind; link?: BpfFd; ifindex: number } {
+  const ifindex = ifIndex(o.ifname);
+  ensureBpffs(o.pinDir);
+  const adopted = o.adopt && existsSync(join(o.pinDir, o.maps[0] ?? ''));
+  if (!adopted) {
+    removePins(o.pinDir, o.maps);
+    detachTc(ifindex); // a fresh start leaves nothing of an earlier cls_bpf attachment either
+  }
+  mkdirSync(o.pinDir, { recursive: true });
+  const obj = BpfObject.open(o.objectPath);
+  try {
+    for (const name of o.maps) {
+      const spec = obj.map(name);
+      if (adopted) {
+        // reuse_fd takes the pinned map's own definition (its size may differ from this run's maxFlows)
+        const pinned = objGet(join(o.pinDir, name));
+        if (!pinned) throw new SysError(`bpf_obj_get(${join(o.pinDir, name)})`, 2 /* ENOENT: partial pins */);
+        try {
+          spec.reuseFd(pinned.fd);
+        } finally {
+          pinned.close();
+        }
+      } else {
+        if (name === o.sizedMap) spec.setMaxEntries(o.maxFlows);
+        spec.setPinPath(join(o.pinDir, name)); // created and pinned at load
+      }
+    }
+    obj.captureLog(o.program);
+    obj.load();
+    const a = attach(obj.programFd(o.program), ifindex, o.pinDir, o.attachMode);
+    return { obj, adopted, kind: a.kind, ifindex, ...(a.link ? { link: a.link } : {}) };
+  } catch (err) {
+    obj.close();
+    throw err;
+  }
+}
+
+function closer(o: Common, obj: BpfObject, kind: AttachKind, ifindex: number, link: BpfFd | undefined) {
+  let closed = false;
+  return (opts?: { readonly keep?: boolean }): void => {
+    if (closed) return;
+    closed = true;
+    if (opts?.keep) {
+      link?.close();
+      obj.close();
+      return;
+    }
+    if (link) {
+      try {
+        linkDetach(link.fd);
+      } finally {
+        link.close();
+      }
+    }
+    if (kind === 'tc') detachTc(ifindex);
+    obj.close();
+    removePins(o.pinDir, o.maps);
+  };
+}
+
+/** Loads and attaches the front-end program on `ifname`; see the module comment for pinning and adoption. */
+export function loadFrontendDataplane(opts: FrontendLoadOptions): FrontendDataplane {
+  const o: Common = {
+    ifname: opts.ifname,
+    pinDir: opts.pinDir,
+    adopt: opts.adopt,
+    objectPath: opts.objectPath ?? FRONTEND_OBJECT,
+    program: FRONTEND_PROGRAM,
+    maps: FRONTEND_MAPS,
+    maxFlows: opts.maxFlows ?? DEFAULT_MAX_FLOWS,
+    sizedMap: 'flows',
+    attachMode: opts.attachMode ?? 'auto',
+  };
+  const l = load(o);
+  const codecs = new FrontendCodecs(Btf.borrow(l.obj.btfPtr));
+  const maps = new FrontendMaps(codecs, {
+    flows: l.obj.map('flows').fd,
+    backends: l.obj.map('backends').fd,
+    counters: l.obj.map('counters').fd,
+    config: l.obj.map('config').fd,
+  });
+  return {
+    maps,
+    adopted: l.adopted,
+    attach: l.kind,
+    ifindex: l.ifindex,
+    programFd: l.obj.programFd(FRONTEND_PROGRAM),
+    close: closer(o, l.obj, l.kind, l.ifindex, l.link),
+  };
+}
+
+/** Loads and attaches the back-end (decapsulation) program on `ifname`. */
+export function loadBackendDataplane(opts: BackendLoadOptions): BackendDataplane {
+  const o: Common = {
+    ifname: opts.ifname,
+    pinDir: opts.pinDir,
+    adopt: opts.adopt,
+    objectPath: opts.objectPath ?? BACKEND_OBJECT,
+    program: BACKEND_PROGRAM,
+    maps: BACKEND_MAPS,
+    maxFlows: opts.maxFlows ?? DEFAULT_MAX_FLOWS,
+    sizedMap: 'decap',
+    attachMode: opts.attachMode ?? 'auto',
+  };
+  const l = load(o);
+  const maps = new BackendMaps(new BackendCodecs(Btf.borrow(l.obj.btfPtr)), l.obj.map('decap').fd);
+  return {
+    maps,
+    adopted: l.adopted,
+    attach: l.kind,
+    ifindex: l.ifindex,
+    programFd: l.obj.programFd(BACKEND_PROGRAM),
+    close: closer(o, l.obj, l.kind, l.ifindex, l.link),
+  };
+}
+
+/** A data plane loaded but neither attached nor pinned: for BPF_PROG_TEST_RUN fixtures and benchmarks. */
+export interface DetachedDataplane<M> {
+  readonly maps: M;
+  readonly programFd: number;
+  close(): void;
+}
+
+function loadDetached(objectPath: string, program: string, sizedMap: string, maxFlows: number): BpfObject {
+  const obj = BpfObject.open(objectPath);
+  try {
+    obj.map(sizedMap).setMaxEntries(maxFlows);
+    obj.captureLog(program);
+    obj.load();
+    return obj;
+  } catch (err) {
+    obj.close();
+    throw err;
+  }
+}
+
+export function loadFrontendDetached(opts: { readonly maxFlows?: number; readonly objectPath?: string } = {}): DetachedDataplane<FrontendMaps> {
+  const obj = loadDetached(opts.objectPath ?? FRONTEND_OBJECT, FRONTEND_PROGRAM, 'flows', opts.maxFlows ?? DEFAULT_MAX_FLOWS);
+  const maps = new FrontendMaps(new FrontendCodecs(Btf.borrow(obj.btfPtr)), {
+    flows: obj.map('flows').fd,
+    backends: obj.map('backends').fd,
+    counters: obj.map('counters').fd,
+    config: obj.map('config').fd,
+  });
+  return { maps, programFd: obj.programFd(FRONTEND_PROGRAM), close: () => obj.close() };
+}
+
+export function loadBackendDetached(opts: { readonly maxFlows?: number; readonly objectPath?: string } = {}): DetachedDataplane<BackendMaps> {
+  const obj = loadDetached(opts.objectPath ?? BACKEND_OBJECT, BACKEND_PROGRAM, 'decap', opts.maxFlows ?? DEFAULT_MAX_FLOWS);
+  const maps = new BackendMaps(new BackendCodecs(Btf.borrow(obj.btfPtr)), obj.map('decap').fd);
+  return { maps, programFd: obj.programFd(BACKEND_PROGRAM), close: () => obj.close() };
+}
