@@ -44,6 +44,9 @@ export async function runFrontend(cfg: FrontendConfig, log: Logger): Promise<() 
     backends: cfg.backends.map((b) => ({ id: b.id, address: b.address, mode: b.mode })),
     idleTimeoutS: cfg.steering.idleTimeoutS,
     lingerMs: cfg.steering.lingerMs,
+    pinDir: cfg.steering.pinDir,
+    maxFlows: cfg.steering.maxFlows,
+    source: cfg.steering.source,
   });
   const channels = new Map<string, ControlClient>();
   let fe: Frontend | undefined;

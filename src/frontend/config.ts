@@ -64,6 +64,12 @@ export const frontendConfigSchema = z
         idleTimeoutS: z.number().int().min(1).max(86_400).default(300),
         /** Keep forwarding an ended flow this long, for its last FIN/ACK packets. */
         lingerMs: z.number().int().min(100).max(60_000).default(2000),
+        /** bpf: bpffs directory where the maps and program link are pinned (default /sys/fs/bpf/baton/<table>). */
+        pinDir: z.string().startsWith('/').max(200).optional(),
+        /** bpf: most flows steered at once (size of the kernel's flow table). */
+        maxFlows: z.number().int().min(1024).max(16_777_216).default(262_144),
+        /** bpf: encapsulation source address (default: this host's source address on the route to each encap back-end). */
+        source: ip.optional(),
       })
       .prefault({}),
     /** Optional HTTP endpoint with /stats (JSON) and /metrics (Prometheus text). */

@@ -2,7 +2,7 @@
 // client packet then meets. No root needed; the kernel projection is tested in bpf-dataplane tests.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BpfSteering, VERDICT } from './bpf.ts';
+import { BpfSteering } from './bpf.ts';
 import { MemoryFlowTable } from './testing.ts';
 import type { FlowKey } from './types.ts';
 
@@ -42,7 +42,7 @@ test('hold drops, forward replaces the hold in one write, release lingers then p
   await s.hold(f);
   assert.equal(t.packet(f), 'drop');
   await s.forward(f, 'b2', { handoffId: 7n, flowId: 99 });
-  assert.equal(t.get(f)?.verdict, VERDICT.forward);
+  assert.equal(t.get(f)?.verdict, 'forward');
   assert.equal(t.get(f)?.flowId, 99);
   assert.equal(t.packet(f), 1);
   await s.release(f, 7n);
@@ -61,7 +61,7 @@ test('a release naming an older handoff never touches the newer connection on th
   await s.hold(f);
   await s.forward(f, 'b2', { handoffId: 2n, flowId: 2 });
   await s.release(f, 1n); // the old connection's late end-of-flow report
-  assert.equal(t.get(f)?.verdict, VERDICT.forward);
+  assert.equal(t.get(f)?.verdict, 'forward');
   assert.equal(t.get(f)?.handoffId, 2n);
   await s.close();
 });
@@ -75,7 +75,7 @@ test('unhold removes a hold but never a forwarded flow', async () => {
   assert.equal(t.get(a), undefined);
   await s.forward(b, 'b1', { handoffId: 3n, flowId: 3 });
   await s.unhold(b);
-  assert.equal(t.get(b)?.verdict, VERDICT.forward);
+  assert.equal(t.get(b)?.verdict, 'forward');
   await s.close();
 });
 
@@ -86,9 +86,9 @@ test('releaseBackend moves only that back-end\'s forwarded flows to closing', as
   await s.forward(flow(3), 'b2', { handoffId: 3n, flowId: 3 });
   await s.hold(flow(4));
   assert.equal(await s.releaseBackend('b1'), 2);
-  assert.equal(t.get(flow(1))?.verdict, VERDICT.closing);
-  assert.equal(t.get(flow(3))?.verdict, VERDICT.forward);
-  assert.equal(t.get(flow(4))?.verdict, VERDICT.hold);
+  assert.equal(t.get(flow(1))?.verdict, 'closing');
+  assert.equal(t.get(flow(3))?.verdict, 'forward');
+  assert.equal(t.get(flow(4))?.verdict, 'hold');
   assert.equal(await s.releaseBackend('nope'), 0);
   await s.close();
 });
@@ -105,9 +105,9 @@ test('the sweep deletes idle forwards, closings past linger and forgotten holds,
   t.now += 2_000n * MS;
   assert.equal(s.sweep(), 2);
   assert.equal(t.get(flow(1)), undefined);
-  assert.equal(t.get(flow(2))?.verdict, VERDICT.forward);
+  assert.equal(t.get(flow(2))?.verdict, 'forward');
   assert.equal(t.get(flow(3)), undefined);
-  assert.equal(t.get(flow(4))?.verdict, VERDICT.hold);
+  assert.equal(t.get(flow(4))?.verdict, 'hold');
   t.now += 30_000n * MS;
   assert.equal(s.sweep(), 2, 'the hold and the now-idle forward');
   assert.equal([...t.entries()].length, 0);

@@ -11,28 +11,14 @@
 //
 // The kernel side is reached only through `FlowTable` (a projection port), so this policy is
 // unit-tested without root against an in-memory table (bpf.test.ts).
+import type { FlowState } from './bpf-maps.ts';
 import type {
   FlowIds, FlowKey, ForwardMode, SteerBackend, SteerCounters, SteerEntry, Steering,
 } from './types.ts';
 import { flowKeyString } from './types.ts';
 
-/** Values of `flow_state.verdict` (bpf/maps.h). */
-export const VERDICT = { hold: 1, forward: 2, closing: 3 } as const;
-export type VerdictCode = (typeof VERDICT)[keyof typeof VERDICT];
-
-/** One `flows` value, as this class reads and writes it. Times are CLOCK_MONOTONIC ns (bpf_ktime_get_ns). */
-export interface FlowValue {
-  readonly verdict: VerdictCode;
-  readonly backend: number;
-  readonly flowId: number;
-  readonly handoffId: bigint;
-  readonly lastSeenNs: bigint;
-  /** hold: dropped until; closing: forwarded until; 0n: none. */
-  readonly deadlineNs: bigint;
-}
-
-/** One `backends` slot. */
-export interface BackendSlot {
+/** What this class writes into a `backends` slot; the adapter adds what the kernel needs (family, egress). */
+export interface SlotSpec {
   readonly mode: ForwardMode;
   readonly address: string;
   /** encap only: the front-end's address, written as the packets' source. */
@@ -41,12 +27,12 @@ export interface BackendSlot {
 
 /** The kernel maps, as this class needs them. Implemented over libbpf (bpf-dataplane.ts) and in memory (tests). */
 export interface FlowTable {
-  get(flow: FlowKey): FlowValue | undefined;
-  put(flow: FlowKey, v: FlowValue): void;
+  get(flow: FlowKey): FlowState | undefined;
+  put(flow: FlowKey, v: FlowState): void;
   /** Returns false when the entry was absent. */
   delete(flow: FlowKey): boolean;
-  entries(): Iterable<readonly [FlowKey, FlowValue]>;
-  setBackend(index: number, slot: BackendSlot | undefined): void;
+  entries(): Iterable<readonly [FlowKey, FlowState]>;
+  setBackend(index: number, slot: SlotSpec | undefined): void;
   /** Packets and bytes steered to each back-end index, summed over CPUs. */
   counters(index: number): SteerCounters;
   /** The clock the data plane stamps `lastSeenNs` with. */
@@ -110,7 +96,7 @@ export class BpfSteering implements Steering {
   hold(flow: FlowKey): Promise<void> {
     return this.#apply(`hold ${flowKeyString(flow)}`, () => {
       const now = this.#t.nowNs();
-      this.#t.put(flow, { verdict: VERDICT.hold, backend: 0, flowId: 0, handoffId: 0n, lastSeenNs: now, deadlineNs: now + this.#holdNs });
+      this.#t.put(flow, { verdict: 'hold', backend: 0, flowId: 0, handoffId: 0n, lastSeenNs: now, deadlineNs: now + this.#holdNs });
     });
   }
 
@@ -118,14 +104,14 @@ export class BpfSteering implements Steering {
     return this.#apply(`forward ${flowKeyString(flow)} to ${backendId}`, () => {
       const backend = this.#backendIndex(backendId);
       // One update replaces the hold (or a stale entry of an earlier connection on this tuple).
-      this.#t.put(flow, { verdict: VERDICT.forward, backend, flowId: ids.flowId, handoffId: ids.handoffId, lastSeenNs: this.#t.nowNs(), deadlineNs: 0n });
+      this.#t.put(flow, { verdict: 'forward', backend, flowId: ids.flowId, handoffId: ids.handoffId, lastSeenNs: this.#t.nowNs(), deadlineNs: 0n });
     });
   }
 
   unhold(flow: FlowKey): Promise<void> {
     return this.#apply(`unhold ${flowKeyString(flow)}`, () => {
       const v = this.#t.get(flow);
-      if (v?.verdict === VERDICT.hold) this.#t.delete(flow);
+      if (v?.verdict === 'hold') this.#t.delete(flow);
     });
   }
 
@@ -133,8 +119,8 @@ export class BpfSteering implements Steering {
     return this.#apply(`release ${flowKeyString(flow)}`, () => {
       const v = this.#t.get(flow);
       // An older connection's end never touches a newer one on the same tuple.
-      if (v === undefined || v.verdict !== VERDICT.forward || v.handoffId !== handoffId) return;
-      this.#t.put(flow, { ...v, verdict: VERDICT.closing, deadlineNs: this.#t.nowNs() + this.#lingerNs });
+      if (v === undefined || v.verdict !== 'forward' || v.handoffId !== handoffId) return;
+      this.#t.put(flow, { ...v, verdict: 'closing', deadlineNs: this.#t.nowNs() + this.#lingerNs });
     });
   }
 
@@ -144,8 +130,8 @@ export class BpfSteering implements Steering {
     let n = 0;
     const deadlineNs = this.#t.nowNs() + this.#lingerNs;
     for (const [flow, v] of [...this.#t.entries()]) {
-      if (v.verdict !== VERDICT.forward || v.backend !== b) continue;
-      this.#t.put(flow, { ...v, verdict: VERDICT.closing, deadlineNs });
+      if (v.verdict !== 'forward' || v.backend !== b) continue;
+      this.#t.put(flow, { ...v, verdict: 'closing', deadlineNs });
       n++;
     }
     return Promise.resolve(n);
@@ -158,7 +144,7 @@ export class BpfSteering implements Steering {
     let n = 0;
     for (const [flow, v] of [...this.#t.entries()]) {
       const expired =
-        v.verdict === VERDICT.forward ? now - v.lastSeenNs > this.#idleNs : v.deadlineNs !== 0n && now > v.deadlineNs;
+        v.verdict === 'forward' ? now - v.lastSeenNs > this.#idleNs : v.deadlineNs !== 0n && now > v.deadlineNs;
       if (!expired) continue;
       // Re-read: the data path may have refreshed it, or a new connection replaced it, since the walk began.
       const cur = this.#t.get(flow);
@@ -172,7 +158,7 @@ export class BpfSteering implements Steering {
     const now = this.#t.nowNs();
     const out: SteerEntry[] = [];
     for (const [flow, v] of this.#t.entries()) {
-      const verdict = v.verdict === VERDICT.hold ? 'hold' : v.verdict === VERDICT.forward ? 'forward' : 'closing';
+      const verdict = v.verdict;
       const idleMs = Number((now > v.lastSeenNs ? now - v.lastSeenNs : 0n) / NS_PER_MS);
       out.push(
         verdict === 'hold'

@@ -1,5 +1,7 @@
 // The one place that chooses a Steering implementation from configuration, so daemons and tests
 // ask for "steering for this VIP on this interface" and never name an implementation.
+import { BpfSteering } from './bpf.ts';
+import { KernelFlowTable, sourceAddressFor } from './bpf-table.ts';
 import { NftSteering } from './nft.ts';
 import type { SteerBackend, Steering } from './types.ts';
 
@@ -21,13 +23,42 @@ export interface SteeringOptions {
   readonly lingerMs?: number;
   /** bpf only: adopt kernel state left by an earlier process (default true); false starts fresh. */
   readonly adopt?: boolean;
+  /** bpf only: bpffs directory for the pins (default /sys/fs/bpf/baton/<table>). */
+  readonly pinDir?: string;
+  /** bpf only: capacity of the flows map. */
+  readonly maxFlows?: number;
+  /** bpf only: the encapsulation source address (default: the route's source towards each encap back-end). */
+  readonly source?: string;
 }
+
+/** The bpffs directory holding a table's pinned maps and link. */
+export const defaultPinDir = (table: string): string => `/sys/fs/bpf/baton/${table}`;
 
 export async function createSteering(o: SteeringOptions): Promise<Steering> {
   switch (o.kind) {
     case 'nft':
       return NftSteering.create(o);
-    case 'bpf':
-      throw new Error('steering: bpf steering is not built yet; use steering.kind "nft"');
+    case 'bpf': {
+      const table = KernelFlowTable.open({
+        ifname: o.device,
+        pinDir: o.pinDir ?? defaultPinDir(o.table),
+        vip: { address: o.vip, port: o.port },
+        adopt: o.adopt ?? true,
+        maxFlows: o.maxFlows,
+        idleTimeoutS: o.idleTimeoutS ?? 300,
+      });
+      try {
+        const backends = new Map(o.backends.map((b) => [b.id, b]));
+        return new BpfSteering(table, {
+          backends: o.backends,
+          localFor: (id) => o.source ?? sourceAddressFor(backends.get(id)!.address),
+          idleTimeoutS: o.idleTimeoutS,
+          lingerMs: o.lingerMs,
+        });
+      } catch (e) {
+        await table.close(table.adopted);
+        throw e;
+      }
+    }
   }
 }

@@ -1,28 +1,29 @@
 // Test doubles for steering: an in-memory `FlowTable` that behaves like the data path, so the
 // steering policy is tested without root (as control/testing.ts does for the channel).
-import { VERDICT, type BackendSlot, type FlowTable, type FlowValue } from './bpf.ts';
+import type { SlotSpec, FlowTable } from './bpf.ts';
+import type { FlowState } from './bpf-maps.ts';
 import { flowKeyString, type FlowKey, type SteerCounters } from './types.ts';
 
 /** The `FlowTable` port in memory: the model the unit tests drive, and a reference for the kernel projection. */
 export class MemoryFlowTable implements FlowTable {
-  readonly #m = new Map<string, readonly [FlowKey, FlowValue]>();
-  readonly slots: (BackendSlot | undefined)[] = [];
+  readonly #m = new Map<string, readonly [FlowKey, FlowState]>();
+  readonly slots: (SlotSpec | undefined)[] = [];
   now = 1_000_000_000n;
   closedWith: boolean | undefined;
 
-  get(flow: FlowKey): FlowValue | undefined {
+  get(flow: FlowKey): FlowState | undefined {
     return this.#m.get(flowKeyString(flow))?.[1];
   }
-  put(flow: FlowKey, v: FlowValue): void {
+  put(flow: FlowKey, v: FlowState): void {
     this.#m.set(flowKeyString(flow), [flow, v]);
   }
   delete(flow: FlowKey): boolean {
     return this.#m.delete(flowKeyString(flow));
   }
-  entries(): Iterable<readonly [FlowKey, FlowValue]> {
+  entries(): Iterable<readonly [FlowKey, FlowState]> {
     return this.#m.values();
   }
-  setBackend(index: number, slot: BackendSlot | undefined): void {
+  setBackend(index: number, slot: SlotSpec | undefined): void {
     this.slots[index] = slot;
   }
   counters(): SteerCounters {
@@ -47,8 +48,8 @@ export class MemoryFlowTable implements FlowTable {
       this.delete(flow);
       return 'pass';
     }
-    if (v.verdict === VERDICT.hold) return 'drop';
-    if (v.verdict === VERDICT.forward) this.put(flow, { ...v, lastSeenNs: this.now });
+    if (v.verdict === 'hold') return 'drop';
+    if (v.verdict === 'forward') this.put(flow, { ...v, lastSeenNs: this.now });
     return v.backend;
   }
 }

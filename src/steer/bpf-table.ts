@@ -1,0 +1,88 @@
+// The `FlowTable` port over the loaded front-end data plane: what BpfSteering writes becomes one bpf() map
+// operation each. The VIP and port are fixed per table (one steered service per front-end process).
+import { execFileSync } from 'node:child_process';
+import { isIPv6 } from 'node:net';
+import type { FlowTable, SlotSpec } from './bpf.ts';
+import type { FlowState, Vip } from './bpf-maps.ts';
+import { loadFrontendDataplane, type FrontendDataplane } from './bpf-loader.ts';
+import type { FlowKey, SteerCounters } from './types.ts';
+
+export interface KernelFlowTableOptions {
+  readonly ifname: string;
+  readonly pinDir: string;
+  readonly vip: Vip;
+  readonly adopt: boolean;
+  readonly maxFlows?: number;
+  readonly idleTimeoutS: number;
+}
+
+export class KernelFlowTable implements FlowTable {
+  readonly #dp: FrontendDataplane;
+  readonly #vip: Vip;
+
+  private constructor(dp: FrontendDataplane, vip: Vip) {
+    this.#dp = dp;
+    this.#vip = vip;
+  }
+
+  static open(o: KernelFlowTableOptions): KernelFlowTable {
+    const dp = loadFrontendDataplane({ ifname: o.ifname, pinDir: o.pinDir, adopt: o.adopt, maxFlows: o.maxFlows });
+    dp.maps.setConfig({ refreshNs: 1_000_000_000n, idleTimeoutNs: BigInt(o.idleTimeoutS) * 1_000_000_000n });
+    return new KernelFlowTable(dp, o.vip);
+  }
+
+  /** True when the maps of an earlier process were adopted (its handed-off flows keep flowing). */
+  get adopted(): boolean {
+    return this.#dp.adopted;
+  }
+
+  get(flow: FlowKey): FlowState | undefined {
+    return this.#dp.maps.getFlow(flow, this.#vip);
+  }
+
+  put(flow: FlowKey, v: FlowState): void {
+    this.#dp.maps.putFlow(flow, this.#vip, v);
+  }
+
+  delete(flow: FlowKey): boolean {
+    return this.#dp.maps.deleteFlow(flow, this.#vip);
+  }
+
+  *entries(): Iterable<readonly [FlowKey, FlowState]> {
+    for (const e of this.#dp.maps.iterateFlows()) {
+      if (e.vip.address === this.#vip.address && e.vip.port === this.#vip.port) yield [e.flow, e.state];
+    }
+  }
+
+  setBackend(index: number, slot: SlotSpec | undefined): void {
+    if (slot === undefined) return this.#dp.maps.clearBackend(index);
+    const family = isIPv6(slot.address) ? 6 : 4;
+    const prev = this.#dp.maps.getBackend(index);
+    // A slot given to a different back-end starts its counters from zero.
+    if (prev.mode === 'unused' || prev.address !== slot.address) this.#dp.maps.resetCounters(index);
+    this.#dp.maps.setBackend(index, { mode: slot.mode, family, ifindex: 0, address: slot.address, local: slot.local });
+  }
+
+  counters(index: number): SteerCounters {
+    return this.#dp.maps.readCounters(index);
+  }
+
+  nowNs(): bigint {
+    // bpf_ktime_get_ns and libuv's hrtime both read CLOCK_MONOTONIC.
+    return process.hrtime.bigint();
+  }
+
+  close(keep: boolean): Promise<void> {
+    this.#dp.close({ keep });
+    return Promise.resolve();
+  }
+}
+
+/** The source address this host uses to reach `address` (the encapsulated packets' source). */
+export function sourceAddressFor(address: string): string {
+  const out = execFileSync('ip', ['-j', 'route', 'get', address], { encoding: 'utf8', timeout: 5000 });
+  const routes = JSON.parse(out) as { prefsrc?: string }[];
+  const src = routes[0]?.prefsrc;
+  if (src === undefined) throw new Error(`steering: no source address for ${address} (ip route get)`);
+  return src;
+}
