@@ -17,7 +17,10 @@ export interface AgentOptions {
   readonly onEvent?: (event: 'peerUp' | 'peerDown' | 'authFailed', detail: string) => void;
 }
 
+// The receiver keys prepared handoffs by channel and front-end handoff id, so two front-ends'
+// ids never collide; FLOW_END names the front-end's id again (its part after the colon).
 const key = (peer: PeerInfo, id: bigint): string => `${peer.id}:${id}`;
+const handoffIdOf = (k: string): bigint => BigInt(k.slice(k.indexOf(':') + 1));
 
 export class BackendAgent {
   readonly #server: ControlServer;
@@ -37,7 +40,7 @@ export class BackendAgent {
       ...(o.maxConnections !== undefined && { maxConnections: o.maxConnections }),
       ...(o.maxBlobBytes !== undefined && { maxBlobBytes: o.maxBlobBytes }),
       onActive: (n) => server?.reportLoad(n),
-      onFlowEnd: (flow) => server?.flowEnded(flow),
+      onFlowEnd: (flow, k) => server?.flowEnded(flow, handoffIdOf(k)),
     });
     server = new ControlServer({
       secret: o.secret,

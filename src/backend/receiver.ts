@@ -23,8 +23,8 @@ export interface FlowInfo {
 export interface ReceiverOptions {
   /** Called with each committed connection, as a net.Socket. */
   readonly deliver: (socket: net.Socket, flow: FlowInfo) => void;
-  /** A delivered connection ended (its socket closed). */
-  readonly onFlowEnd?: (flow: FlowInfo) => void;
+  /** A delivered connection ended (its socket closed); `id` is the one it was prepared under. */
+  readonly onFlowEnd?: (flow: FlowInfo, id: string) => void;
   /** The number of delivered, open connections changed. */
   readonly onActive?: (active: number) => void;
   /** How long an injected connection waits for commit before it is dropped. */
@@ -92,7 +92,7 @@ export class HandoffReceiver {
     socket.once('close', () => {
       this.#active--;
       this.#o.onActive?.(this.#active);
-      this.#o.onFlowEnd?.(flow);
+      this.#o.onFlowEnd?.(flow, id);
     });
     this.#o.deliver(socket, flow);
     return true;

@@ -16,7 +16,8 @@ import { inspect } from 'node:util';
 import { NONCE_BYTES, PROOF_BYTES } from '../wire/frame.ts';
 import { invalidArgument } from './errors.ts';
 
-export const PROTO_VERSION = 1;
+// 2: FLOW_END names its handoff id; LOAD carries the commits it includes.
+export const PROTO_VERSION = 2;
 export const MIN_SECRET_BYTES = 16;
 
 const SERVER_LABEL = Buffer.from('baton/1 server', 'ascii');

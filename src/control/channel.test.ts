@@ -209,31 +209,68 @@ test('the latest load reaches the peer after the throttle interval', async (t) =
   assert.deepEqual(loads, [1, 50]);
 });
 
-test('flow-end goes to the front-end that handed the flow, and unknown flows to everyone', async (t) => {
+test('flow-end names its handoff and goes to the front-end that handed it; unknown flows go to everyone', async (t) => {
   const flowA: FlowInfo = { family: 4, client: { address: '198.51.100.7', port: 40001 }, vip: { address: '192.0.2.1', port: 80 } };
   const flowB: FlowInfo = { family: 6, client: { address: '2001:db8::7', port: 40002 }, vip: { address: '2001:db8::80', port: 443 } };
   const { server, port } = await startServer(t, {
-    onHandoff: async (id) => ({ ok: true, flow: id === 1n ? flowA : flowB }),
+    onHandoff: async (id) => ({ ok: true, flow: id === 1n || id === 3n ? flowA : flowB }),
   });
   const a = await startUpClient(t, port, { name: 'fe-a' });
   const b = await startUpClient(t, port, { name: 'fe-b' });
   assert.deepEqual(await a.sendHandoff(1n, blobOf(1n)), { ok: true });
   assert.deepEqual(await b.sendHandoff(2n, blobOf(2n)), { ok: true });
-  const endsA: FlowInfo[] = [];
-  const endsB: FlowInfo[] = [];
-  const twoEach = deferred<void>();
-  const record = (into: FlowInfo[]) => (f: FlowInfo) => {
-    into.push(f);
-    if (endsA.length === 2 && endsB.length === 2) twoEach.resolve();
+  // A second connection on flowA's tuple (port reuse), handed by fe-a as handoff 3.
+  assert.deepEqual(await a.sendHandoff(3n, blobOf(3n)), { ok: true });
+  const endsA: Array<[FlowInfo, bigint]> = [];
+  const endsB: Array<[FlowInfo, bigint]> = [];
+  const done = deferred<void>();
+  const record = (into: Array<[FlowInfo, bigint]>) => (f: FlowInfo, id: bigint) => {
+    into.push([f, id]);
+    if (endsA.length === 3 && endsB.length === 2) done.resolve();
   };
   a.on('flowEnd', record(endsA));
   b.on('flowEnd', record(endsB));
 
-  assert.equal(server.flowEnded(flowA), 1);
-  assert.equal(server.flowEnded(flowB), 1);
+  // Both connections on flowA's tuple end, the newer one first: each report names its own
+  // handoff, and both still reach fe-a (tracking is per connection, not per tuple).
+  assert.equal(server.flowEnded(flowA, 3n), 1);
+  assert.equal(server.flowEnded(flowA, 1n), 1);
+  assert.equal(server.flowEnded(flowB, 2n), 1);
   const unknown: FlowInfo = { family: 4, client: { address: '203.0.113.9', port: 1 }, vip: { address: '192.0.2.1', port: 80 } };
-  assert.equal(server.flowEnded(unknown), 2);
-  await twoEach.promise; // frames arrive in order, so each peer's second event is the broadcast
-  assert.deepEqual(endsA, [flowA, unknown]);
-  assert.deepEqual(endsB, [flowB, unknown]);
+  assert.equal(server.flowEnded(unknown, 9n), 2);
+  await done.promise; // frames arrive in order, so each peer's last event is the broadcast
+  assert.deepEqual(endsA, [[flowA, 3n], [flowA, 1n], [unknown, 9n]]);
+  assert.deepEqual(endsB, [[flowB, 2n], [unknown, 9n]]);
+});
+
+test('load reports count the commits they include, and a commit alone triggers a report', async (t) => {
+  const { server, port } = await startServer(t, { loadIntervalMs: 5, onHandoff: async () => ({ ok: true }) });
+  const client = await startUpClient(t, port);
+  const loads: Array<[number, number]> = [];
+  let want = (_: [number, number]): boolean => false;
+  let seen = deferred<void>();
+  client.on('load', (active, _capacity, commits) => {
+    loads.push([active, commits]);
+    if (want([active, commits])) seen.resolve();
+  });
+  const until = async (pred: (l: [number, number]) => boolean): Promise<void> => {
+    if (loads.some(pred)) return;
+    seen = deferred<void>();
+    want = pred;
+    await seen.promise;
+  };
+  server.reportLoad(0);
+  await until(([a, c]) => a === 0 && c === 0);
+  // A commit for an id the agent no longer holds changes no count, yet the report must follow:
+  // the front-end counted that commit and can only forget it once a report includes it.
+  client.commit(77n);
+  await until(([a, c]) => a === 0 && c === 1);
+  assert.deepEqual(await client.sendHandoff(5n, blobOf(5n)), { ok: true });
+  client.commit(5n);
+  server.reportLoad(1);
+  await until(([a, c]) => a === 1 && c === 2);
+  // Same active as an earlier report, yet sent: the commit count differs.
+  server.reportLoad(0);
+  await until(([a, c]) => a === 0 && c === 2);
+  assert.deepEqual(loads.at(-1), [0, 2]);
 });

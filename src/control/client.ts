@@ -65,10 +65,13 @@ export interface ControlClientEvents {
   up: [];
   /** Left 'up' (only after an 'up'); reconnection is already scheduled unless closed. */
   down: [reason: string];
-  /** The agent's load report. */
-  load: [active: number, capacity: number | undefined];
-  /** A handed-off connection ended at the agent; remove its steering. */
-  flowEnd: [info: FlowInfo];
+  /**
+   * The agent's load report: its active connections, and how many of this session's COMMIT
+   * frames it had received when it counted them (mod 2^32; the count restarts with each 'up').
+   */
+  load: [active: number, capacity: number | undefined, commits: number];
+  /** The connection placed by handoff `id` ended at the agent; remove its steering. */
+  flowEnd: [info: FlowInfo, id: bigint];
   /** A connection attempt failed authentication (e.g. the agent could not prove the secret). */
   authFailed: [reason: string];
 }
@@ -271,10 +274,10 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
             return;
           }
           case 'load':
-            this.emit('load', m.active, m.capacity);
+            this.emit('load', m.active, m.capacity, m.commits);
             return;
           case 'flow-end':
-            this.emit('flowEnd', { family: m.family, client: m.client, vip: m.vip });
+            this.emit('flowEnd', { family: m.family, client: m.client, vip: m.vip }, m.id);
             return;
           case 'ping':
             link.send({ kind: 'pong', token: m.token });

@@ -3,6 +3,13 @@
 // each with exactly one ACK, and pushes LOAD and FLOW_END reports to authenticated peers.
 // Nothing from a peer reaches onHandoff before that peer has proved the secret.
 //
+// Load reports converge (issue 10.3): each LOAD carries, besides the active count, how many
+// COMMIT frames this peer's channel has delivered (`commits`, counted before `active` is read).
+// The front-end adds to the report only its commits the report does not include yet, so its
+// estimate equals our count as soon as one report follows the last commit or close. A LOAD is
+// sent whenever either number changed since the last one to that peer, never skipped because
+// `active` alone is unchanged (that skip is what let the front-end's count drift).
+//
 // Two phases: a handoff that onHandoff accepted ({ ok: true }) is "prepared"; it then ends in
 // exactly one onCommit (the front-end now forwards the client's packets here) or one onAbort
 // (the front-end said ABORT, gave up waiting, or its channel dropped before COMMIT).
@@ -105,6 +112,9 @@ interface Peer {
   loadTimer: NodeJS.Timeout | undefined;
   lastLoadAt: number;
   lastLoadSent: number | undefined;
+  /** COMMIT frames received from this peer (mod 2^32), whatever their id. */
+  commits: number;
+  lastCommitsSent: number | undefined;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -123,7 +133,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   readonly #maxTrackedFlows: number;
   readonly #server: Server;
   readonly #peers = new Set<Peer>();
-  /** flowKey -> name of the front-end that handed the flow. */
+  /** `flowKey#handoffId` -> name of the front-end that handed the flow. */
   readonly #flows = new Map<string, string>();
   #nextPeerId = 1;
   #load: number | undefined;
@@ -194,18 +204,19 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   }
 
   /**
-   * Tells front-ends that a handed-off connection ended. Sent only to the front-end that handed
-   * the flow if onHandoff returned it and that front-end (by name) is connected; otherwise to
-   * every authenticated peer. Returns how many peers it was sent to.
+   * Tells front-ends that the connection placed by handoff `id` ended. Sent only to the front-end
+   * that handed it if onHandoff returned the flow and that front-end (by name) is connected;
+   * otherwise to every authenticated peer. The id lets the front-end tell this connection from a
+   * newer one on the same tuple. Returns how many peers it was sent to.
    */
-  flowEnded(info: FlowInfo): number {
-    const key = flowKey(info);
-    const owner = this.#flows.get(key);
-    this.#flows.delete(key);
+  flowEnded(info: FlowInfo, id: bigint): number {
+    const key = trackKey(info, id);
+    const owner = key === undefined ? undefined : this.#flows.get(key);
+    if (key !== undefined) this.#flows.delete(key);
     const up = [...this.#peers].filter((p) => p.state === 'up' && !p.link.closed);
     const owners = owner === undefined ? [] : up.filter((p) => p.name === owner);
     const targets = owners.length > 0 ? owners : up;
-    const m: Message = { kind: 'flow-end', family: info.family, client: info.client, vip: info.vip };
+    const m: Message = { kind: 'flow-end', id, family: info.family, client: info.client, vip: info.vip };
     for (const p of targets) p.link.send(m);
     return targets.length;
   }
@@ -239,6 +250,8 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       loadTimer: undefined,
       lastLoadAt: -Infinity,
       lastLoadSent: undefined,
+      commits: 0,
+      lastCommitsSent: undefined,
     };
     peer.authTimer = setTimeout(() => this.#refuse(peer, 'timeout'), this.#authTimeoutMs);
     this.#peers.add(peer);
@@ -267,8 +280,11 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
             void this.#handoff(peer, m.id, m.blob);
             return;
           case 'commit':
+            // Counted whatever the id: the front-end counted it too, and the next LOAD settles it.
+            peer.commits = (peer.commits + 1) >>> 0;
             if (peer.handoffs.get(m.id) === 'prepared') this.#finish(peer, m.id, 'onCommit');
-            return; // unknown, refused or already finished: nothing to do
+            if (this.#load !== undefined) this.#scheduleLoad(peer);
+            return;
           case 'abort': {
             const phase = peer.handoffs.get(m.id);
             if (phase === 'prepared') this.#finish(peer, m.id, 'onAbort');
@@ -349,7 +365,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       peer.link.send(ack);
       return;
     }
-    if (r.flow !== undefined) this.#track(r.flow, peer.name);
+    if (r.flow !== undefined) this.#track(r.flow, id, peer.name);
     const abortRequested = peer.handoffs.get(id) === 'abort-requested';
     peer.handoffs.set(id, 'prepared');
     // If the front-end gave up already, or cannot hear the ACK, it will never commit.
@@ -365,13 +381,9 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     }
   }
 
-  #track(flow: FlowInfo, owner: string): void {
-    let key: string;
-    try {
-      key = flowKey(flow);
-    } catch {
-      return; // an unparsable flow cannot be routed; FLOW_END for it will be broadcast
-    }
+  #track(flow: FlowInfo, id: bigint, owner: string): void {
+    const key = trackKey(flow, id);
+    if (key === undefined) return; // an unparsable flow cannot be routed; FLOW_END for it will be broadcast
     this.#flows.delete(key);
     this.#flows.set(key, owner);
     if (this.#flows.size > this.#maxTrackedFlows) {
@@ -392,15 +404,26 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
 
   #sendLoad(peer: Peer): void {
     const active = this.#load;
-    if (active === undefined || active === peer.lastLoadSent || peer.link.closed) return;
+    const commits = peer.commits;
+    if (active === undefined || peer.link.closed) return;
+    if (active === peer.lastLoadSent && commits === peer.lastCommitsSent) return;
     this.#loadSeq = (this.#loadSeq + 1) >>> 0;
     const m: Message =
       this.#capacity === undefined
-        ? { kind: 'load', active, seq: this.#loadSeq }
-        : { kind: 'load', active, capacity: this.#capacity, seq: this.#loadSeq };
+        ? { kind: 'load', active, seq: this.#loadSeq, commits }
+        : { kind: 'load', active, capacity: this.#capacity, seq: this.#loadSeq, commits };
     peer.link.send(m);
     peer.lastLoadAt = performance.now();
     peer.lastLoadSent = active;
+    peer.lastCommitsSent = commits;
+  }
+}
+
+function trackKey(flow: FlowInfo, id: bigint): string | undefined {
+  try {
+    return `${flowKey(flow)}#${id}`;
+  } catch {
+    return undefined;
   }
 }
 

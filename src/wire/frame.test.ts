@@ -50,26 +50,27 @@ const golden: Array<{ name: string; message: Message; bytes: string }> = [
     bytes: '00000010 11 0000000000000007 00 01 45 0002 6e6f',
   },
   { name: 'ack ok', message: { kind: 'ack', id: 7n, ok: true, code: '', reason: '' }, bytes: '0000000d 11 0000000000000007 01 00 0000' },
-  { name: 'load without capacity', message: { kind: 'load', active: 3, seq: 9 }, bytes: '0000000a 12 00000003 00000009 00' },
+  { name: 'load without capacity', message: { kind: 'load', active: 3, seq: 9, commits: 5 }, bytes: '0000000e 12 00000003 00000009 00000005 00' },
   {
     name: 'load with capacity',
-    message: { kind: 'load', active: 3, capacity: 100, seq: 9 },
-    bytes: '0000000e 12 00000003 00000009 01 00000064',
+    message: { kind: 'load', active: 3, capacity: 100, seq: 9, commits: 0xfffffffe },
+    bytes: '00000012 12 00000003 00000009 fffffffe 01 00000064',
   },
   {
     name: 'flow-end v4',
     message: {
       kind: 'flow-end',
+      id: 0x0102n,
       family: 4,
       client: { address: '10.0.0.1', port: 40000 },
       vip: { address: '192.0.2.10', port: 80 },
     },
-    bytes: '0000000e 13 04 0a000001 9c40 c000020a 0050',
+    bytes: '00000016 13 0000000000000102 04 0a000001 9c40 c000020a 0050',
   },
   {
     name: 'flow-end v6',
-    message: { kind: 'flow-end', family: 6, client: { address: '2001:db8::1', port: 1 }, vip: { address: '::ffff:127.0.0.1', port: 2 } },
-    bytes: '00000026 13 06 20010db8000000000000000000000001 0001 00000000000000000000ffff7f000001 0002',
+    message: { kind: 'flow-end', id: 0xffff_ffff_ffff_ffffn, family: 6, client: { address: '2001:db8::1', port: 1 }, vip: { address: '::ffff:127.0.0.1', port: 2 } },
+    bytes: '0000002e 13 ffffffffffffffff 06 20010db8000000000000000000000001 0001 00000000000000000000ffff7f000001 0002',
   },
 ];
 
@@ -140,8 +141,12 @@ test('truncated, trailing and malformed payloads are refused naming the field', 
   frameError(() => decodeMessage(f(FrameType.ack, '0000000000000001 02 00 0000')), /^ack\.ok$/);
   frameError(() => decodeMessage(f(FrameType.ack, '0000000000000001 00 41' + '41'.repeat(65) + '0000')), /^ack\.code$/);
   frameError(() => decodeMessage(f(FrameType.ack, '0000000000000001 00 01 ff 0000')), /^ack\.code$/); // invalid UTF-8
-  frameError(() => decodeMessage(f(FrameType.load, '00000001 00000001 02')), /^load\.flags$/);
-  frameError(() => decodeMessage(f(FrameType.flowEnd, '05')), /^flow-end\.family$/);
+  frameError(() => decodeMessage(f(FrameType.load, '00000001 00000001 00000000 02')), /^load\.flags$/);
+  frameError(() => decodeMessage(f(FrameType.load, '00000001 00000001 00')), /^load\.commits$/);
+  frameError(() => decodeMessage(f(FrameType.flowEnd, '0000000000000001 05')), /^flow-end\.family$/);
+  frameError(() => decodeMessage(f(FrameType.flowEnd, '00000001')), /^flow-end\.id$/);
+  // A v4 FLOW_END with v6-sized addresses is refused: the family fixes the length exactly.
+  frameError(() => decodeMessage(f(FrameType.flowEnd, '0000000000000001 04' + '00'.repeat(36))), /^flow-end$/);
   frameError(() => decodeMessage(f(FrameType.hello, '0001' + '00'.repeat(31))), /^hello\.nonce$/);
 });
 
@@ -149,10 +154,15 @@ test('encode refuses values that do not fit', () => {
   frameError(() => encodeMessage({ kind: 'hello', protoVersion: 1, nonce: seq(31), name: 'x' }), /^hello\.nonce$/);
   frameError(() => encodeMessage({ kind: 'hello', protoVersion: 1, nonce: seq(32), name: 'x'.repeat(65) }), /^hello\.name$/);
   frameError(() => encodeMessage({ kind: 'ping', token: -1n }), /^ping\.token$/);
-  frameError(() => encodeMessage({ kind: 'load', active: 2 ** 32, seq: 0 }), /^load\.active$/);
+  frameError(() => encodeMessage({ kind: 'load', active: 2 ** 32, seq: 0, commits: 0 }), /^load\.active$/);
+  frameError(() => encodeMessage({ kind: 'load', active: 0, seq: 0, commits: -1 }), /^load\.commits$/);
+  frameError(
+    () => encodeMessage({ kind: 'flow-end', id: 2n ** 64n, family: 4, client: { address: '1.2.3.4', port: 1 }, vip: { address: '1.2.3.4', port: 1 } }),
+    /^flow-end\.id$/,
+  );
   frameError(() => encodeMessage({ kind: 'ack', id: 1n, ok: false, code: '\ud800', reason: '' }), /^ack\.code$/);
   frameError(
-    () => encodeMessage({ kind: 'flow-end', family: 4, client: { address: '::1', port: 1 }, vip: { address: '1.2.3.4', port: 1 } }),
+    () => encodeMessage({ kind: 'flow-end', id: 1n, family: 4, client: { address: '::1', port: 1 }, vip: { address: '1.2.3.4', port: 1 } }),
     /^flow-end\.client\.address$/,
   );
 });
@@ -202,17 +212,19 @@ const message: fc.Arbitrary<Message> = fc.oneof(
   rec({ kind: fc.constant('handoff' as const), id: u64, blob: fc.uint8Array({ maxLength: 300 }) }),
   rec({ kind: fc.constant('ack' as const), id: u64, ok: fc.boolean(), code: text(64), reason: text(256) }),
   fc.record(
-    { kind: fc.constant('load' as const), active: u32, capacity: u32, seq: u32 },
-    { requiredKeys: ['kind', 'active', 'seq'], noNullPrototype: true },
+    { kind: fc.constant('load' as const), active: u32, capacity: u32, seq: u32, commits: u32 },
+    { requiredKeys: ['kind', 'active', 'seq', 'commits'], noNullPrototype: true },
   ),
   rec({
     kind: fc.constant('flow-end' as const),
+    id: u64,
     family: fc.constant(4 as const),
     client: rec({ address: v4, port }),
     vip: rec({ address: v4, port }),
   }),
   rec({
     kind: fc.constant('flow-end' as const),
+    id: u64,
     family: fc.constant(6 as const),
     client: rec({ address: fc.oneof(v6, v6Sparse), port }),
     vip: rec({ address: fc.oneof(v6, v6Sparse), port }),

@@ -16,8 +16,10 @@
 //   AUTH_OK   0x04  (empty)
 //   HANDOFF   0x10  id u64, blob (the rest of the frame)
 //   ACK       0x11  id u64, ok u8 (0|1), codeLen u8, code (<= 64), reasonLen u16, reason (<= 256)
-//   LOAD      0x12  active u32, seq u32, flags u8 (bit 0: capacity present), [capacity u32]
-//   FLOW_END  0x13  family u8 (4|6), client addr [4|16], client port u16, vip addr [4|16], vip port u16
+//   LOAD      0x12  active u32, seq u32, commits u32, flags u8 (bit 0: capacity present), [capacity u32]
+//                   (commits: COMMIT frames this peer's channel delivered before `active` was read, mod 2^32)
+//   FLOW_END  0x13  id u64 (the handoff that placed the connection), family u8 (4|6),
+//                   client addr [4|16], client port u16, vip addr [4|16], vip port u16
 //   COMMIT    0x14  id u64
 //   ABORT     0x15  id u64
 //   PING      0x20  token u64
@@ -90,8 +92,8 @@ export type Message =
       readonly code: string;
       readonly reason: string;
     }
-  | { readonly kind: 'load'; readonly active: number; readonly capacity?: number; readonly seq: number }
-  | ({ readonly kind: 'flow-end' } & FlowInfo)
+  | { readonly kind: 'load'; readonly active: number; readonly capacity?: number; readonly seq: number; readonly commits: number }
+  | ({ readonly kind: 'flow-end'; readonly id: bigint } & FlowInfo)
   | { readonly kind: 'commit'; readonly id: bigint }
   | { readonly kind: 'abort'; readonly id: bigint }
   | { readonly kind: 'ping'; readonly token: bigint }
@@ -274,18 +276,20 @@ export function decodeMessage(frame: Frame): Message {
     case 'load': {
       const active = r.u32('active');
       const seq = r.u32('seq');
+      const commits = r.u32('commits');
       const flags = r.u8('flags');
       if ((flags & ~1) !== 0) throw new FrameError('load.flags', `unknown flags 0x${flags.toString(16)}`);
-      m = (flags & 1) === 1 ? { kind, active, capacity: r.u32('capacity'), seq } : { kind, active, seq };
+      m = (flags & 1) === 1 ? { kind, active, capacity: r.u32('capacity'), seq, commits } : { kind, active, seq, commits };
       break;
     }
     case 'flow-end': {
+      const id = r.u64('id');
       const fam = r.u8('family');
       if (fam !== 4 && fam !== 6) throw new FrameError('flow-end.family', `invalid address family ${fam}`);
       const n = fam === 4 ? 4 : 16;
       const client = { address: formatIp(r.bytes(n, 'client.address')), port: r.u16('client.port') };
       const vip = { address: formatIp(r.bytes(n, 'vip.address')), port: r.u16('vip.port') };
-      m = { kind, family: fam, client, vip };
+      m = { kind, id, family: fam, client, vip };
       break;
     }
     case 'commit':
@@ -323,14 +327,15 @@ export function encodeMessage(m: Message): Uint8Array {
       w.u64(m.id, 'id').u8(m.ok ? 1 : 0, 'ok').str8(m.code, MAX_CODE_BYTES, 'code').str16(m.reason, MAX_REASON_BYTES, 'reason');
       return w.frame(FrameType.ack);
     case 'load':
-      w.u32(m.active, 'active').u32(m.seq, 'seq');
+      w.u32(m.active, 'active').u32(m.seq, 'seq').u32(m.commits, 'commits');
       if (m.capacity === undefined) w.u8(0, 'flags');
       else w.u8(1, 'flags').u32(m.capacity, 'capacity');
       return w.frame(FrameType.load);
     case 'flow-end': {
       if (m.family !== 4 && m.family !== 6) throw new FrameError('flow-end.family', `invalid address family ${String(m.family)}`);
       const n = m.family === 4 ? 4 : 16;
-      w.u8(m.family, 'family')
+      w.u64(m.id, 'id')
+        .u8(m.family, 'family')
         .fixed(parseIp(m.client.address, m.family, 'client.address'), n, 'client.address')
         .u16(m.client.port, 'client.port')
         .fixed(parseIp(m.vip.address, m.family, 'vip.address'), n, 'vip.address')
