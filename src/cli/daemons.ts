@@ -1,19 +1,14 @@
 // `baton frontend` and `baton backend`: load and validate the config, start the daemon, stop
 // cleanly on SIGINT/SIGTERM.
 import type { Command } from 'commander';
-import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import { BackendAgent } from '../backend/agent.ts';
 import { backendConfigSchema } from '../backend/config.ts';
 import { deliverToServer, deliverToUpstream } from '../backend/deliver.ts';
 import { setupRealServer } from '../backend/realserver.ts';
 import { createSampleApp } from '../backend/sample-app.ts';
-import { ControlClient } from '../control/client.ts';
 import { frontendConfigSchema, type FrontendConfig } from '../frontend/config.ts';
-import { Frontend } from '../frontend/frontend.ts';
-import { startStatsServer } from '../frontend/stats-server.ts';
-import { Router } from '../policy/index.ts';
-import { createSteering } from '../steer/create.ts';
+import { FrontendDaemon } from '../frontend/daemon.ts';
 import { loadConfigFile, resolveSecret } from '../util/config-file.ts';
 import { createLogger } from './log.ts';
 
@@ -32,48 +27,8 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
 }
 
 export async function runFrontend(cfg: FrontendConfig, log: Logger): Promise<() => Promise<void>> {
-  const secret = await resolveSecret(cfg.secret);
-  const router = new Router({ pools: cfg.pools, rules: cfg.rules, defaultPool: cfg.defaultPool });
-  const steering = await createSteering({
-    kind: cfg.steering.kind,
-    table: cfg.steering.table,
-    device: cfg.interface,
-    vip: cfg.vip,
-    port: cfg.port,
-    family: isIPv6(cfg.vip) ? 6 : 4,
-    backends: cfg.backends.map((b) => ({ id: b.id, address: b.address, mode: b.mode })),
-    idleTimeoutS: cfg.steering.idleTimeoutS,
-    lingerMs: cfg.steering.lingerMs,
-    pinDir: cfg.steering.pinDir,
-    maxFlows: cfg.steering.maxFlows,
-    source: cfg.steering.source,
-  });
-  const channels = new Map<string, ControlClient>();
-  let fe: Frontend | undefined;
-  for (const b of cfg.backends) {
-    const ch = new ControlClient({
-      secret,
-      address: b.control,
-      name: `frontend ${cfg.vip}:${cfg.port}`,
-      handoffTimeoutMs: cfg.limits.handoffTimeoutMs,
-    });
-    ch.on('up', () => log.info({ backend: b.id }, 'control channel up'));
-    ch.on('down', (reason: string) => log.warn({ backend: b.id, reason }, 'control channel down'));
-    ch.on('load', (active) => fe?.onLoad(b.id, active));
-    ch.on('flowEnd', (f) => fe?.onFlowEnd({ family: f.family, clientAddress: f.client.address, clientPort: f.client.port }));
-    channels.set(b.id, ch);
-  }
-  fe = new Frontend({ config: cfg, router, steering, channels, log });
-  const addr = await fe.listen();
-  for (const ch of channels.values()) ch.start();
-  const stats = cfg.stats ? await startStatsServer(fe, cfg.stats.host, cfg.stats.port) : undefined;
-  log.info({ vip: addr.address, port: addr.port, backends: cfg.backends.length }, 'front-end listening');
-  return async () => {
-    await fe.close();
-    stats?.close();
-    for (const ch of channels.values()) ch.close();
-    await steering.close();
-  };
+  const d = await FrontendDaemon.start(cfg, log);
+  return () => d.stop();
 }
 
 export function registerDaemons(program: Command): void {

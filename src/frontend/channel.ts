@@ -6,8 +6,11 @@ export interface HandoffChannel {
   readonly state: 'connecting' | 'authenticating' | 'up' | 'down';
   /** Phase one: the back-end injects the connection and keeps it aside. */
   sendHandoff(id: bigint, blob: Uint8Array): Promise<HandoffAck>;
-  /** Phase two: the client's packets now reach the back-end; deliver the connection. */
-  commit(id: bigint): void;
+  /**
+   * Phase two: the client's packets now reach the back-end; deliver the connection. False when the
+   * channel is down, so the COMMIT was not sent (the agent then drops the connection on its own).
+   */
+  commit(id: bigint): boolean;
   /** The front-end will not forward: drop the injected connection silently. */
-  abort(id: bigint): void;
+  abort(id: bigint): boolean;
 }

@@ -1,31 +1,28 @@
-// The front-end daemon: accepts on VIP:port, reads the request head with limits, picks a
-// back-end, and hands the live connection to it (DESIGN.md, "The handoff, step by step"):
-//   hold -> capture (repair mode) -> prepare at the back-end -> forward -> commit -> close silently.
-// Failures before forward never lose the client: another back-end is tried with the same
-// state, and when none is left the socket leaves repair mode and is answered 503 here.
-import { channel } from 'node:diagnostics_channel';
+// The front-end: accepts on VIP:port, reads the request head with limits, and gives each complete
+// head to the handoff machine (handoff.ts), which picks a back-end and hands the live connection
+// over. This file owns the listening socket, the head reader, the local answers and the back-end
+// table; it reaches sockets and kernels only through client-conn.ts and the Steering port.
+//
+// Operator surface (the admin interface codes against it; all synchronous unless noted):
+//   backends()          each back-end: id, state (channel), drained, weight, active, handoffs, failures
+//   drain(id)           no new handoffs to it (existing connections stay); false if unknown
+//   undrain(id)         takes new handoffs again; false if unknown
+//   stats()             the /stats document (stats-server.ts renders it as JSON and Prometheus)
+//   config              the configuration in force
+//   reconfigure(c, r)   swap in a new validated configuration and its router: limits apply to the
+//                       next connection, back-ends keep their counters by id. Channels and steering
+//                       for added or removed back-ends are the daemon's job (daemon.ts).
+// Events from the channels (the daemon wires them): onLoad, onFlowEnd, onChannelUp, onChannelDown.
 import net from 'node:net';
 import type { Logger } from 'pino';
-import type { BackendId, BackendView, PickResult, RequestInfo, Router } from '../policy/index.ts';
-import { flowKeyString, FLOW_ID_MAX, type Steering, type FlowKey } from '../steer/types.ts';
-import { captureState, repairOff } from '../tcp/capture.ts';
-import { encodeBlob } from '../wire/blob.ts';
-import { buildResponse, parseRequestHead, type RequestHead } from '../wire/http-head.ts';
-import { LatencyRecorder } from '../util/histogram.ts';
-import type { FrontendConfig } from './config.ts';
+import type { RequestInfo, Router } from '../policy/index.ts';
+import type { FlowKey, Steering } from '../steer/types.ts';
+import { buildResponse, parseRequestHead } from '../wire/http-head.ts';
+import { BackendTable, type BackendInfo, type ChannelState } from './backends.ts';
 import type { HandoffChannel } from './channel.ts';
-
-const chHandoff = channel('baton:handoff:done');
-const chFailed = channel('baton:handoff:failed');
-
-interface NodeTcpHandle {
-  readonly fd: number;
-  /** Node's own flag: whether it believes the handle is reading (net.js tryReadStart). */
-  reading: boolean;
-  readStop(): number;
-}
-
-const handleOf = (s: net.Socket): NodeTcpHandle => (s as unknown as { _handle: NodeTcpHandle })._handle;
+import { endpointsOf, kernelCapture, socketConnection, stopReading } from './client-conn.ts';
+import type { FrontendConfig } from './config.ts';
+import { HandoffMachine, systemClock, type CaptureInput, type CaptureResult, type Clock, type HandoffStats } from './handoff.ts';
 
 export interface FrontendDeps {
   readonly config: FrontendConfig;
@@ -33,17 +30,9 @@ export interface FrontendDeps {
   readonly steering: Steering;
   readonly channels: ReadonlyMap<string, HandoffChannel>;
   readonly log: Logger;
-  readonly now?: () => number;
-}
-
-interface BackendCounters {
-  /** Active connections as the back-end last reported them. */
-  reported: number;
-  /** Commits since that report (the report does not include them yet). */
-  sinceReport: number;
-  inflight: number;
-  handoffs: number;
-  failures: number;
+  readonly clock?: Clock;
+  /** Replaces the kernel capture (tests). */
+  readonly capture?: (input: CaptureInput) => CaptureResult;
 }
 
 export interface FrontendStats {
@@ -52,40 +41,47 @@ export interface FrontendStats {
   readonly answeredLocally: Record<string, number>;
   readonly retries: number;
   readonly pending: number;
-  readonly handoffUs: ReturnType<LatencyRecorder['summary']>;
-  readonly phasesUs: Record<string, { p50: number; p99: number }>;
-  readonly perBackend: Record<string, { handoffs: number; failures: number; active: number; up: boolean }>;
+  /** Clients that went away between their request head and the capture. */
+  readonly vanished: number;
+  readonly handoffUs: HandoffStats['handoffUs'];
+  readonly phasesUs: HandoffStats['phasesUs'];
+  readonly perBackend: Record<string, { handoffs: number; failures: number; active: number; up: boolean; drained: boolean }>;
 }
 
 export class Frontend {
   readonly #d: FrontendDeps;
   readonly #server: net.Server;
-  readonly #counters = new Map<string, BackendCounters>();
-  readonly #latency = new LatencyRecorder();
-  /** Where handoff time goes, per phase (us): hold, capture, prepare (send -> ack), forward. */
-  readonly #phases = { hold: new LatencyRecorder(4096), capture: new LatencyRecorder(4096), prepare: new LatencyRecorder(4096), forward: new LatencyRecorder(4096) };
+  readonly #table: BackendTable;
+  readonly #machine: HandoffMachine;
   readonly #local = new Map<number, number>();
-  readonly #now: () => number;
+  #config: FrontendConfig;
+  #router: Router;
   #accepted = 0;
-  #handedOff = 0;
-  #retries = 0;
   #pending = 0;
-  #nextId = 1n;
-  #nextFlowId = 1;
-  /** The latest handoff of each forwarded tuple. */
-  readonly #handoffOf = new Map<string, bigint>();
 
   constructor(d: FrontendDeps) {
     this.#d = d;
-    this.#now = d.now ?? Date.now;
-    for (const b of d.config.backends) this.#counters.set(b.id, { reported: 0, sinceReport: 0, inflight: 0, handoffs: 0, failures: 0 });
+    this.#config = d.config;
+    this.#router = d.router;
+    const stateOf = (id: string): ChannelState => d.channels.get(id)?.state ?? 'down';
+    this.#table = new BackendTable(d.config.backends, stateOf);
+    this.#machine = new HandoffMachine({
+      steering: d.steering,
+      channel: (id) => d.channels.get(id),
+      capture: d.capture ?? kernelCapture,
+      pick: (req, exclude, now) => this.#router.pick(req, this.#table.views(exclude), now),
+      book: this.#table,
+      clock: d.clock ?? systemClock,
+      log: d.log,
+      maxAttempts: () => this.#config.limits.maxAttempts,
+    });
     this.#server = net.createServer({ noDelay: true }, (s) => this.#onConnection(s));
   }
 
   listen(): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
-      this.#server.listen({ host: this.#d.config.vip, port: this.#d.config.port, backlog: 4096 }, () => {
+      this.#server.listen({ host: this.#config.vip, port: this.#config.port, backlog: 4096 }, () => {
         this.#server.off('error', reject);
         resolve(this.#server.address() as net.AddressInfo);
       });
@@ -96,57 +92,86 @@ export class Frontend {
     return new Promise((r) => this.#server.close(() => r()));
   }
 
-  /** A back-end reported its active connection count. */
-  onLoad(backend: string, active: number): void {
-    const c = this.#counters.get(backend);
-    if (!c) return;
-    c.reported = active;
-    c.sinceReport = 0;
+  // --- operator surface ---------------------------------------------------------------------------
+
+  get config(): FrontendConfig {
+    return this.#config;
   }
 
-  /** A back-end reported a handed-off connection ended. */
-  onFlowEnd(flow: FlowKey): void {
-    // FLOW_END does not name its handoff yet: release the tuple's latest handoff.
-    const k = flowKeyString(flow);
-    const handoffId = this.#handoffOf.get(k);
-    if (handoffId === undefined) return;
-    this.#handoffOf.delete(k);
-    this.#d.steering.release(flow, handoffId).catch((e: Error) => this.#d.log.warn({ err: e.message }, 'release failed'));
+  reconfigure(config: FrontendConfig, router: Router): void {
+    this.#config = config;
+    this.#router = router;
+    this.#table.replace(config.backends);
+  }
+
+  backends(): BackendInfo[] {
+    return this.#table.list();
+  }
+
+  drain(id: string): boolean {
+    return this.#table.setDrained(id, true);
+  }
+
+  undrain(id: string): boolean {
+    return this.#table.setDrained(id, false);
   }
 
   stats(): FrontendStats {
+    const m = this.#machine.stats();
     const perBackend: FrontendStats['perBackend'] = {};
-    for (const v of this.#views()) {
-      const c = this.#counters.get(v.id)!;
-      perBackend[v.id] = { handoffs: c.handoffs, failures: c.failures, active: v.active, up: v.up };
+    for (const b of this.#table.list()) {
+      perBackend[b.id] = { handoffs: b.handoffs, failures: b.failures, active: b.active, up: b.state === 'up', drained: b.drained };
     }
     return {
       accepted: this.#accepted,
-      handedOff: this.#handedOff,
+      handedOff: m.handedOff,
       answeredLocally: Object.fromEntries([...this.#local].map(([k, v]) => [String(k), v])),
-      retries: this.#retries,
+      retries: m.retries,
       pending: this.#pending,
-      handoffUs: this.#latency.summary(),
-      phasesUs: Object.fromEntries(Object.entries(this.#phases).map(([k, r]) => {
-        const { p50, p99 } = r.summary();
-        return [k, { p50, p99 }];
-      })),
+      vanished: m.vanished,
+      handoffUs: m.handoffUs,
+      phasesUs: m.phasesUs,
       perBackend,
     };
   }
 
-  #views(exclude?: ReadonlySet<string>): BackendView[] {
-    return this.#d.config.backends.map((b) => {
-      const c = this.#counters.get(b.id)!;
-      const ch = this.#d.channels.get(b.id);
-      return {
-        id: b.id as BackendId,
-        up: ch?.state === 'up' && !exclude?.has(b.id),
-        weight: b.weight,
-        active: c.reported + c.sinceReport + c.inflight,
-      };
-    });
+  // --- channel events -----------------------------------------------------------------------------
+
+  /** A back-end's LOAD: its active connections and the commits of this session it has counted. */
+  onLoad(backend: string, active: number, commits: number): void {
+    this.#table.onLoad(backend, active, commits);
   }
+
+  /**
+   * The connection placed by `handoffId` ended at its back-end. Steering ignores a release that
+   * names an older handoff than the tuple's current one, so a late report of a previous connection
+   * on a reused client port never touches the newer connection.
+   */
+  onFlowEnd(flow: FlowKey, handoffId: bigint): void {
+    this.#d.steering.release(flow, handoffId).catch((e: unknown) => this.#d.log.warn({ err: e }, 'release failed'));
+  }
+
+  onChannelUp(backend: string): void {
+    this.#table.onSession(backend);
+  }
+
+  /**
+   * The channel to a back-end was declared lost: the agent dropped what it had prepared and its
+   * delivered connections are gone with it if it died, so its flows stop being steered now rather
+   * than at the idle timeout. If only the channel broke, the connections' packets then reach the
+   * front-end, which resets them: steering to a back-end we cannot hear from is not kept.
+   */
+  async onChannelDown(backend: string): Promise<number> {
+    this.#table.onSession(backend);
+    try {
+      return await this.#d.steering.releaseBackend(backend);
+    } catch (e) {
+      this.#d.log.error({ err: e, backend }, 'release of a lost back-end failed');
+      return 0;
+    }
+  }
+
+  // --- connections --------------------------------------------------------------------------------
 
   #answer(sock: net.Socket, status: number): void {
     this.#local.set(status, (this.#local.get(status) ?? 0) + 1);
@@ -161,7 +186,13 @@ export class Frontend {
   #onConnection(sock: net.Socket): void {
     this.#accepted++;
     sock.on('error', () => undefined);
-    const limits = this.#d.config.limits;
+    // Read the endpoints now: once the client resets, Node can no longer tell them.
+    const ends = endpointsOf(sock);
+    if (ends === undefined) {
+      sock.destroy();
+      return;
+    }
+    const limits = this.#config.limits;
     if (this.#pending >= limits.maxPending) return this.#answer(sock, 503);
     this.#pending++;
     let done = false;
@@ -182,111 +213,20 @@ export class Frontend {
       buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
       const r = parseRequestHead(buf, { maxHeadBytes: limits.maxHeadBytes, maxHeaders: limits.maxHeaders });
       if (r.kind === 'incomplete') return;
-      // Stop Node's reader at once: from here on the kernel keeps what arrives.
-      const h = handleOf(sock);
-      h.readStop();
-      h.reading = false;
-      sock.pause();
+      const reading = stopReading(sock);
       finish();
+      if (!reading) return void sock.destroy();
       if (r.kind === 'error') return this.#answer(sock, r.status);
-      const headAt = process.hrtime.bigint();
-      this.#handoff(sock, buf, r.head, headAt).catch((e: Error) => {
-        this.#d.log.error({ err: e.message }, 'handoff crashed');
+      const headAt = (this.#d.clock ?? systemClock).hrtime();
+      const conn = socketConnection({ socket: sock, flow: ends.flow, vip: ends.vip, consumed: buf, headAt, answer: (s, st) => this.#answer(s, st) });
+      if (conn === undefined) return void sock.destroy();
+      const h = r.head;
+      const req: RequestInfo = { method: h.method, target: h.target, path: h.path, host: h.host, headers: h.headerMap };
+      this.#machine.run(conn, req).catch((e: unknown) => {
+        this.#d.log.error({ err: e }, 'handoff crashed');
         sock.destroy();
       });
     };
     sock.on('data', onData);
-  }
-
-  async #handoff(sock: net.Socket, consumed: Buffer, head: RequestHead, headAt: bigint): Promise<void> {
-    const log = this.#d.log;
-    const req: RequestInfo = { method: head.method, target: head.target, path: head.path, host: head.host, headers: head.headerMap };
-    const first = this.#d.router.pick(req, this.#views(), this.#now());
-    if (first.kind === 'none') return this.#answer(sock, 503);
-    const family = sock.remoteFamily === 'IPv6' ? 6 : 4;
-    const flow: FlowKey = { family, clientAddress: sock.remoteAddress!, clientPort: sock.remotePort! };
-    const fd = handleOf(sock).fd;
-
-    const since = (t: bigint): number => Number(process.hrtime.bigint() - t) / 1000;
-    let t = process.hrtime.bigint();
-    try {
-      await this.#d.steering.hold(flow);
-      this.#phases.hold.record(since(t));
-    } catch (e) {
-      log.error({ err: (e as Error).message }, 'hold failed');
-      return this.#answer(sock, 503);
-    }
-    let blob: Uint8Array;
-    let flowId: number;
-    const handoffId = this.#nextId++;
-    t = process.hrtime.bigint();
-    try {
-      const state = captureState({
-        fd, family,
-        client: { address: flow.clientAddress, port: flow.clientPort },
-        vip: { address: sock.localAddress!, port: sock.localPort! },
-        consumed,
-      });
-      flowId = this.#nextFlowId;
-      this.#nextFlowId = this.#nextFlowId >= FLOW_ID_MAX ? 1 : this.#nextFlowId + 1;
-      blob = encodeBlob({ handoffId, flowId, state });
-      this.#phases.capture.record(since(t));
-    } catch (e) {
-      log.warn({ err: (e as Error).message }, 'capture failed; answering locally');
-      return this.#giveBack(sock, fd, flow);
-    }
-
-    const tried = new Set<string>();
-    let pick: PickResult = first;
-    for (let attempt = 0; attempt < this.#d.config.limits.maxAttempts && pick.kind === 'backend'; attempt++) {
-      const id = pick.id as string;
-      const ch = this.#d.channels.get(id);
-      const c = this.#counters.get(id)!;
-      c.inflight++;
-      t = process.hrtime.bigint();
-      const ack = ch ? await ch.sendHandoff(handoffId, blob) : { ok: false as const, code: 'BATON_ERR_NO_CHANNEL', reason: id };
-      c.inflight--;
-      if (ack.ok) {
-        this.#phases.prepare.record(since(t));
-        t = process.hrtime.bigint();
-        try {
-          await this.#d.steering.forward(flow, id, { handoffId, flowId });
-          this.#handoffOf.set(flowKeyString(flow), handoffId);
-          this.#phases.forward.record(since(t));
-        } catch (e) {
-          ch!.abort(handoffId);
-          log.error({ err: (e as Error).message }, 'forward failed; answering locally');
-          return this.#giveBack(sock, fd, flow);
-        }
-        ch!.commit(handoffId);
-        // Still in repair mode: closing sends neither FIN nor RST.
-        sock.destroy();
-        c.handoffs++;
-        c.sinceReport++;
-        this.#handedOff++;
-        const us = Number(process.hrtime.bigint() - headAt) / 1000;
-        this.#latency.record(us);
-        if (chHandoff.hasSubscribers) chHandoff.publish({ backend: id, us, flow });
-        return;
-      }
-      c.failures++;
-      tried.add(id);
-      log.warn({ backend: id, code: ack.code, reason: ack.reason }, 'handoff refused');
-      if (chFailed.hasSubscribers) chFailed.publish({ backend: id, code: ack.code });
-      this.#retries++;
-      pick = this.#d.router.pick(req, this.#views(tried), this.#now());
-    }
-    return this.#giveBack(sock, fd, flow);
-  }
-
-  /** No back-end took the connection: it stays here and is answered 503. */
-  async #giveBack(sock: net.Socket, fd: number, flow: FlowKey): Promise<void> {
-    try {
-      repairOff(fd);
-    } catch (e) {
-      this.#d.log.error({ err: (e as Error).message }, 'repair off failed');
-    }
-    await this.#d.steering.unhold(flow).catch((e: Error) => this.#d.log.error({ err: e.message }, 'unhold failed'));
-    this.#answer(sock, 503);
   }
 }

@@ -1,0 +1,93 @@
+// The handoff machine's kernel-facing ports for a real accepted socket: the ClientConnection
+// adapter over a net.Socket and the capture function (repair-mode capture + blob encoding).
+// The only front-end code that touches Node's TCP handle.
+import type net from 'node:net';
+import { captureState, repairOff } from '../tcp/capture.ts';
+import { getInfoOptions } from '../tcp/repair.ts';
+import { encodeBlob } from '../wire/blob.ts';
+import type { Endpoint } from '../wire/tcp-state.ts';
+import type { FlowKey } from '../steer/types.ts';
+import type { CaptureInput, CaptureResult, ClientConnection } from './handoff.ts';
+
+interface NodeTcpHandle {
+  readonly fd: number;
+  /** Node's own flag: whether it believes the handle is reading (net.js tryReadStart). */
+  reading: boolean;
+  readStop(): number;
+}
+
+const handleOf = (s: net.Socket): NodeTcpHandle | undefined => (s as unknown as { _handle: NodeTcpHandle | null })._handle ?? undefined;
+
+/** Linux TCP_CLOSE (include/net/tcp_states.h): what a socket is once the peer reset it. */
+const TCP_CLOSE = 7;
+
+/** The endpoints of an accepted socket, read once at accept: after a reset Node no longer knows them. */
+export function endpointsOf(s: net.Socket): { flow: FlowKey; vip: Endpoint } | undefined {
+  const { remoteAddress, remotePort, localAddress, localPort } = s;
+  if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return undefined;
+  const family = s.remoteFamily === 'IPv6' ? 6 : 4;
+  return { flow: { family, clientAddress: remoteAddress, clientPort: remotePort }, vip: { address: localAddress, port: localPort } };
+}
+
+/** Stops Node's reader at once: from here on the kernel keeps what arrives. False if the handle is gone. */
+export function stopReading(s: net.Socket): boolean {
+  const h = handleOf(s);
+  s.pause();
+  if (h === undefined) return false;
+  h.readStop();
+  h.reading = false;
+  return true;
+}
+
+export interface SocketConnectionInit {
+  readonly socket: net.Socket;
+  readonly flow: FlowKey;
+  readonly vip: Endpoint;
+  readonly consumed: Uint8Array;
+  readonly headAt: bigint;
+  /** Answers on the socket (counting the status) and closes it. */
+  readonly answer: (socket: net.Socket, status: number) => void;
+}
+
+/** Undefined when the socket has no descriptor any more (closed under us). */
+export function socketConnection(o: SocketConnectionInit): ClientConnection | undefined {
+  const h = handleOf(o.socket);
+  if (h === undefined || h.fd < 0) return undefined;
+  const fd = h.fd;
+  return {
+    fd,
+    flow: o.flow,
+    vip: o.vip,
+    consumed: o.consumed,
+    headAt: o.headAt,
+    repairOff: () => repairOff(fd),
+    closeSilently: () => o.socket.destroy(),
+    answer: (status) => o.answer(o.socket, status),
+    discard: () => o.socket.destroy(),
+  };
+}
+
+/** Captures the held connection's state and encodes the blob. */
+export function kernelCapture(i: CaptureInput): CaptureResult {
+  try {
+    const state = captureState({
+      fd: i.fd,
+      family: i.flow.family,
+      client: { address: i.flow.clientAddress, port: i.flow.clientPort },
+      vip: i.vip,
+      consumed: i.consumed,
+    });
+    return { ok: true, blob: encodeBlob({ handoffId: i.handoffId, flowId: i.flowId, state }) };
+  } catch (e) {
+    const error = e instanceof Error ? e : new Error(String(e));
+    return { ok: false, gone: isClosed(i.fd), error };
+  }
+}
+
+function isClosed(fd: number): boolean {
+  try {
+    return getInfoOptions(fd).state === TCP_CLOSE;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,272 @@
+// The handoff state machine (DESIGN.md, "The handoff, step by step"), apart from sockets and
+// kernels: it reaches them only through ports, so its failure table is tested without root.
+//
+//   pick -> hold -> capture -> prepare (HANDOFF, await ACK) -> forward -> COMMIT -> close silently
+//
+//   no back-end at all              -> 503 (nothing held)
+//   hold fails                      -> 503
+//   capture fails, client still on  -> give back: repair off, unhold, 503
+//   capture fails, client gone      -> unhold, free the descriptor; no answer, no error log,
+//                                      no counter but `vanished`
+//   ACK refused / timeout / channel lost before the ACK
+//                                   -> next back-end with the same blob (up to maxAttempts);
+//                                      none left -> give back, 503
+//   forward fails                   -> ABORT to that back-end, give back, 503
+//   COMMIT cannot be written (channel lost after the ACK: the agent drops its copy)
+//                                   -> release the forward, give back, 503
+// Before forward the client is never lost: it stays here in repair mode and is answered.
+import { channel } from 'node:diagnostics_channel';
+import type { PickResult, RequestInfo } from '../policy/index.ts';
+import { FLOW_ID_MAX, type FlowKey, type Steering } from '../steer/types.ts';
+import { LatencyRecorder, type LatencySummary } from '../util/histogram.ts';
+import type { Endpoint } from '../wire/tcp-state.ts';
+import type { HandoffAck, HandoffChannel } from './channel.ts';
+
+const chHandoff = channel('baton:handoff:done');
+const chFailed = channel('baton:handoff:failed');
+
+/** Time, injected: wall milliseconds for policies, a monotonic nanosecond count for latencies. */
+export interface Clock {
+  now(): number;
+  hrtime(): bigint;
+}
+
+export const systemClock: Clock = { now: Date.now, hrtime: () => process.hrtime.bigint() };
+
+export interface CaptureInput {
+  readonly fd: number;
+  readonly flow: FlowKey;
+  readonly vip: Endpoint;
+  readonly consumed: Uint8Array;
+  readonly handoffId: bigint;
+  readonly flowId: number;
+}
+
+/** The encoded blob, or why not; `gone` when the client already reset or closed the connection. */
+export type CaptureResult =
+  | { readonly ok: true; readonly blob: Uint8Array }
+  | { readonly ok: false; readonly gone: boolean; readonly error: Error };
+
+/** The accepted client connection as the machine sees it; everything read at accept time. */
+export interface ClientConnection {
+  readonly fd: number;
+  readonly flow: FlowKey;
+  readonly vip: Endpoint;
+  /** Bytes already read from the socket (the request head and more). */
+  readonly consumed: Uint8Array;
+  /** hrtime (ns) when the request head was complete. */
+  readonly headAt: bigint;
+  /** Leave repair mode so the socket can answer here. Throws on failure. */
+  repairOff(): void;
+  /** Handed off: close while still in repair mode, sending neither FIN nor RST. */
+  closeSilently(): void;
+  /** Answer here with this status and close. */
+  answer(status: number): void;
+  /** The client is gone: free the descriptor, send nothing. */
+  discard(): void;
+}
+
+/** Per back-end accounting (frontend/backends.ts BackendTable). */
+export interface HandoffBook {
+  handoffSent(id: string): void;
+  handoffAnswered(id: string): void;
+  committed(id: string): void;
+  failed(id: string): void;
+}
+
+export interface HandoffLog {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface HandoffPorts {
+  readonly steering: Pick<Steering, 'hold' | 'unhold' | 'forward' | 'release'>;
+  readonly channel: (backend: string) => HandoffChannel | undefined;
+  readonly capture: (input: CaptureInput) => CaptureResult;
+  readonly pick: (req: RequestInfo, exclude: ReadonlySet<string>, nowMs: number) => PickResult;
+  readonly book: HandoffBook;
+  readonly clock: Clock;
+  readonly log: HandoffLog;
+  /** Back-ends tried for one connection before answering 503 (read per connection: reloadable). */
+  readonly maxAttempts: () => number;
+}
+
+export type HandoffOutcome =
+  | { readonly kind: 'handed-off'; readonly backend: string; readonly handoffId: bigint }
+  | { readonly kind: 'answered'; readonly status: number; readonly why: string }
+  | { readonly kind: 'gone' };
+
+export interface HandoffStats {
+  readonly handedOff: number;
+  readonly retries: number;
+  /** Clients that went away between the request head and the capture. */
+  readonly vanished: number;
+  readonly handoffUs: LatencySummary;
+  readonly phasesUs: Record<string, { p50: number; p99: number }>;
+}
+
+const NONE: ReadonlySet<string> = new Set();
+
+type Phase = 'hold' | 'capture' | 'prepare' | 'forward';
+
+export class HandoffMachine {
+  readonly #p: HandoffPorts;
+  readonly #latency = new LatencyRecorder();
+  /** Where handoff time goes, per phase (us): hold, capture, prepare (send -> ack), forward. */
+  readonly #phases: Record<Phase, LatencyRecorder> = {
+    hold: new LatencyRecorder(4096),
+    capture: new LatencyRecorder(4096),
+    prepare: new LatencyRecorder(4096),
+    forward: new LatencyRecorder(4096),
+  };
+  #nextId = 1n;
+  #nextFlowId = 1;
+  #handedOff = 0;
+  #retries = 0;
+  #vanished = 0;
+
+  constructor(ports: HandoffPorts) {
+    this.#p = ports;
+  }
+
+  stats(): HandoffStats {
+    return {
+      handedOff: this.#handedOff,
+      retries: this.#retries,
+      vanished: this.#vanished,
+      handoffUs: this.#latency.summary(),
+      phasesUs: Object.fromEntries(
+        Object.entries(this.#phases).map(([k, r]) => {
+          const { p50, p99 } = r.summary();
+          return [k, { p50, p99 }];
+        }),
+      ),
+    };
+  }
+
+  /** Runs one connection's handoff to its end. Never rejects for expected failures. */
+  async run(conn: ClientConnection, req: RequestInfo): Promise<HandoffOutcome> {
+    const p = this.#p;
+    const { flow } = conn;
+    const first = p.pick(req, NONE, p.clock.now());
+    if (first.kind === 'none') return this.#answer(conn, 503, 'no back-end');
+
+    let t = p.clock.hrtime();
+    try {
+      await p.steering.hold(flow);
+    } catch (e) {
+      p.log.error({ err: e, client: flow }, 'hold failed');
+      return this.#answer(conn, 503, 'hold failed');
+    }
+    this.#record('hold', t);
+
+    const handoffId = this.#nextId++;
+    const flowId = this.#nextFlowId;
+    this.#nextFlowId = flowId >= FLOW_ID_MAX ? 1 : flowId + 1;
+    t = p.clock.hrtime();
+    const cap = p.capture({ fd: conn.fd, flow, vip: conn.vip, consumed: conn.consumed, handoffId, flowId });
+    if (!cap.ok) {
+      if (cap.gone) return this.#vanish(conn);
+      p.log.warn({ err: cap.error, client: flow }, 'capture failed; answering locally');
+      return this.#giveBack(conn, 'capture failed');
+    }
+    this.#record('capture', t);
+
+    const tried = new Set<string>();
+    let pick: PickResult = first;
+    const attempts = p.maxAttempts();
+    for (let attempt = 0; attempt < attempts && pick.kind === 'backend'; attempt++) {
+      const id: string = pick.id;
+      const ch = p.channel(id);
+      t = p.clock.hrtime();
+      const ack = ch === undefined ? noChannel(id) : await this.#prepare(id, ch, handoffId, cap.blob);
+      if (ack.ok) {
+        this.#record('prepare', t);
+        return this.#complete(conn, id, ch!, handoffId, flowId);
+      }
+      p.book.failed(id);
+      tried.add(id);
+      this.#retries++;
+      p.log.warn({ backend: id, code: ack.code, reason: ack.reason }, 'handoff refused');
+      if (chFailed.hasSubscribers) chFailed.publish({ backend: id, code: ack.code });
+      pick = p.pick(req, tried, p.clock.now());
+    }
+    return this.#giveBack(conn, 'no back-end took it');
+  }
+
+  async #prepare(id: string, ch: HandoffChannel, handoffId: bigint, blob: Uint8Array): Promise<HandoffAck> {
+    this.#p.book.handoffSent(id);
+    try {
+      return await ch.sendHandoff(handoffId, blob);
+    } catch (e) {
+      return { ok: false, code: 'BATON_ERR_CHANNEL', reason: e instanceof Error ? e.message : String(e) };
+    } finally {
+      this.#p.book.handoffAnswered(id);
+    }
+  }
+
+  /** The back-end holds the connection aside: steer the client to it, then let it deliver. */
+  async #complete(conn: ClientConnection, id: string, ch: HandoffChannel, handoffId: bigint, flowId: number): Promise<HandoffOutcome> {
+    const p = this.#p;
+    const { flow } = conn;
+    const t = p.clock.hrtime();
+    try {
+      await p.steering.forward(flow, id, { handoffId, flowId });
+    } catch (e) {
+      ch.abort(handoffId);
+      p.book.failed(id);
+      p.log.error({ err: e, backend: id, client: flow }, 'forward failed; answering locally');
+      return this.#giveBack(conn, 'forward failed');
+    }
+    this.#record('forward', t);
+    if (!ch.commit(handoffId)) {
+      // The channel dropped after the ACK: the agent has dropped its copy. The client's packets
+      // now go there; take the steering back and answer here.
+      p.book.failed(id);
+      p.log.warn({ backend: id, client: flow }, 'channel lost before commit; answering locally');
+      await p.steering.release(flow, handoffId).catch((e: unknown) => p.log.error({ err: e }, 'release failed'));
+      return this.#giveBack(conn, 'channel lost before commit');
+    }
+    // Still in repair mode: closing sends neither FIN nor RST.
+    conn.closeSilently();
+    p.book.committed(id);
+    this.#handedOff++;
+    const us = Number(p.clock.hrtime() - conn.headAt) / 1000;
+    this.#latency.record(us);
+    if (chHandoff.hasSubscribers) chHandoff.publish({ backend: id, us, flow });
+    return { kind: 'handed-off', backend: id, handoffId };
+  }
+
+  #answer(conn: ClientConnection, status: number, why: string): HandoffOutcome {
+    conn.answer(status);
+    return { kind: 'answered', status, why };
+  }
+
+  /** No back-end took the connection: it stays here and is answered 503. */
+  async #giveBack(conn: ClientConnection, why: string): Promise<HandoffOutcome> {
+    const p = this.#p;
+    try {
+      conn.repairOff();
+    } catch (e) {
+      p.log.error({ err: e, client: conn.flow }, 'repair off failed');
+    }
+    await p.steering.unhold(conn.flow).catch((e: unknown) => p.log.error({ err: e, client: conn.flow }, 'unhold failed'));
+    return this.#answer(conn, 503, why);
+  }
+
+  /** The client reset or closed before its state was taken: nothing to answer, nothing to keep. */
+  async #vanish(conn: ClientConnection): Promise<HandoffOutcome> {
+    this.#vanished++;
+    await this.#p.steering.unhold(conn.flow).catch((e: unknown) => this.#p.log.error({ err: e, client: conn.flow }, 'unhold failed'));
+    conn.discard();
+    return { kind: 'gone' };
+  }
+
+  #record(phase: Phase, since: bigint): void {
+    this.#phases[phase].record(Number(this.#p.clock.hrtime() - since) / 1000);
+  }
+}
+
+function noChannel(id: string): HandoffAck {
+  return { ok: false, code: 'BATON_ERR_NO_CHANNEL', reason: `no control channel for ${id}` };
+}
