@@ -14,7 +14,6 @@
 //                       for added or removed back-ends are the daemon's job (daemon.ts).
 // Events from the channels (the daemon wires them): onLoad, onFlowEnd, onChannelUp, onChannelDown.
 import net from 'node:net';
-import type { Logger } from 'pino';
 import type { RequestInfo, Router } from '../policy/index.ts';
 import type { FlowKey, Steering } from '../steer/types.ts';
 import { buildResponse, parseRequestHead } from '../wire/http-head.ts';
@@ -22,14 +21,15 @@ import { BackendTable, type BackendInfo, type ChannelState } from './backends.ts
 import type { HandoffChannel } from './channel.ts';
 import { endpointsOf, kernelCapture, socketConnection, stopReading } from './client-conn.ts';
 import type { FrontendConfig } from './config.ts';
-import { HandoffMachine, systemClock, type CaptureInput, type CaptureResult, type Clock, type HandoffStats } from './handoff.ts';
+import { HandoffMachine, systemClock, type CaptureInput, type CaptureResult, type Clock, type HandoffLog, type HandoffStats } from './handoff.ts';
 
 export interface FrontendDeps {
   readonly config: FrontendConfig;
   readonly router: Router;
   readonly steering: Steering;
   readonly channels: ReadonlyMap<string, HandoffChannel>;
-  readonly log: Logger;
+  /** pino in the daemon; anything with warn/error in tests. */
+  readonly log: HandoffLog;
   readonly clock?: Clock;
   /** Replaces the kernel capture (tests). */
   readonly capture?: (input: CaptureInput) => CaptureResult;
