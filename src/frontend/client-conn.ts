@@ -60,6 +60,7 @@ export function socketConnection(o: SocketConnectionInit): ClientConnection | un
     vip: o.vip,
     consumed: o.consumed,
     headAt: o.headAt,
+    isOpen: () => !o.socket.destroyed && handleOf(o.socket)?.fd === fd,
     repairOff: () => repairOff(fd),
     closeSilently: () => o.socket.destroy(),
     answer: (status) => o.answer(o.socket, status),

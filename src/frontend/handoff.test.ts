@@ -232,3 +232,18 @@ test('phases and latency are recorded for every handoff', async () => {
   assert.equal(s.handoffUs.count, 1);
   assert.ok(s.phasesUs['hold']!.p50 > 0);
 });
+
+test('client socket closed under us before capture -> not captured (its descriptor may be reused), vanished quietly', async () => {
+  const r = rig();
+  const conn = new FakeConnection();
+  r.steering.duringHold = async () => {
+    conn.open = false;
+  };
+  const out = await r.machine.run(conn, req);
+  assert.deepEqual(out, { kind: 'gone' });
+  assert.equal(r.captured.length, 0);
+  assert.deepEqual(conn.did, ['discard']);
+  assert.deepEqual(r.log.lines, []);
+  assert.equal(r.steering.held.size, 0);
+  assert.equal(r.machine.stats().vanished, 1);
+});

@@ -6,8 +6,8 @@
 //   no back-end at all              -> 503 (nothing held)
 //   hold fails                      -> 503
 //   capture fails, client still on  -> give back: repair off, unhold, 503
-//   capture fails, client gone      -> unhold, free the descriptor; no answer, no error log,
-//                                      no counter but `vanished`
+//   client gone before the capture  -> unhold, free the descriptor; no answer, no error log,
+//   (socket closed, or reset found)    no counter but `vanished`
 //   ACK refused / timeout / channel lost before the ACK
 //                                   -> next back-end with the same blob (up to maxAttempts);
 //                                      none left -> give back, 503
@@ -56,6 +56,11 @@ export interface ClientConnection {
   readonly consumed: Uint8Array;
   /** hrtime (ns) when the request head was complete. */
   readonly headAt: bigint;
+  /**
+   * False once the socket was closed under us (Node saw the client's reset): its descriptor
+   * number may already belong to another socket, so it must not be captured.
+   */
+  isOpen(): boolean;
   /** Leave repair mode so the socket can answer here. Throws on failure. */
   repairOff(): void;
   /** Handed off: close while still in repair mode, sending neither FIN nor RST. */
@@ -164,6 +169,8 @@ export class HandoffMachine {
     const flowId = this.#nextFlowId;
     this.#nextFlowId = flowId >= FLOW_ID_MAX ? 1 : flowId + 1;
     t = p.clock.hrtime();
+    // Synchronous from this check to the end of the capture: the descriptor cannot change hands.
+    if (!conn.isOpen()) return this.#vanish(conn);
     const cap = p.capture({ fd: conn.fd, flow, vip: conn.vip, consumed: conn.consumed, handoffId, flowId });
     if (!cap.ok) {
       if (cap.gone) return this.#vanish(conn);

@@ -95,9 +95,13 @@ export class FakeConnection implements ClientConnection {
   readonly did: string[] = [];
   readonly flow: FlowKey;
   failRepairOff = false;
+  open = true;
 
   constructor(clientPort = 40000, clientAddress = '198.51.100.7') {
     this.flow = { family: 4, clientAddress, clientPort };
+  }
+  isOpen(): boolean {
+    return this.open;
   }
   repairOff(): void {
     this.did.push('repairOff');
