@@ -15,6 +15,8 @@ export interface AgentOptions {
   readonly maxConnections?: number;
   readonly maxBlobBytes?: number;
   readonly onEvent?: (event: 'peerUp' | 'peerDown' | 'authFailed', detail: string) => void;
+  /** Holds each FLOW_END back this long (ms): for tests of reports that arrive late. Default 0. */
+  readonly flowEndDelayMs?: number;
 }
 
 // The receiver keys prepared handoffs by channel and front-end handoff id, so two front-ends'
@@ -40,7 +42,11 @@ export class BackendAgent {
       ...(o.maxConnections !== undefined && { maxConnections: o.maxConnections }),
       ...(o.maxBlobBytes !== undefined && { maxBlobBytes: o.maxBlobBytes }),
       onActive: (n) => server?.reportLoad(n),
-      onFlowEnd: (flow, k) => server?.flowEnded(flow, handoffIdOf(k)),
+      onFlowEnd: (flow, k) => {
+        const delay = o.flowEndDelayMs ?? 0;
+        if (delay <= 0) server?.flowEnded(flow, handoffIdOf(k));
+        else setTimeout(() => server?.flowEnded(flow, handoffIdOf(k)), delay).unref();
+      },
     });
     server = new ControlServer({
       secret: o.secret,

@@ -80,6 +80,8 @@ export function registerDaemons(program: Command): void {
         maxConnections: cfg.limits.maxConnections,
         maxBlobBytes: cfg.limits.maxBlobBytes,
         onEvent: (ev, detail) => log[ev === 'authFailed' ? 'warn' : 'info']({ detail }, ev),
+        // Test hook (test/frontend-faults.test.ts): end-of-connection reports arriving late.
+        flowEndDelayMs: Number(process.env['BATON_TEST_FLOW_END_DELAY_MS'] ?? 0) || 0,
       });
       log.info({ control: cfg.control, app: app.kind }, 'back-end agent listening');
       onSignals(log, async () => {
