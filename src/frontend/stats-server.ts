@@ -12,17 +12,21 @@ export function startStatsServer(fe: Frontend, host: string, port: number): Prom
   const failures = gauge('handoff_failures_total', 'handoffs refused or timed out', ['backend']);
   const active = gauge('backend_active', 'active connections per back-end (reported + own)', ['backend']);
   const up = gauge('backend_up', 'control channel up', ['backend']);
+  const drained = gauge('backend_drained', 'drained by an operator (takes no new handoffs)', ['backend']);
+  const vanished = gauge('vanished_total', 'clients gone between request head and capture', []);
   const local = gauge('answered_locally_total', 'responses sent by the front-end itself', ['status']);
   const lat = gauge('handoff_latency_us', 'handoff latency, head complete to commit', ['quantile']);
 
   const refresh = (): ReturnType<Frontend['stats']> => {
     const s = fe.stats();
     accepted.set(s.accepted);
+    vanished.set(s.vanished);
     for (const [id, b] of Object.entries(s.perBackend)) {
       handed.set({ backend: id }, b.handoffs);
       failures.set({ backend: id }, b.failures);
       active.set({ backend: id }, b.active);
       up.set({ backend: id }, b.up ? 1 : 0);
+      drained.set({ backend: id }, b.drained ? 1 : 0);
     }
     for (const [status, n] of Object.entries(s.answeredLocally)) local.set({ status }, n);
     lat.set({ quantile: '0.5' }, s.handoffUs.p50);
