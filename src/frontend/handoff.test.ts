@@ -247,3 +247,15 @@ test('client socket closed under us before capture -> not captured (its descript
   assert.equal(r.steering.held.size, 0);
   assert.equal(r.machine.stats().vanished, 1);
 });
+
+test('client socket already closed when the head completes -> nothing held at all, vanished quietly', async () => {
+  const r = rig();
+  const conn = new FakeConnection();
+  conn.open = false;
+  const out = await r.machine.run(conn, req);
+  assert.deepEqual(out, { kind: 'gone' });
+  assert.deepEqual(r.steering.calls, []);
+  assert.deepEqual(conn.did, ['discard']);
+  assert.deepEqual(r.log.lines, []);
+  assert.equal(r.machine.stats().vanished, 1);
+});

@@ -155,6 +155,7 @@ export class HandoffMachine {
     const { flow } = conn;
     const first = p.pick(req, NONE, p.clock.now());
     if (first.kind === 'none') return this.#answer(conn, 503, 'no back-end');
+    if (!conn.isOpen()) return this.#vanish(conn, false);
 
     let t = p.clock.hrtime();
     try {
@@ -170,10 +171,10 @@ export class HandoffMachine {
     this.#nextFlowId = flowId >= FLOW_ID_MAX ? 1 : flowId + 1;
     t = p.clock.hrtime();
     // Synchronous from this check to the end of the capture: the descriptor cannot change hands.
-    if (!conn.isOpen()) return this.#vanish(conn);
+    if (!conn.isOpen()) return this.#vanish(conn, true);
     const cap = p.capture({ fd: conn.fd, flow, vip: conn.vip, consumed: conn.consumed, handoffId, flowId });
     if (!cap.ok) {
-      if (cap.gone) return this.#vanish(conn);
+      if (cap.gone) return this.#vanish(conn, true);
       p.log.warn({ err: cap.error, client: flow }, 'capture failed; answering locally');
       return this.#giveBack(conn, 'capture failed');
     }
@@ -262,9 +263,9 @@ export class HandoffMachine {
   }
 
   /** The client reset or closed before its state was taken: nothing to answer, nothing to keep. */
-  async #vanish(conn: ClientConnection): Promise<HandoffOutcome> {
+  async #vanish(conn: ClientConnection, held: boolean): Promise<HandoffOutcome> {
     this.#vanished++;
-    await this.#p.steering.unhold(conn.flow).catch((e: unknown) => this.#p.log.error({ err: e, client: conn.flow }, 'unhold failed'));
+    if (held) await this.#p.steering.unhold(conn.flow).catch((e: unknown) => this.#p.log.error({ err: e, client: conn.flow }, 'unhold failed'));
     conn.discard();
     return { kind: 'gone' };
   }
