@@ -13,6 +13,7 @@
 //                       next connection, back-ends keep their counters by id. Channels and steering
 //                       for added or removed back-ends are the daemon's job (daemon.ts).
 // Events from the channels (the daemon wires them): onLoad, onFlowEnd, onChannelUp, onChannelDown.
+import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import type { RequestInfo, Router } from '../policy/index.ts';
 import type { FlowKey, Steering } from '../steer/types.ts';
@@ -33,6 +34,17 @@ export interface FrontendDeps {
   readonly clock?: Clock;
   /** Replaces the kernel capture (tests). */
   readonly capture?: (input: CaptureInput) => CaptureResult;
+  /** The first handoff id; default random high bits (see randomFirstId). */
+  readonly firstHandoffId?: bigint;
+}
+
+/**
+ * Handoff ids name connections in steering and in FLOW_END. Starting each process at random high
+ * bits keeps a restarted front-end (whose predecessor's flows may still be steered, bpf adoption)
+ * and peer front-ends sharing an agent from reusing each other's ids on one tuple.
+ */
+function randomFirstId(): bigint {
+  return (BigInt(randomInt(1, 2 ** 31)) << 32n) | 1n;
 }
 
 export interface FrontendStats {
@@ -74,6 +86,7 @@ export class Frontend {
       clock: d.clock ?? systemClock,
       log: d.log,
       maxAttempts: () => this.#config.limits.maxAttempts,
+      firstHandoffId: d.firstHandoffId ?? randomFirstId(),
     });
     this.#server = net.createServer({ noDelay: true }, (s) => this.#onConnection(s));
   }

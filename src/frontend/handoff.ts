@@ -13,7 +13,7 @@
 //                                      none left -> give back, 503
 //   forward fails                   -> ABORT to that back-end, give back, 503
 //   COMMIT cannot be written (channel lost after the ACK: the agent drops its copy)
-//                                   -> release the forward, give back, 503
+//                                   -> release the forward, give back, 503 (best effort)
 // Before forward the client is never lost: it stays here in repair mode and is answered.
 import { channel } from 'node:diagnostics_channel';
 import type { PickResult, RequestInfo } from '../policy/index.ts';
@@ -94,6 +94,8 @@ export interface HandoffPorts {
   readonly log: HandoffLog;
   /** Back-ends tried for one connection before answering 503 (read per connection: reloadable). */
   readonly maxAttempts: () => number;
+  /** The first handoff id (default 1). */
+  readonly firstHandoffId?: bigint;
 }
 
 export type HandoffOutcome =
@@ -132,6 +134,7 @@ export class HandoffMachine {
 
   constructor(ports: HandoffPorts) {
     this.#p = ports;
+    this.#nextId = ports.firstHandoffId ?? 1n;
   }
 
   stats(): HandoffStats {
@@ -228,8 +231,9 @@ export class HandoffMachine {
     }
     this.#record('forward', t);
     if (!ch.commit(handoffId)) {
-      // The channel dropped after the ACK: the agent has dropped its copy. The client's packets
-      // now go there; take the steering back and answer here.
+      // The channel dropped after the ACK: the agent has dropped its copy, and the client's
+      // packets already go there. Take the steering back and answer here; best effort: packets
+      // that reach the back-end meanwhile may draw a reset. The window is the forward's await.
       p.book.failed(id);
       p.log.warn({ backend: id, client: flow }, 'channel lost before commit; answering locally');
       await p.steering.release(flow, handoffId).catch((e: unknown) => p.log.error({ err: e }, 'release failed'));
