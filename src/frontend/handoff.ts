@@ -21,6 +21,7 @@ import { FLOW_ID_MAX, type FlowKey, type Steering } from '../steer/types.ts';
 import { LatencyRecorder, type LatencySummary } from '../util/histogram.ts';
 import type { Endpoint } from '../wire/tcp-state.ts';
 import type { HandoffAck, HandoffChannel } from './channel.ts';
+import { FRONTEND_ERR } from './errors.ts';
 
 const chHandoff = channel('baton:handoff:done');
 const chFailed = channel('baton:handoff:failed');
@@ -210,7 +211,7 @@ export class HandoffMachine {
     try {
       return await ch.sendHandoff(handoffId, blob);
     } catch (e) {
-      return { ok: false, code: 'BATON_ERR_CHANNEL', reason: e instanceof Error ? e.message : String(e) };
+      return { ok: false, code: FRONTEND_ERR.CHANNEL, reason: e instanceof Error ? e.message : String(e) };
     } finally {
       this.#p.book.handoffAnswered(id);
     }
@@ -280,5 +281,5 @@ export class HandoffMachine {
 }
 
 function noChannel(id: string): HandoffAck {
-  return { ok: false, code: 'BATON_ERR_NO_CHANNEL', reason: `no control channel for ${id}` };
+  return { ok: false, code: FRONTEND_ERR.NO_CHANNEL, reason: `no control channel for ${id}` };
 }
