@@ -26,9 +26,11 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
   process.on('SIGTERM', handler);
 }
 
-export async function runFrontend(cfg: FrontendConfig, log: Logger): Promise<() => Promise<void>> {
-  const d = await FrontendDaemon.start(cfg, log);
-  return () => d.stop();
+export async function runFrontend(cfg: FrontendConfig, log: Logger, o: { fresh?: boolean } = {}): Promise<() => Promise<void>> {
+  const d = await FrontendDaemon.start(cfg, log, o);
+  // bpf steering outlives the process: a restart or upgrade adopts it and handed-off connections keep
+  // flowing meanwhile (as LVS keeps its table in the kernel). `--fresh` at the next start discards it.
+  return () => d.stop({ keepSteering: cfg.steering.kind === 'bpf' });
 }
 
 export function registerDaemons(program: Command): void {
@@ -36,10 +38,11 @@ export function registerDaemons(program: Command): void {
     .command('frontend')
     .description('run a front-end: accept on the VIP, hand connections to back-ends')
     .requiredOption('-c, --config <file>', 'front-end configuration (JSON)')
-    .action(async (o: { config: string }) => {
+    .option('--fresh', 'bpf steering: discard the flows an earlier front-end process left steered, instead of adopting them')
+    .action(async (o: { config: string; fresh?: boolean }) => {
       const log = createLogger('baton-frontend');
       const cfg = await loadConfigFile(frontendConfigSchema, o.config);
-      const stop = await runFrontend(cfg, log);
+      const stop = await runFrontend(cfg, log, { fresh: o.fresh === true });
       onSignals(log, stop);
     });
 

@@ -14,6 +14,11 @@ import type { FrontendConfig } from './config.ts';
 import { Frontend } from './frontend.ts';
 import { startStatsServer } from './stats-server.ts';
 
+export interface StartOptions {
+  /** bpf steering: discard kernel state left by an earlier process instead of adopting it. */
+  readonly fresh?: boolean;
+}
+
 export interface StopOptions {
   /** Leave steering's kernel state in place so handed-off connections keep flowing (bpf). */
   readonly keepSteering?: boolean;
@@ -44,7 +49,7 @@ export class FrontendDaemon {
     this.#stats = stats;
   }
 
-  static async start(cfg: FrontendConfig, log: Logger): Promise<FrontendDaemon> {
+  static async start(cfg: FrontendConfig, log: Logger, o: StartOptions = {}): Promise<FrontendDaemon> {
     const secret = await resolveSecret(cfg.secret);
     const router = new Router({ pools: cfg.pools, rules: cfg.rules, defaultPool: cfg.defaultPool });
     const steering = await createSteering({
@@ -60,7 +65,12 @@ export class FrontendDaemon {
       pinDir: cfg.steering.pinDir,
       maxFlows: cfg.steering.maxFlows,
       source: cfg.steering.source,
+      adopt: o.fresh !== true,
     });
+    // Connections handed off by an earlier process and still steered: their flow ids stay theirs.
+    const adopted = await steering.list();
+    const flowIdsInUse = new Set(adopted.flatMap((e) => (e.flowId === undefined ? [] : [e.flowId])));
+    if (adopted.length > 0) log.info({ flows: adopted.length }, 'adopted steering state from an earlier process');
     const channels = new Map<string, ControlClient>();
     // Channels closing because we stop are not back-ends lost: their flows must not be released
     // (with keepSteering they must survive this process).
@@ -72,7 +82,7 @@ export class FrontendDaemon {
           new ControlClient({ secret, address: b.control, name: `frontend ${cfg.vip}:${cfg.port}`, handoffTimeoutMs: cfg.limits.handoffTimeoutMs }),
         );
       }
-      const fe = new Frontend({ config: cfg, router, steering, channels, log });
+      const fe = new Frontend({ config: cfg, router, steering, channels, log, flowIdsInUse });
       for (const [id, ch] of channels) {
         ch.on('up', () => {
           fe.onChannelUp(id);

@@ -36,6 +36,8 @@ export interface FrontendDeps {
   readonly capture?: (input: CaptureInput) => CaptureResult;
   /** The first handoff id; default random high bits (see randomFirstId). */
   readonly firstHandoffId?: bigint;
+  /** Flow ids of adopted connections (see HandoffPorts.flowIdsInUse). */
+  readonly flowIdsInUse?: ReadonlySet<number>;
 }
 
 /**
@@ -87,6 +89,7 @@ export class Frontend {
       log: d.log,
       maxAttempts: () => this.#config.limits.maxAttempts,
       firstHandoffId: d.firstHandoffId ?? randomFirstId(),
+      flowIdsInUse: d.flowIdsInUse,
     });
     this.#server = net.createServer({ noDelay: true }, (s) => this.#onConnection(s));
   }

@@ -25,7 +25,7 @@ interface Rig {
   readonly captured: CaptureInput[];
 }
 
-function rig(o: { scripts?: Partial<Record<(typeof IDS)[number], Script>>; maxAttempts?: number; capture?: (i: CaptureInput) => CaptureResult } = {}): Rig {
+function rig(o: { scripts?: Partial<Record<(typeof IDS)[number], Script>>; maxAttempts?: number; capture?: (i: CaptureInput) => CaptureResult; flowIdsInUse?: ReadonlySet<number> } = {}): Rig {
   const steering = new FakeSteering();
   const channels = new Map(IDS.map((id) => [id as string, new FakeChannel(o.scripts?.[id] ?? ok)]));
   const table = new BackendTable(IDS.map((id) => ({ id, weight: 1 })), (id) => channels.get(id)?.state ?? 'down');
@@ -49,6 +49,7 @@ function rig(o: { scripts?: Partial<Record<(typeof IDS)[number], Script>>; maxAt
     clock: { now: () => 0, hrtime: () => (t += 1000n) },
     log,
     maxAttempts: () => o.maxAttempts ?? 3,
+    flowIdsInUse: o.flowIdsInUse,
   });
   return { machine, steering, channels, table, log, captured };
 }
@@ -214,6 +215,12 @@ test('handoff ids and flow ids are unique per connection and flow ids stay in ra
   for (let i = 0; i < 5; i++) await r.machine.run(new FakeConnection(40000 + i), req);
   assert.deepEqual(r.captured.map((c) => c.handoffId), [1n, 2n, 3n, 4n, 5n]);
   assert.deepEqual(r.captured.map((c) => c.flowId), [1, 2, 3, 4, 5]);
+});
+
+test('flow ids of adopted connections are never given to new ones', async () => {
+  const r = rig({ flowIdsInUse: new Set([2, 3, 5]) });
+  for (let i = 0; i < 4; i++) await r.machine.run(new FakeConnection(40000 + i), req);
+  assert.deepEqual(r.captured.map((c) => c.flowId), [1, 4, 6, 7]);
 });
 
 test('a sendHandoff that rejects counts as a refusal and the in-flight count returns to 0', async () => {

@@ -97,6 +97,11 @@ export interface HandoffPorts {
   readonly maxAttempts: () => number;
   /** The first handoff id (default 1). */
   readonly firstHandoffId?: bigint;
+  /**
+   * Flow ids still used by connections this process did not hand off (adopted from an earlier process's
+   * steering state): never given to a new connection, or its back-end's decap mapping would replace theirs.
+   */
+  readonly flowIdsInUse?: ReadonlySet<number>;
 }
 
 export type HandoffOutcome =
@@ -138,6 +143,15 @@ export class HandoffMachine {
     this.#nextId = ports.firstHandoffId ?? 1n;
   }
 
+  #allocateFlowId(): number {
+    const inUse = this.#p.flowIdsInUse;
+    for (;;) {
+      const id = this.#nextFlowId;
+      this.#nextFlowId = id >= FLOW_ID_MAX ? 1 : id + 1;
+      if (inUse === undefined || !inUse.has(id)) return id;
+    }
+  }
+
   stats(): HandoffStats {
     return {
       handedOff: this.#handedOff,
@@ -171,8 +185,7 @@ export class HandoffMachine {
     this.#record('hold', t);
 
     const handoffId = this.#nextId++;
-    const flowId = this.#nextFlowId;
-    this.#nextFlowId = flowId >= FLOW_ID_MAX ? 1 : flowId + 1;
+    const flowId = this.#allocateFlowId();
     t = p.clock.hrtime();
     // Synchronous from this check to the end of the capture: the descriptor cannot change hands.
     if (!conn.isOpen()) return this.#vanish(conn, true);
