@@ -14,6 +14,9 @@ import type { FrontendConfig } from './config.ts';
 import { Frontend } from './frontend.ts';
 import { startStatsServer } from './stats-server.ts';
 
+/** How long a back-end's channel may stay down before its flows are released. */
+const CHANNEL_LOST_GRACE_MS = 3000;
+
 export interface StartOptions {
   /** bpf steering: discard kernel state left by an earlier process instead of adopting it. */
   readonly fresh?: boolean;
@@ -91,9 +94,14 @@ export class FrontendDaemon {
         ch.on('down', (reason: string) => {
           if (life.stopping) return;
           log.warn({ backend: id, reason }, 'control channel down');
-          void fe.onChannelDown(id).then((n) => {
-            if (n > 0) log.warn({ backend: id, flows: n }, 'released the flows of a lost back-end');
-          });
+          // A channel that comes back at once (the agent lives, only the connection broke) keeps its flows;
+          // one still down after the grace belongs to a dead agent, whose connections are gone.
+          setTimeout(() => {
+            if (life.stopping || ch.state === 'up') return;
+            void fe.onChannelDown(id).then((n) => {
+              if (n > 0) log.warn({ backend: id, flows: n }, 'released the flows of a lost back-end');
+            });
+          }, CHANNEL_LOST_GRACE_MS).unref();
         });
         ch.on('load', (active, _capacity, commits) => fe.onLoad(id, active, commits));
         ch.on('flowEnd', (f, handoffId) => fe.onFlowEnd({ family: f.family, clientAddress: f.client.address, clientPort: f.client.port }, handoffId));
