@@ -56,8 +56,9 @@ if (mode === 'fresh') {
   const [client = '', cport = '', vipAddr = '', vport = '', backend = '', local = '', flowId = ''] = process.argv.slice(5);
   const dp = loadFrontendDataplane({ ifname: device, pinDir, adopt: true });
   out.adopted = dp.adopted;
-  dp.maps.setBackend(0, { mode: 'encap', family: 4, ifindex: 0, address: backend, local });
-  dp.maps.putFlow({ family: 4, clientAddress: client, clientPort: Number(cport) }, { address: vipAddr, port: Number(vport) }, {
+  const family = client.includes(':') ? 6 : 4;
+  dp.maps.setBackend(0, { mode: 'encap', family, ifindex: 0, address: backend, local });
+  dp.maps.putFlow({ family, clientAddress: client, clientPort: Number(cport) }, { address: vipAddr, port: Number(vport) }, {
     verdict: 'forward', backend: 0, flowId: Number(flowId), handoffId: 1n, lastSeenNs: 0n, deadlineNs: 0n,
   });
   dp.close({ keep: true });
@@ -65,7 +66,7 @@ if (mode === 'fresh') {
   const [frontend = '', flowId = '', client = '', cport = '', vipAddr = '', vport = ''] = process.argv.slice(5);
   const dp = loadBackendDataplane({ ifname: device, pinDir, adopt: true });
   out.adopted = dp.adopted;
-  dp.maps.putDecap({ family: 4, frontend, flowId: Number(flowId), client, clientPort: Number(cport), vip: vipAddr, vipPort: Number(vport) });
+  dp.maps.putDecap({ family: client.includes(':') ? 6 : 4, frontend, flowId: Number(flowId), client, clientPort: Number(cport), vip: vipAddr, vipPort: Number(vport) });
   dp.close({ keep: true });
 } else if (mode === 'counters') {
   const dp = loadFrontendDataplane({ ifname: device, pinDir, adopt: true });
