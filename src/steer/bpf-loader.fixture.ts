@@ -4,7 +4,7 @@
 //   [BATON_ATTACH=tc] node --import tsx src/steer/bpf-loader.fixture.ts fresh|adopt <device> <pinDir> <backendDevice>
 // The routed test uses: `frontend-up`/`backend-up` (load fresh, leave attached), `steer` (adopt, add an encap
 // back-end and a forwarded flow), `decap` (adopt, add the decap entry), `counters` (adopt, print slot 0's).
-//   ... steer <device> <pinDir> <client> <clientPort> <vip> <vipPort> <backend> <local> <flowId>
+//   ... steer <device> <pinDir> <client> <clientPort> <vip> <vipPort> <backend|next hop> <local> <flowId> [encap|l2]
 //   ... decap <device> <pinDir> <frontend> <flowId> <client> <clientPort> <vip> <vipPort>
 import { existsSync, readdirSync } from 'node:fs';
 import { type AttachMode, loadBackendDataplane, loadFrontendDataplane, tcAttachedProgram } from './bpf-loader.ts';
@@ -53,11 +53,11 @@ if (mode === 'fresh') {
 } else if (mode === 'backend-up') {
   out.attach = loadBackendDataplane({ ifname: device, pinDir, adopt: false, maxFlows: 1024 }).attach;
 } else if (mode === 'steer') {
-  const [client = '', cport = '', vipAddr = '', vport = '', backend = '', local = '', flowId = ''] = process.argv.slice(5);
+  const [client = '', cport = '', vipAddr = '', vport = '', backend = '', local = '', flowId = '', fwd = 'encap'] = process.argv.slice(5);
   const dp = loadFrontendDataplane({ ifname: device, pinDir, adopt: true });
   out.adopted = dp.adopted;
   const family = client.includes(':') ? 6 : 4;
-  dp.maps.setBackend(0, { mode: 'encap', family, ifindex: 0, address: backend, local });
+  dp.maps.setBackend(0, fwd === 'l2' ? { mode: 'l2', family, ifindex: 0, address: backend } : { mode: 'encap', family, ifindex: 0, address: backend, local });
   dp.maps.putFlow({ family, clientAddress: client, clientPort: Number(cport) }, { address: vipAddr, port: Number(vport) }, {
     verdict: 'forward', backend: 0, flowId: Number(flowId), handoffId: 1n, lastSeenNs: 0n, deadlineNs: 0n,
   });

@@ -31,10 +31,13 @@ interface Plan {
   /** The router's address on each link (client, front-end, back-end). */
   readonly gw: readonly [string, string, string];
   readonly len: number;
+  /** encap: to the back-end's address; l2: MAC-redirected to the router (next hop), which routes the VIP on. */
+  readonly mode: 'encap' | 'l2';
 }
 const PLANS: readonly Plan[] = [
-  { family: 4, vip: '10.213.9.9', client: '10.213.1.2', frontend: '10.213.2.2', backend: '10.213.3.2', gw: ['10.213.1.1', '10.213.2.1', '10.213.3.1'], len: 24 },
-  { family: 6, vip: 'fd00:213:9::9', client: 'fd00:213:1::2', frontend: 'fd00:213:2::2', backend: 'fd00:213:3::2', gw: ['fd00:213:1::1', 'fd00:213:2::1', 'fd00:213:3::1'], len: 64 },
+  { family: 4, vip: '10.213.9.9', client: '10.213.1.2', frontend: '10.213.2.2', backend: '10.213.3.2', gw: ['10.213.1.1', '10.213.2.1', '10.213.3.1'], len: 24, mode: 'encap' },
+  { family: 4, vip: '10.213.9.9', client: '10.213.1.2', frontend: '10.213.2.2', backend: '10.213.3.2', gw: ['10.213.1.1', '10.213.2.1', '10.213.3.1'], len: 24, mode: 'l2' },
+  { family: 6, vip: 'fd00:213:9::9', client: 'fd00:213:1::2', frontend: 'fd00:213:2::2', backend: 'fd00:213:3::2', gw: ['fd00:213:1::1', 'fd00:213:2::1', 'fd00:213:3::1'], len: 64, mode: 'encap' },
 ];
 
 const serverJs = (VIP: string) => `
@@ -72,12 +75,12 @@ function waitLine(p: ReturnType<typeof spawn>, re: RegExp, ms: number): Promise<
 }
 
 for (const p of PLANS) {
-  test(`IPv${p.family}: encap across a router, decap at the back-end, 1 MiB byte-exact`, { skip, timeout: 60_000 }, async (t) => {
+  test(`IPv${p.family} ${p.mode}: ${p.mode === 'encap' ? 'encap across a router, decap at the back-end' : 'L2 redirect to the next hop'}, 1 MiB byte-exact`, { skip, timeout: 60_000 }, async (t) => {
     const { vip: VIP, client: CLIENT, frontend: FRONTEND, backend: BACKEND, gw, len } = p;
     const ip = p.family === 6 ? 'ip -6' : 'ip';
     const nodad = p.family === 6 ? ' nodad' : '';
     const host = p.family === 6 ? 128 : 32;
-    const id = `${p.family}${process.pid % 10000}${Date.now() % 1000}`;
+    const id = `${p.family}${p.mode[0]}${process.pid % 10000}${Date.now() % 1000}`;
     const ns = { c: `btrc-${id}`, r: `btrr-${id}`, f: `btrf-${id}`, b: `btrb-${id}` };
     for (const n of Object.values(ns)) {
       execFileSync('ip', ['netns', 'add', n]);
@@ -120,7 +123,8 @@ for (const p of PLANS) {
 
     // the connection is established (handshake forwarded plainly): now the front-end program takes it over
     assert.equal(fx(ns.b, 'decap', 'b0', `${mnt}/be`, FRONTEND, String(FLOW_ID), CLIENT, port, VIP, '80').adopted, true);
-    assert.equal(fx(ns.f, 'steer', 'f0', `${mnt}/fe`, CLIENT, port, VIP, '80', BACKEND, FRONTEND, String(FLOW_ID)).adopted, true);
+    const to = p.mode === 'encap' ? BACKEND : gw[1];
+    assert.equal(fx(ns.f, 'steer', 'f0', `${mnt}/fe`, CLIENT, port, VIP, '80', to, FRONTEND, String(FLOW_ID), p.mode).adopted, true);
     const result = waitLine(client, /^[0-9a-f]{64} \d+$|^error/, 30_000);
     client.stdin?.write('go\n');
     const expected = Buffer.alloc(SIZE);
