@@ -22,6 +22,7 @@ if (mode === 'fresh') {
   const dp = loadFrontendDataplane({ ifname: device, pinDir: `${pinDir}/fe`, maxFlows: 1024, adopt: false, attachMode });
   out.attach = dp.attach;
   out.adopted = dp.adopted;
+  out.mountedBpffs = dp.mountedBpffs ?? null;
   dp.maps.setBackend(3, { mode: 'l2', family: 4, ifindex: 0, address: '10.0.0.3' });
   dp.maps.putFlow(flow, vip, { verdict: 'forward', backend: 3, flowId: 77, handoffId: 5n, lastSeenNs: 0n, deadlineNs: 0n });
   dp.maps.putFlow(flow6, vip6, { verdict: 'hold', backend: 0, flowId: 0, handoffId: 6n, lastSeenNs: 0n, deadlineNs: 0n });
