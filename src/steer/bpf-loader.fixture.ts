@@ -4,7 +4,7 @@
 //   [BATON_ATTACH=tc] node --import tsx src/steer/bpf-loader.fixture.ts fresh|adopt <device> <pinDir> <backendDevice>
 // The routed test uses: `frontend-up`/`backend-up` (load fresh, leave attached), `steer` (adopt, add an encap
 // back-end and a forwarded flow), `decap` (adopt, add the decap entry), `counters` (adopt, print slot 0's).
-//   ... steer <device> <pinDir> <client> <clientPort> <vip> <vipPort> <backend> <local> <flowId>
+//   ... steer <device> <pinDir> <client> <clientPort> <vip> <vipPort> <backend|next hop> <local> <flowId> [encap|l2]
 //   ... decap <device> <pinDir> <frontend> <flowId> <client> <clientPort> <vip> <vipPort>
 import { existsSync, readdirSync } from 'node:fs';
 import { type AttachMode, loadBackendDataplane, loadFrontendDataplane, tcAttachedProgram } from './bpf-loader.ts';
@@ -22,6 +22,7 @@ if (mode === 'fresh') {
   const dp = loadFrontendDataplane({ ifname: device, pinDir: `${pinDir}/fe`, maxFlows: 1024, adopt: false, attachMode });
   out.attach = dp.attach;
   out.adopted = dp.adopted;
+  out.mountedBpffs = dp.mountedBpffs ?? null;
   dp.maps.setBackend(3, { mode: 'l2', family: 4, ifindex: 0, address: '10.0.0.3' });
   dp.maps.putFlow(flow, vip, { verdict: 'forward', backend: 3, flowId: 77, handoffId: 5n, lastSeenNs: 0n, deadlineNs: 0n });
   dp.maps.putFlow(flow6, vip6, { verdict: 'hold', backend: 0, flowId: 0, handoffId: 6n, lastSeenNs: 0n, deadlineNs: 0n });
@@ -53,11 +54,12 @@ if (mode === 'fresh') {
 } else if (mode === 'backend-up') {
   out.attach = loadBackendDataplane({ ifname: device, pinDir, adopt: false, maxFlows: 1024 }).attach;
 } else if (mode === 'steer') {
-  const [client = '', cport = '', vipAddr = '', vport = '', backend = '', local = '', flowId = ''] = process.argv.slice(5);
+  const [client = '', cport = '', vipAddr = '', vport = '', backend = '', local = '', flowId = '', fwd = 'encap'] = process.argv.slice(5);
   const dp = loadFrontendDataplane({ ifname: device, pinDir, adopt: true });
   out.adopted = dp.adopted;
-  dp.maps.setBackend(0, { mode: 'encap', family: 4, ifindex: 0, address: backend, local });
-  dp.maps.putFlow({ family: 4, clientAddress: client, clientPort: Number(cport) }, { address: vipAddr, port: Number(vport) }, {
+  const family = client.includes(':') ? 6 : 4;
+  dp.maps.setBackend(0, fwd === 'l2' ? { mode: 'l2', family, ifindex: 0, address: backend } : { mode: 'encap', family, ifindex: 0, address: backend, local });
+  dp.maps.putFlow({ family, clientAddress: client, clientPort: Number(cport) }, { address: vipAddr, port: Number(vport) }, {
     verdict: 'forward', backend: 0, flowId: Number(flowId), handoffId: 1n, lastSeenNs: 0n, deadlineNs: 0n,
   });
   dp.close({ keep: true });
@@ -65,7 +67,7 @@ if (mode === 'fresh') {
   const [frontend = '', flowId = '', client = '', cport = '', vipAddr = '', vport = ''] = process.argv.slice(5);
   const dp = loadBackendDataplane({ ifname: device, pinDir, adopt: true });
   out.adopted = dp.adopted;
-  dp.maps.putDecap({ family: 4, frontend, flowId: Number(flowId), client, clientPort: Number(cport), vip: vipAddr, vipPort: Number(vport) });
+  dp.maps.putDecap({ family: client.includes(':') ? 6 : 4, frontend, flowId: Number(flowId), client, clientPort: Number(cport), vip: vipAddr, vipPort: Number(vport) });
   dp.close({ keep: true });
 } else if (mode === 'counters') {
   const dp = loadFrontendDataplane({ ifname: device, pinDir, adopt: true });

@@ -41,6 +41,7 @@ for (const mode of ['tcx', 'tc'] as const) {
     const first = run('fresh');
     assert.equal(first.attach, mode);
     assert.equal(first.adopted, false);
+    assert.equal(first.mountedBpffs, null, 'the host bpffs was used');
     const mapPins = ['backends', 'config', 'counters', 'flows'];
     assert.deepEqual(first.pins, mode === 'tcx' ? [...mapPins, 'link'] : mapPins);
     assert.equal(typeof first.tcProg, mode === 'tc' ? 'number' : 'object');
@@ -67,3 +68,17 @@ for (const mode of ['tcx', 'tc'] as const) {
     assert.equal(second.tcProgAfterClose, null);
   });
 }
+
+test('a bpffs mounted inside `ip netns exec` (under its fresh /sys) dies with the process: nothing to adopt', { skip }, (t) => {
+  const ns = `btbpfp-${process.pid}-${Date.now() % 100000}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.after(() => spawnSync('ip', ['netns', 'del', ns]));
+  const inNs = (...cmd: string[]) => execFileSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8' });
+  inNs('ip', 'link', 'add', 'bt0', 'type', 'veth', 'peer', 'name', 'bt1');
+  const pinDir = `/sys/fs/bpf/baton-test-${process.pid}`;
+  const run = (step: string) => JSON.parse(inNs(process.execPath, '--import', 'tsx', fixture, step, 'bt0', pinDir, 'bt1')) as Record<string, unknown>;
+  assert.equal(run('fresh').mountedBpffs, '/sys/fs/bpf');
+  const second = run('adopt');
+  assert.equal(second.adopted, false);
+  assert.deepEqual(second.flows, []);
+});

@@ -4,10 +4,12 @@
 // so that the data plane keeps working after the process ends, and a later process can adopt the maps (state
 // survives) while replacing the program. The caller runs inside the target network namespace.
 //
-// bpffs and `ip netns exec`: that command gives the process its own mount namespace and a fresh /sys, so a bpffs
-// mounted there dies with the process, and the pins with it. For restart survival the bpffs holding `pinDir` must
-// be mounted in the host's mount namespace before the daemon starts (`ensureBpffs` from the parent, e.g. when the
-// lab comes up); pins under a default /sys/fs/bpf inside `ip netns exec` do not survive.
+// bpffs and `ip netns exec`: that command gives the process its own mount namespace (a copy of its parent's, made
+// when it starts) and a fresh /sys, so a bpffs the process mounts itself dies with it, and the pins with it; a
+// bpffs under /sys is hidden by the fresh /sys. For restart survival, mount the bpffs holding `pinDir` OUTSIDE /sys
+// in the parent's mount namespace BEFORE starting the daemon (`ensureBpffs('/run/baton/bpffs/<table>')` when the
+// lab comes up mounts /run/baton/bpffs): every later `ip netns exec` child shares that same bpffs. Verified: pins
+// under /sys/fs/bpf in an `ip netns exec` daemon are gone for the next process (adopted: false).
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +73,10 @@ export interface BackendLoadOptions {
 interface Loaded {
   /** True when pinned maps from an earlier process were reused. */
   readonly adopted: boolean;
+  /** Set when this load had to mount the bpffs (at this mount point) itself: if the process runs in a private mount
+   * namespace (`ip netns exec`), that mount and the pins die with it, so nothing survives a restart. Worth a
+   * warning; mount it beforehand from the host's namespace (`ensureBpffs`) and keep pinDir outside /sys. */
+  readonly mountedBpffs?: string;
   readonly attach: AttachKind;
   readonly ifindex: number;
   /** The loaded program's descriptor (for BPF_PROG_TEST_RUN); valid until close. */
@@ -91,17 +97,21 @@ export interface BackendDataplane extends Loaded {
 /** Makes sure `dir` is on a bpf filesystem, mounting one at `dir`'s parent when none covers it. Returns the mount
  * point that now holds it. */
 export function ensureBpffs(dir: string): string {
+  return bpffsFor(dir).mountPoint;
+}
+
+function bpffsFor(dir: string): { mountPoint: string; mounted: boolean } {
   const mounts = readFileSync('/proc/self/mounts', 'utf8')
     .split('\n')
     .map((l) => l.split(' '))
     .filter((p) => p[2] === 'bpf')
     .map((p) => (p[1] ?? '').replace(/\\040/g, ' '));
   const covering = mounts.filter((m) => dir === m || dir.startsWith(m.endsWith('/') ? m : `${m}/`)).sort((a, b) => b.length - a.length)[0];
-  if (covering) return covering;
+  if (covering) return { mountPoint: covering, mounted: false };
   const at = dir.startsWith('/sys/fs/bpf/') || dir === '/sys/fs/bpf' ? '/sys/fs/bpf' : dirname(dir);
   mkdirSync(at, { recursive: true });
   mountBpffs(at);
-  return at;
+  return { mountPoint: at, mounted: true };
 }
 
 function removePins(pinDir: string, maps: readonly string[]): void {
@@ -184,9 +194,9 @@ interface Common {
   readonly attachMode: AttachMode;
 }
 
-function load(o: Common): { obj: BpfObject; adopted: boolean; kind: AttachKind; link?: BpfFd; ifindex: number } {
+function load(o: Common): { obj: BpfObject; adopted: boolean; kind: AttachKind; link?: BpfFd; ifindex: number; mountedBpffs?: string } {
   const ifindex = ifIndex(o.ifname);
-  ensureBpffs(o.pinDir);
+  const fs = bpffsFor(o.pinDir);
   const adopted = o.adopt && existsSync(join(o.pinDir, o.maps[0] ?? ''));
   if (!adopted) {
     removePins(o.pinDir, o.maps);
@@ -214,7 +224,7 @@ function load(o: Common): { obj: BpfObject; adopted: boolean; kind: AttachKind; 
     obj.captureLog(o.program);
     obj.load();
     const a = attach(obj.programFd(o.program), ifindex, o.pinDir, o.attachMode);
-    return { obj, adopted, kind: a.kind, ifindex, ...(a.link ? { link: a.link } : {}) };
+    return { obj, adopted, kind: a.kind, ifindex, ...(a.link ? { link: a.link } : {}), ...(fs.mounted ? { mountedBpffs: fs.mountPoint } : {}) };
   } catch (err) {
     obj.close();
     throw err;
@@ -268,6 +278,7 @@ export function loadFrontendDataplane(opts: FrontendLoadOptions): FrontendDatapl
   return {
     maps,
     adopted: l.adopted,
+    ...(l.mountedBpffs ? { mountedBpffs: l.mountedBpffs } : {}),
     attach: l.kind,
     ifindex: l.ifindex,
     programFd: l.obj.programFd(FRONTEND_PROGRAM),
@@ -293,6 +304,7 @@ export function loadBackendDataplane(opts: BackendLoadOptions): BackendDataplane
   return {
     maps,
     adopted: l.adopted,
+    ...(l.mountedBpffs ? { mountedBpffs: l.mountedBpffs } : {}),
     attach: l.kind,
     ifindex: l.ifindex,
     programFd: l.obj.programFd(BACKEND_PROGRAM),

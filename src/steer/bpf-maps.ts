@@ -117,17 +117,16 @@ function readU64(buf: Buffer, f: FieldLayout): bigint {
   return f.bigEndian ? buf.readBigUInt64BE(f.offset) : buf.readBigUInt64LE(f.offset);
 }
 
-/** Parsed address text, cached: VIPs, back-ends and the front-end's own address recur in every key and value. */
-const addrCache = new Map<string, Uint8Array | undefined>();
+/** Parsed address text of the first few hundred addresses seen per family: the VIPs, back-ends and the front-end's
+ * own address, which recur in every key and value (client addresses are too many to cache usefully). */
+const addrCache = { 4: new Map<string, Uint8Array>(), 6: new Map<string, Uint8Array>() };
 
 function parseAddr(family: 4 | 6, text: string): Uint8Array | undefined {
-  const k = `${family}${text}`;
-  let bytes = addrCache.get(k);
-  if (bytes === undefined && !addrCache.has(k)) {
-    bytes = family === 4 ? parseIPv4(text) : parseIPv6(text);
-    if (addrCache.size >= 4096) addrCache.clear();
-    addrCache.set(k, bytes);
-  }
+  const cache = addrCache[family];
+  const hit = cache.get(text);
+  if (hit) return hit;
+  const bytes = family === 4 ? parseIPv4(text) : parseIPv6(text);
+  if (bytes && cache.size < 256) cache.set(text, bytes);
   return bytes;
 }
 
