@@ -5,14 +5,15 @@ import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster, type ClusterOptions } from '../src/lab/cluster.ts';
 import { labUp, type Lab } from '../src/lab/lab.ts';
 import { runDriver } from '../src/lab/run-driver.ts';
+import { ensureBpffs, pinnedFlows, removeFrontendPins } from '../src/steer/bpf-loader.ts';
 import { parseSetElements } from '../src/steer/nft-script.ts';
 import { patternSha256 } from '../src/wire/pattern.ts';
 
 const root = process.getuid?.() === 0;
 
 /** A lab with a running cluster; the lab is removed again if the cluster cannot start. */
-async function clusterUp(backends: number, o: ClusterOptions): Promise<{ lab: Lab; cluster: Cluster }> {
-  const lab = await labUp({ backends });
+async function clusterUp(backends: number | Lab, o: ClusterOptions): Promise<{ lab: Lab; cluster: Cluster }> {
+  const lab = typeof backends === 'number' ? await labUp({ backends }) : backends;
   try {
     return { lab, cluster: await startCluster(lab, o) };
   } catch (e) {
@@ -22,14 +23,33 @@ async function clusterUp(backends: number, o: ClusterOptions): Promise<{ lab: La
 }
 const skip = root ? false : 'needs root (network namespaces, TCP_REPAIR, nftables)';
 
-describe('handoff end to end', { skip }, () => {
+/** Steering config for a lab's front-end; bpf pins live on a bpffs of the host's mount namespace (a daemon under
+ * `ip netns exec` gets a fresh /sys, and pins made there would die with it). */
+function steeringFor(kind: 'bpf' | 'nft', labId: string): { kind: 'bpf' | 'nft'; table: string; lingerMs: number; pinDir?: string } {
+  const table = `baton_${labId}`;
+  if (kind === 'nft') return { kind, table, lingerMs: 1000 };
+  ensureBpffs('/run/baton/bpffs/x');
+  return { kind, table, lingerMs: 1000, pinDir: `/run/baton/bpffs/${table}` };
+}
+
+for (const kind of ['bpf', 'nft'] as const) describe(`handoff end to end (${kind} steering)`, { skip }, () => {
   let lab: Lab;
   let cluster: Cluster;
-  const table = (): string => (cluster.frontendConfig.steering as { table: string }).table;
+  const steering = (): { table: string; pinDir?: string } => cluster.frontendConfig.steering as { table: string; pinDir?: string };
+  const table = (): string => steering().table;
+
+  /** Flows the front-end's data plane steers now, as client:port strings with their state. */
+  const steered = async (): Promise<string[]> => {
+    if (kind === 'bpf') return pinnedFlows(steering().pinDir!).map((e) => `${e.state.verdict}:${e.flow.clientAddress}:${e.flow.clientPort}`);
+    const r = await lab.exec(lab.frontend, ['nft', '-j', 'list', 'table', 'netdev', table()]);
+    return [...parseSetElements(r.stdout)].flatMap(([set, v]) => v.map((f) => `${set}:${f.clientAddress}:${f.clientPort}`));
+  };
 
   before(async () => {
-    ({ lab, cluster } = await clusterUp(3, {
+    lab = await labUp({ backends: 3 });
+    ({ cluster } = await clusterUp(lab, {
       frontend: {
+        steering: steeringFor(kind, lab.id),
         pools: [
           { name: 'all', policy: { name: 'wrr' }, members: ['b1', 'b2', 'b3'] },
           { name: 'only-b2', policy: { name: 'wrr' }, members: ['b2'] },
@@ -50,6 +70,8 @@ describe('handoff end to end', { skip }, () => {
   });
   after(async () => {
     await cluster?.stop();
+    // The front-end keeps bpf steering on SIGTERM (restart survival): remove what it left.
+    if (kind === 'bpf' && cluster) removeFrontendPins(steering().pinDir!);
     await lab?.down();
   });
 
@@ -169,8 +191,7 @@ describe('handoff end to end', { skip }, () => {
     let left: string[] = [];
     for (let i = 0; i < 40; i++) {
       await new Promise((r) => setTimeout(r, 250));
-      const r = await lab.exec(lab.frontend, ['nft', '-j', 'list', 'table', 'netdev', table()]);
-      left = [...parseSetElements(r.stdout)].flatMap(([set, v]) => v.map((f) => `${set}:${f.clientAddress}:${f.clientPort}`));
+      left = await steered();
       if (left.length === 0) break;
     }
     assert.deepEqual(left, [], 'steering entries left behind');

@@ -29,7 +29,7 @@ import {
   tcQueryIngress,
   tcxAttachIngress,
 } from '../sys/libbpf.ts';
-import { BackendCodecs, BackendMaps, FrontendCodecs, FrontendMaps } from './bpf-maps.ts';
+import { BackendCodecs, BackendMaps, FrontendCodecs, FrontendMaps, frontendCodecsOf, type FlowEntry } from './bpf-maps.ts';
 
 export const FRONTEND_OBJECT = fileURLToPath(new URL('../../bpf/build/frontend.o', import.meta.url));
 export const BACKEND_OBJECT = fileURLToPath(new URL('../../bpf/build/backend.o', import.meta.url));
@@ -347,4 +347,28 @@ export function loadBackendDetached(opts: { readonly maxFlows?: number; readonly
   const obj = loadDetached(opts.objectPath ?? BACKEND_OBJECT, BACKEND_PROGRAM, 'decap', opts.maxFlows ?? DEFAULT_MAX_FLOWS);
   const maps = new BackendMaps(new BackendCodecs(Btf.borrow(obj.btfPtr)), obj.map('decap').fd);
   return { maps, programFd: obj.programFd(BACKEND_PROGRAM), close: () => obj.close() };
+}
+
+/** The flows a front-end data plane pinned at `pinDir` steers now (for operators and tests; works from any
+ * network namespace, since maps are not per-namespace). Empty when nothing is pinned there. */
+export function pinnedFlows(pinDir: string): FlowEntry[] {
+  const flows = objGet(join(pinDir, 'flows'));
+  if (!flows) return [];
+  try {
+    const codecs = frontendCodecsOf(FRONTEND_OBJECT);
+    const maps = new FrontendMaps(codecs, { flows: flows.fd, backends: -1, counters: -1, config: -1 });
+    return [...maps.iterateFlows()];
+  } finally {
+    flows.close();
+  }
+}
+
+/** Detaches and unpins a front-end data plane that no process holds any more (a stopped front-end kept it). */
+export function removeFrontendPins(pinDir: string): void {
+  removePins(pinDir, FRONTEND_MAPS);
+}
+
+/** Detaches and unpins a back-end (decap) data plane. */
+export function removeBackendPins(pinDir: string): void {
+  removePins(pinDir, BACKEND_MAPS);
 }
