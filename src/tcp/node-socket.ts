@@ -1,0 +1,36 @@
+// The one place that touches Node's TCP handle internals (`socket._handle`). Node has no public
+// way to stop its reader at once (pause() only stops emitting, libuv keeps reading into memory) or
+// to get a connected socket's descriptor; capture needs both. Keep every such access here.
+import type net from 'node:net';
+import { TcpStateError } from './errors.ts';
+
+interface NodeTcpHandle {
+  readonly fd: number;
+  /** Node's own flag: whether it believes the handle is reading (net.js tryReadStart). */
+  reading: boolean;
+  readStop(): number;
+}
+
+function handleOf(socket: net.Socket): NodeTcpHandle {
+  const h = (socket as unknown as { _handle: NodeTcpHandle | null })._handle;
+  if (!h) throw new TcpStateError('BATON_ERR_SOCKET_GONE', 'socket: no handle (already closed)');
+  return h;
+}
+
+/** The socket's descriptor, still owned by Node (do not close it). Throws once the socket is closed. */
+export function fdOf(socket: net.Socket): number {
+  const fd = handleOf(socket).fd;
+  if (!Number.isInteger(fd) || fd < 0) throw new TcpStateError('BATON_ERR_SOCKET_GONE', `socket: no descriptor (${fd})`);
+  return fd;
+}
+
+/**
+ * Stops Node's reader now: from here on the kernel keeps whatever arrives (the receive queue that
+ * capture reads). Also pauses the stream so Node does not restart reading on its own.
+ */
+export function stopReading(socket: net.Socket): void {
+  const h = handleOf(socket);
+  h.readStop();
+  h.reading = false;
+  socket.pause();
+}
