@@ -136,4 +136,41 @@ describe('tcp handoff (capture, blob, inject) with real clients', { skip }, () =
       `snd_mss ${x.before.sndMss} -> ${x.info.sndMss}, rcv_mss ${x.before.rcvMss} -> ${x.info.rcvMss}, advmss ${x.before.advmss} -> ${x.info.advmss}`);
     assert.ok(Math.abs(handed - direct) <= Math.ceil(direct * 0.1), `${handed} segments after handoff vs ${direct} direct`);
   });
+
+  for (const kind of ['GET', 'POST'] as const) {
+    test(`a half-closed client's ${kind} is handed off: the injected socket reads the request, then end-of-input, and answers`, async () => {
+      // A body the front-end's receive window takes whole (it stops reading at the head), so the FIN
+      // arrives before the handoff; a longer body's FIN would arrive at the back-end as usual.
+      const body = kind === 'POST' ? Buffer.alloc(60_000, 'b').toString() : '';
+      const head = kind === 'GET'
+        ? 'GET /whoami HTTP/1.0\r\n\r\n'
+        : `POST /sha256 HTTP/1.0\r\nContent-Length: ${body.length}\r\n\r\n`;
+      const request = head + body;
+      const h = await held(request, true);
+      const x = await handoff(h.f, h.consumed);
+      assert.equal(x.state.finReceived, true, 'captured state carries the FIN');
+      assert.equal(x.state.recvQueue, request.length, 'every request byte travels (the FIN is not a byte)');
+      assert.equal(x.info.state, C.TCP_CLOSE_WAIT, 'injected socket is in CLOSE_WAIT');
+      assert.equal(x.info.sndMss, x.before.sndMss);
+      const got = await fe.call('read', { id: x.id });
+      assert.equal(got.length, request.length, 'request bytes read');
+      assert.equal(got.eof, true, 'end-of-input after the request');
+      assert.equal(got.sha256, sha(request));
+      const answer = `HTTP/1.0 200 OK\r\n\r\n${'a'.repeat(100_000)}`;
+      await fe.call('write', { id: x.id, text: answer, end: true });
+      const r = await client.call('read', { id: h.c });
+      assert.equal(r.eof, true);
+      assert.equal(r.length, answer.length);
+      assert.equal(r.sha256, sha(answer));
+      assert.equal((await fe.call('closed', { id: x.id })).error, null, 'the injected socket closed without an error');
+    });
+  }
+
+  test('capture refuses a socket whose own side has closed (FIN_WAIT) and leaves it usable', async () => {
+    const h = await held('GET / HTTP/1.1\r\n\r\n', false);
+    await fe.call('end', { id: h.f });
+    const cap = await fe.call('capture', { id: h.f, consumed: h.consumed }, true);
+    assert.equal(cap.ok, false);
+    assert.match(String(cap.error), /FIN_WAIT[12].*not ESTABLISHED or CLOSE_WAIT/);
+  });
 });

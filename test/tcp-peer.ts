@@ -11,6 +11,8 @@ import { captureState } from '../src/tcp/capture.ts';
 import type { Liveness } from '../src/tcp/liveness.ts';
 import { fdOf, stopReading } from '../src/tcp/node-socket.ts';
 import { getTcpInfo } from '../src/tcp/repair.ts';
+import { SIOCINQ } from '../src/sys/constants.ts';
+import { ioctlInt } from '../src/sys/socket.ts';
 import { decodeBlob, encodeBlob } from '../src/wire/blob.ts';
 import { patternBytes } from '../src/wire/pattern.ts';
 
@@ -131,7 +133,8 @@ const commands: Record<string, (c: Cmd) => Promise<Record<string, unknown>> | Re
   },
 
   info(c) {
-    return { info: getTcpInfo(fdOf(conn(c.id).socket)) };
+    const fd = fdOf(conn(c.id).socket);
+    return { info: getTcpInfo(fd), inq: ioctlInt(fd, SIOCINQ, 'SIOCINQ') };
   },
 
   /** Waits until the socket's TCP state is `state` (a number). */
