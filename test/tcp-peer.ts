@@ -23,7 +23,7 @@ interface Conn {
   eof: boolean;
   closed: boolean;
   error: string | undefined;
-  /** TCP_INFO read at the last 'data' event, while the descriptor still existed. */
+  /** Callbacks waiting for any change. */
   waiters: (() => void)[];
 }
 
@@ -176,11 +176,10 @@ const commands: Record<string, (c: Cmd) => Promise<Record<string, unknown>> | Re
     const key = `h${nextId}`;
     const r = receiver.prepare(key, Buffer.from(String(c.blob), 'base64'));
     if (!r.ok) throw new Error(`prepare refused: ${r.code}: ${r.reason}`);
-    const fdInfo = c.infoBeforeCommit ? undefined : undefined;
     if (!receiver.commit(key)) throw new Error('commit: unknown id');
     const s = delivered.pop()!;
     const info = getTcpInfo(fdOf(s));
-    return { id: track(s, c.read !== false), info, ...(fdInfo && { fdInfo }) };
+    return { id: track(s, c.read !== false), info };
   },
 
   /** Writes `text` or `size` pattern bytes; `end` half-closes (FIN) afterwards. */
