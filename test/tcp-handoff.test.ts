@@ -173,4 +173,34 @@ describe('tcp handoff (capture, blob, inject) with real clients', { skip }, () =
     assert.equal(cap.ok, false);
     assert.match(String(cap.error), /FIN_WAIT[12].*not ESTABLISHED or CLOSE_WAIT/);
   });
+
+  test('injected connections whose client vanished are closed within the liveness bound and counted as ended', async (t) => {
+    const liveness = { userTimeoutMs: 1500, keepaliveIdleS: 1, keepaliveIntervalS: 1, keepaliveCount: 2 };
+    const sending = await held('GET /big HTTP/1.1\r\n\r\n', false);
+    const s = await handoff(sending.f, sending.consumed, { liveness });
+    const idle = await held('GET /slow HTTP/1.1\r\n\r\n', false);
+    const i = await handoff(idle.f, idle.consumed, { liveness });
+    const activeBefore = (await fe.call('active')).active as number;
+    assert.ok(activeBefore >= 2, `receiver counts ${activeBefore} open connections`);
+    // The client vanishes: everything to and from it is dropped from now on (its RSTs would go nowhere).
+    const table = `zombie${process.pid}`;
+    const drop = [
+      `add table inet ${table}`,
+      `add chain inet ${table} in { type filter hook input priority -300; policy drop; }`,
+      `add chain inet ${table} out { type filter hook output priority -300; policy drop; }`,
+    ].join('\n');
+    const r = await lab.exec(lab.client, ['nft', '-f', '-'], { input: `${drop}\n` });
+    assert.equal(r.code, 0, r.stderr);
+    t.after(() => lab.exec(lab.client, ['nft', 'delete', 'table', 'inet', table]).then(() => undefined));
+    // One socket has data in flight (TCP_USER_TIMEOUT), the other is idle (keepalive).
+    await fe.call('write', { id: s.id, size: 1 << 20, noWait: true });
+    const [a, b] = await Promise.all([
+      fe.call('closed', { id: s.id, timeoutMs: 30_000 }),
+      fe.call('closed', { id: i.id, timeoutMs: 30_000 }),
+    ]);
+    assert.equal(a.error, 'ETIMEDOUT', 'sending zombie');
+    assert.equal(b.error, 'ETIMEDOUT', 'idle zombie');
+    // The receiver saw both closes (its close path reports the flow ends).
+    assert.equal((await fe.call('active')).active, activeBefore - 2);
+  });
 });

@@ -186,7 +186,10 @@ const commands: Record<string, (c: Cmd) => Promise<Record<string, unknown>> | Re
   async write(c) {
     const x = conn(c.id);
     const data = c.text !== undefined ? Buffer.from(String(c.text)) : Buffer.from(patternBytes(Number(c.size)));
-    await new Promise<void>((resolve, reject) => x.socket.write(data, (e) => (e ? reject(e) : resolve())));
+    const flushed = new Promise<void>((resolve, reject) => x.socket.write(data, (e) => (e ? reject(e) : resolve())));
+    // noWait: a peer that never acknowledges would keep the write pending forever.
+    if (c.noWait) flushed.catch(() => undefined);
+    else await flushed;
     if (c.end) x.socket.end();
     return {};
   },
