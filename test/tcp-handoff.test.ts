@@ -204,3 +204,57 @@ describe('tcp handoff (capture, blob, inject) with real clients', { skip }, () =
     assert.equal((await fe.call('active')).active, activeBefore - 2);
   });
 });
+
+describe('tcp handoff over IPv6', { skip }, () => {
+  let lab: Lab;
+  let client: Peer;
+  let fe: Peer;
+  const VIP6 = 'fd77::100';
+
+  before(async () => {
+    lab = await labUp({ backends: 1 });
+    // The lab keeps IPv6 off; turn it on in the two namespaces this test uses.
+    const v6 = async (h: LabHost, addrs: string[]): Promise<void> => {
+      const on = ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.default.disable_ipv6=0',
+        `net.ipv6.conf.${h.ifname}.disable_ipv6=0`, 'net.ipv6.conf.lo.disable_ipv6=0'];
+      assert.equal((await lab.exec(h, on)).code, 0);
+      for (const a of addrs) {
+        const r = await lab.exec(h, ['ip', 'addr', 'add', a, 'dev', h.ifname, 'nodad']);
+        assert.equal(r.code, 0, r.stderr);
+      }
+    };
+    await v6(lab.client, ['fd77::2/64']);
+    await v6(lab.frontend, ['fd77::10/64', `${VIP6}/128`]);
+    client = new Peer(lab.client);
+    fe = new Peer(lab.frontend);
+    await fe.call('listen', { host: VIP6, port: PORT });
+  });
+  after(async () => {
+    client?.stop();
+    fe?.stop();
+    await lab?.down();
+  });
+
+  test('a half-closed IPv6 client is handed off with its MSS and its FIN', async () => {
+    const request = 'GET /v6 HTTP/1.0\r\n\r\n';
+    const c = (await client.call('connect', { host: VIP6, port: PORT })).id as number;
+    await client.call('write', { id: c, text: request, end: true });
+    const a = await fe.call('accept', { until: '\r\n\r\n' });
+    await fe.call('state', { id: a.id, state: C.TCP_CLOSE_WAIT });
+    const before = (await fe.call('info', { id: a.id })).info as TcpInfo;
+    const cap = await fe.call('capture', { id: a.id, consumed: a.consumed });
+    assert.equal((cap.state as Reply).family, 6);
+    const inj = await fe.call('inject', { blob: cap.blob });
+    const info = inj.info as TcpInfo;
+    assert.equal(info.state, C.TCP_CLOSE_WAIT);
+    assert.ok(before.sndMss >= 1400, `original send MSS ${before.sndMss}`);
+    assert.equal(info.sndMss, before.sndMss);
+    const got = await fe.call('read', { id: inj.id });
+    assert.equal(got.text, request);
+    assert.equal(got.eof, true);
+    await fe.call('write', { id: inj.id, size: 64 * 1024, end: true });
+    const r = await client.call('read', { id: c });
+    assert.equal(r.sha256, patternSha256(64 * 1024));
+    assert.equal(r.eof, true);
+  });
+});

@@ -156,7 +156,7 @@ const commands: Record<string, (c: Cmd) => Promise<Record<string, unknown>> | Re
     const socket = x.socket;
     const state = captureState({
       fd: fdOf(socket),
-      family: 4,
+      family: socket.remoteFamily === 'IPv6' ? 6 : 4,
       client: { address: socket.remoteAddress!, port: socket.remotePort! },
       vip: { address: socket.localAddress!, port: socket.localPort! },
       consumed: Buffer.from(String(c.consumed), 'base64'),
