@@ -86,7 +86,8 @@ async function until(c: Conn, done: () => boolean, timeoutMs: number, what: stri
 const received = (c: Conn): Buffer => Buffer.concat(c.chunks);
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-let receiver: HandoffReceiver | undefined;
+/** One receiver per liveness setting (JSON of it), as an agent has one per configuration. */
+const receivers = new Map<string, HandoffReceiver>();
 
 type Cmd = Record<string, unknown> & { cmd: string };
 
@@ -169,10 +170,15 @@ const commands: Record<string, (c: Cmd) => Promise<Record<string, unknown>> | Re
 
   /** Injects a blob through a HandoffReceiver (prepare + commit) and tracks the delivered socket. */
   inject(c) {
-    receiver ??= new HandoffReceiver({
-      deliver: (s: net.Socket, _flow: FlowInfo) => void delivered.push(s),
-      ...(c.liveness !== undefined && { liveness: c.liveness as Liveness }),
-    });
+    const which = JSON.stringify(c.liveness ?? null);
+    let receiver = receivers.get(which);
+    if (!receiver) {
+      receiver = new HandoffReceiver({
+        deliver: (s: net.Socket, _flow: FlowInfo) => void delivered.push(s),
+        ...(c.liveness !== undefined && { liveness: c.liveness as Liveness }),
+      });
+      receivers.set(which, receiver);
+    }
     const key = `h${nextId}`;
     const r = receiver.prepare(key, Buffer.from(String(c.blob), 'base64'));
     if (!r.ok) throw new Error(`prepare refused: ${r.code}: ${r.reason}`);
@@ -218,7 +224,9 @@ const commands: Record<string, (c: Cmd) => Promise<Record<string, unknown>> | Re
   },
 
   active() {
-    return { active: receiver?.active ?? 0 };
+    let active = 0;
+    for (const r of receivers.values()) active += r.active;
+    return { active };
   },
 };
 
