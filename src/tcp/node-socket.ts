@@ -27,9 +27,9 @@ export function fdOf(socket: net.Socket): number {
 /**
  * Stops Node's reader now and for good: from here on the kernel keeps whatever arrives (the receive
  * queue that capture reads). `reading` is left true on purpose: Node's Socket._read restarts the
- * handle whenever that flag is false, and the stream machinery calls _read on its own (read-ahead
- * after a chunk, `maybeReadMore`, even while paused); with false, one more chunk (up to 64 KiB) is
- * read into Node's buffer on the next tick and is then missing from the captured queue.
+ * handle whenever that flag is false, and the stream machinery calls _read on its own (read-ahead,
+ * even while paused). Seen with a pauseOnConnect socket: with the flag false, one more 64 KiB chunk
+ * was read into Node's buffer after the head and was then missing from the captured queue.
  */
 export function stopReading(socket: net.Socket): void {
   const h = handleOf(socket);
