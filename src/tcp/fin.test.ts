@@ -48,7 +48,7 @@ describe('finSegment', () => {
     assert.equal(
       hex(p),
       [
-        '4500 0028 0000 4000 4006 25d1 0a4d0002 0a4d0064', // IPv4: len 40, DF, TTL 64, TCP, checksum
+        '4500 0028 1234 4000 4006 139d 0a4d0002 0a4d0064', // IPv4: len 40, id, DF, TTL 64, TCP, checksum
         '9c40 0050', // ports 40000 -> 80
         '55667788', // seq: recvSeq - 1 (the FIN's own number)
         '11223340', // ack: sendSeq - sendQueue.length (what the client had acknowledged)
@@ -77,6 +77,6 @@ describe('finSegment', () => {
   });
 
   it('refuses an address of the wrong family', () => {
-    assert.throws(() => finSegment({ ...STATE, client: { address: '::1', port: 1 } }), /client "::1" is not IPv4/);
+    assert.throws(() => finSegment({ ...STATE, client: { address: '::1', port: 1 } }), /src "::1" is not IPv4/);
   });
 });
