@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
+import { startCluster, type Cluster } from '../src/lab/cluster.ts';
 import { labUp, type Lab, type LabHost } from '../src/lab/lab.ts';
 import * as C from '../src/sys/constants.ts';
 import { patternSha256 } from '../src/wire/pattern.ts';
@@ -256,5 +257,46 @@ describe('tcp handoff over IPv6', { skip }, () => {
     const r = await client.call('read', { id: c });
     assert.equal(r.sha256, patternSha256(64 * 1024));
     assert.equal(r.eof, true);
+  });
+});
+
+describe('half-closed clients through the daemons (front-end, agent, sample app)', { skip }, () => {
+  let lab: Lab;
+  let cluster: Cluster;
+  let client: Peer;
+
+  before(async () => {
+    lab = await labUp({ backends: 1 });
+    cluster = await startCluster(lab, {});
+    client = new Peer(lab.client);
+  });
+  after(async () => {
+    client?.stop();
+    await cluster?.stop();
+    await lab?.down();
+  });
+
+  /** Like `printf REQUEST | nc -N VIP 80`: send, shut down the sending side, read the answer to EOF. */
+  async function halfClosed(request: string): Promise<string> {
+    const c = (await client.call('connect', { host: lab.vip, port: 80 })).id as number;
+    await client.call('write', { id: c, text: request, end: true });
+    const r = await client.call('read', { id: c, timeoutMs: 10_000 });
+    assert.equal(r.eof, true);
+    return String(r.text);
+  }
+
+  test('GET is handed off and answered by the back-end', async () => {
+    const out = await halfClosed('GET /whoami HTTP/1.0\r\nHost: x\r\n\r\n');
+    assert.match(out, /^HTTP\/1\.1 200/, `${out}\n${cluster.logs().slice(-2000)}`);
+    assert.match(out, /x-baton-backend: b1/i);
+    const stats = await cluster.stats();
+    assert.equal(stats.handedOff, 1);
+  });
+
+  test('POST with its body sent before the FIN is handed off and the body arrives whole', async () => {
+    const body = 'p'.repeat(30_000);
+    const out = await halfClosed(`POST /sha256 HTTP/1.0\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    assert.match(out, /^HTTP\/1\.1 200/, `${out}\n${cluster.logs().slice(-2000)}`);
+    assert.ok(out.includes(sha(body)), out);
   });
 });

@@ -101,7 +101,13 @@ export class HandoffReceiver {
     const flow: FlowInfo = { family: p.state.family, client: p.state.client, vip: p.state.vip };
     // Half-open allowed, as http.Server's own sockets: a half-closed client's request is followed by
     // end-of-input, and the answer must still be writable after it.
-    const socket = p.fd.toSocket({ allowHalfOpen: true });
+    let socket: net.Socket;
+    try {
+      socket = p.fd.toSocket({ allowHalfOpen: true });
+    } catch {
+      p.fd.dropSilently();
+      return false;
+    }
     // A liveness timeout (ETIMEDOUT) must end in 'close' even if the application set no error
     // listener, instead of crashing the agent.
     socket.on('error', () => undefined);
