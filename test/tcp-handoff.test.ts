@@ -167,7 +167,7 @@ describe('tcp handoff (capture, blob, inject) with real clients', { skip }, () =
     });
   }
 
-  test('capture refuses a socket whose own side has closed (FIN_WAIT) and leaves it usable', async () => {
+  test('capture refuses a socket whose own side has closed (FIN_WAIT), naming the state', async () => {
     const h = await held('GET / HTTP/1.1\r\n\r\n', false);
     await fe.call('end', { id: h.f });
     const cap = await fe.call('capture', { id: h.f, consumed: h.consumed }, true);

@@ -5,12 +5,7 @@ import * as C from '../sys/constants.ts';
 import { ioctlInt, recv } from '../sys/socket.ts';
 import type { Endpoint, TcpState } from '../wire/tcp-state.ts';
 import { getInfoOptions, getMss, getQueueSeq, getTimestamp, getWindow, selectQueue, setRepair } from './repair.ts';
-import { TcpStateError } from './errors.ts';
-
-export const CAPTURE_ERR = {
-  STATE: 'BATON_ERR_CAPTURE_STATE',
-  SHORT: 'BATON_ERR_CAPTURE_SHORT',
-} as const;
+import { TCP_ERR, TcpStateError } from './errors.ts';
 
 const STATE_NAMES: Record<number, string> = {
   [C.TCP_ESTABLISHED]: 'ESTABLISHED', [C.TCP_SYN_SENT]: 'SYN_SENT', [C.TCP_SYN_RECV]: 'SYN_RECV',
@@ -32,7 +27,7 @@ function peekQueue(fd: number, queue: typeof C.TCP_RECV_QUEUE | typeof C.TCP_SEN
   if (len === 0) return Buffer.alloc(0);
   selectQueue(fd, queue);
   const data = recv(fd, len, C.MSG_PEEK | C.MSG_DONTWAIT, `recv(${label}, MSG_PEEK)`);
-  if (data.length !== len) throw new TcpStateError(CAPTURE_ERR.SHORT, `capture: ${label} peeked ${data.length} of ${len} bytes`);
+  if (data.length !== len) throw new TcpStateError(TCP_ERR.CAPTURE_SHORT, `capture: ${label} peeked ${data.length} of ${len} bytes`);
   return data;
 }
 
@@ -52,7 +47,7 @@ export function captureState(input: CaptureInput): TcpState {
   // connection is gone cannot be handed off: the front-end never closes a socket it may hand off.
   if (info.state !== C.TCP_ESTABLISHED && info.state !== C.TCP_CLOSE_WAIT) {
     const name = STATE_NAMES[info.state] ?? String(info.state);
-    throw new TcpStateError(CAPTURE_ERR.STATE, `capture: socket is in TCP state ${name}, not ESTABLISHED or CLOSE_WAIT`);
+    throw new TcpStateError(TCP_ERR.CAPTURE_STATE, `capture: socket is in TCP state ${name}, not ESTABLISHED or CLOSE_WAIT`);
   }
   const finReceived = info.state === C.TCP_CLOSE_WAIT;
   // Queue lengths are read in repair mode so that nothing can change between length and peek.

@@ -5,24 +5,20 @@
 import net from 'node:net';
 import * as C from '../sys/constants.ts';
 import { close } from '../sys/socket.ts';
-import { TcpStateError } from './errors.ts';
+import { TCP_ERR, TcpStateError } from './errors.ts';
 import { setRepair } from './repair.ts';
-
-export const FD_ERR = {
-  CLOSED: 'BATON_ERR_FD_CLOSED',
-} as const;
 
 export class OwnedFd {
   #fd: number;
 
   constructor(fd: number) {
-    if (!Number.isInteger(fd) || fd < 0) throw new TcpStateError(FD_ERR.CLOSED, `fd: invalid descriptor ${fd}`);
+    if (!Number.isInteger(fd) || fd < 0) throw new TcpStateError(TCP_ERR.FD_CLOSED, `fd: invalid descriptor ${fd}`);
     this.#fd = fd;
   }
 
   /** The descriptor number, for system calls; throws once the descriptor is closed or given up. */
   get fd(): number {
-    if (this.#fd < 0) throw new TcpStateError(FD_ERR.CLOSED, 'fd: descriptor already closed or given up');
+    if (this.#fd < 0) throw new TcpStateError(TCP_ERR.FD_CLOSED, 'fd: descriptor already closed or given up');
     return this.#fd;
   }
 

@@ -7,7 +7,7 @@
 import { connect, rawSocket, send } from '../sys/socket.ts';
 import { emitTcpFrame } from '../wire/packet.ts';
 import type { TcpState } from '../wire/tcp-state.ts';
-import { TcpStateError } from './errors.ts';
+import { TCP_ERR, TcpStateError } from './errors.ts';
 import { OwnedFd } from './fd.ts';
 
 const ETH_HEADER = 14;
@@ -42,7 +42,7 @@ export function sendFin(s: TcpState): void {
     // Port 0: a raw socket's destination is an address only (connect lets send() omit it).
     connect(fd.fd, { family: s.family, address: s.vip.address, port: 0 });
     const n = send(fd.fd, Buffer.from(packet.buffer, packet.byteOffset, packet.length), 0, 'send(raw FIN)');
-    if (n !== packet.length) throw new TcpStateError('BATON_ERR_INJECT_FIN', `fin: raw send took ${n} of ${packet.length} bytes`);
+    if (n !== packet.length) throw new TcpStateError(TCP_ERR.INJECT_FIN, `fin: raw send took ${n} of ${packet.length} bytes`);
   } finally {
     fd.close();
   }

@@ -6,7 +6,7 @@ import * as C from '../sys/constants.ts';
 import { SysError } from '../sys/errors.ts';
 import { bind, connect, send, setsockoptInt, socket } from '../sys/socket.ts';
 import type { TcpRepairWindow, TcpState } from '../wire/tcp-state.ts';
-import { TcpStateError } from './errors.ts';
+import { TCP_ERR, TcpStateError } from './errors.ts';
 import { OwnedFd } from './fd.ts';
 import { sendFin } from './fin.ts';
 import {
@@ -29,7 +29,7 @@ export interface InjectOptions {
 /** Largest chunk handed to one send() while refilling a queue; halved on ENOMEM. */
 const REFILL_CHUNK = 256 * 1024;
 /** How many times inject looks for the re-created FIN to have been taken (it loops back in softirq). */
-const FIN_POLLS = 200;
+const FIN_POLLS = 50;
 
 function refill(fd: number, data: Uint8Array, label: string): void {
   let off = 0;
@@ -90,7 +90,7 @@ function restoreFin(fd: number, s: TcpState): void {
     // may be deferred to ksoftirqd.
     sleepMs(i < 10 ? 0 : 1);
   }
-  throw new TcpStateError('BATON_ERR_INJECT_FIN', `inject: re-created FIN not taken (state ${getTcpInfo(fd).state})`);
+  throw new TcpStateError(TCP_ERR.INJECT_FIN, `inject: re-created FIN not taken (state ${getTcpInfo(fd).state})`);
 }
 
 /** Returns the connected descriptor; on any failure it is closed (silently) and an error thrown. */
@@ -152,6 +152,6 @@ export function injectState(s: TcpState, opts: InjectOptions = {}): OwnedFd {
   } catch (err) {
     owned.dropSilently();
     const detail = err instanceof Error ? err.message : String(err);
-    throw new TcpStateError('BATON_ERR_INJECT', `inject: ${step}: ${detail}`, { cause: err });
+    throw new TcpStateError(TCP_ERR.INJECT, `inject: ${step}: ${detail}`, { cause: err });
   }
 }

@@ -2,7 +2,7 @@
 // way to stop its reader at once (pause() only stops emitting, libuv keeps reading into memory) or
 // to get a connected socket's descriptor; capture needs both. Keep every such access here.
 import type net from 'node:net';
-import { TcpStateError } from './errors.ts';
+import { TCP_ERR, TcpStateError } from './errors.ts';
 
 interface NodeTcpHandle {
   readonly fd: number;
@@ -13,14 +13,14 @@ interface NodeTcpHandle {
 
 function handleOf(socket: net.Socket): NodeTcpHandle {
   const h = (socket as unknown as { _handle: NodeTcpHandle | null })._handle;
-  if (!h) throw new TcpStateError('BATON_ERR_SOCKET_GONE', 'socket: no handle (already closed)');
+  if (!h) throw new TcpStateError(TCP_ERR.SOCKET_GONE, 'socket: no handle (already closed)');
   return h;
 }
 
 /** The socket's descriptor, still owned by Node (do not close it). Throws once the socket is closed. */
 export function fdOf(socket: net.Socket): number {
   const fd = handleOf(socket).fd;
-  if (!Number.isInteger(fd) || fd < 0) throw new TcpStateError('BATON_ERR_SOCKET_GONE', `socket: no descriptor (${fd})`);
+  if (!Number.isInteger(fd) || fd < 0) throw new TcpStateError(TCP_ERR.SOCKET_GONE, `socket: no descriptor (${fd})`);
   return fd;
 }
 

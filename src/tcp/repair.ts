@@ -3,7 +3,7 @@
 import * as C from '../sys/constants.ts';
 import { getsockoptBuf, getsockoptU32, setsockoptBuf, setsockoptInt } from '../sys/socket.ts';
 import type { TcpRepairWindow } from '../wire/tcp-state.ts';
-import { TcpStateError } from './errors.ts';
+import { TCP_ERR, TcpStateError } from './errors.ts';
 
 const T = C.IPPROTO_TCP;
 
@@ -85,7 +85,7 @@ const TCP_INFO_MIN = 160;
 
 export function getTcpInfo(fd: number): TcpInfo {
   const b = getsockoptBuf(fd, T, C.TCP_INFO, 'TCP_INFO', 232);
-  if (b.length < TCP_INFO_MIN) throw new TcpStateError('BATON_ERR_TCP_INFO', `tcp_info: kernel returned ${b.length} bytes, need ${TCP_INFO_MIN}`);
+  if (b.length < TCP_INFO_MIN) throw new TcpStateError(TCP_ERR.TCP_INFO, `tcp_info: kernel returned ${b.length} bytes, need ${TCP_INFO_MIN}`);
   const u32 = (k: keyof typeof TCP_INFO_FIELDS): number => b.readUInt32LE(TCP_INFO_FIELDS[k]);
   return {
     state: b[0]!,
