@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { startCluster, type Cluster } from '../src/lab/cluster.ts';
+import { APP_PORT, startCluster, type Cluster } from '../src/lab/cluster.ts';
 import { labUp, type Lab, type LabHost } from '../src/lab/lab.ts';
 import * as C from '../src/sys/constants.ts';
 import { patternSha256 } from '../src/wire/pattern.ts';
@@ -260,7 +260,7 @@ describe('tcp handoff over IPv6', { skip }, () => {
   });
 });
 
-describe('half-closed clients through the daemons (front-end, agent, sample app)', { skip }, () => {
+describe('through the daemons (front-end, agent, sample app)', { skip }, () => {
   let lab: Lab;
   let cluster: Cluster;
   let client: Peer;
@@ -285,7 +285,7 @@ describe('half-closed clients through the daemons (front-end, agent, sample app)
     return String(r.text);
   }
 
-  test('GET is handed off and answered by the back-end', async () => {
+  test('a half-closed GET is handed off and answered by the back-end', async () => {
     const out = await halfClosed('GET /whoami HTTP/1.0\r\nHost: x\r\n\r\n');
     assert.match(out, /^HTTP\/1\.1 200/, `${out}\n${cluster.logs().slice(-2000)}`);
     assert.match(out, /x-baton-backend: b1/i);
@@ -293,10 +293,25 @@ describe('half-closed clients through the daemons (front-end, agent, sample app)
     assert.equal(stats.handedOff, 1);
   });
 
-  test('POST with its body sent before the FIN is handed off and the body arrives whole', async () => {
+  test('a half-closed POST with its body sent before the FIN is handed off and the body arrives whole', async () => {
     const body = 'p'.repeat(30_000);
     const out = await halfClosed(`POST /sha256 HTTP/1.0\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
     assert.match(out, /^HTTP\/1\.1 200/, `${out}\n${cluster.logs().slice(-2000)}`);
     assert.ok(out.includes(sha(body)), out);
+  });
+
+  test('a 64 KiB response right after a handoff uses as many segments as straight from the back-end (within 10%)', async () => {
+    const size = 64 * 1024;
+    const segments = async (host: string, port: number): Promise<number> => {
+      const c = (await client.call('connect', { host, port })).id as number;
+      await client.call('write', { id: c, text: `GET /bytes/${size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n` });
+      const r = await client.call('read', { id: c });
+      assert.ok(Number(r.length) > size, `response of ${String(r.length)} bytes`);
+      return ((await client.call('info', { id: c })).info as TcpInfo).dataSegsIn;
+    };
+    const direct = await segments(lab.backends[0]!.address, APP_PORT);
+    const handed = await segments(lab.vip, 80);
+    console.log(`64 KiB response through the daemons: ${direct} segments direct, ${handed} through the VIP after a handoff`);
+    assert.ok(Math.abs(handed - direct) <= Math.ceil(direct * 0.1), `${handed} segments via the VIP vs ${direct} direct`);
   });
 });
