@@ -1,8 +1,9 @@
 // Kernel tests of the TCP state handoff itself (capture -> blob -> inject), with real clients in
-// network namespaces: segment size from the first byte (issue 9.4), half-closed clients (10.1),
-// bounded zombies (10.4). Each role runs test/tcp-peer.ts in its namespace of a one-back-end lab.
-// Capture and inject both run in the front-end's namespace, which the client's packets reach
-// without steering: capture closes the original silently, inject re-creates it on the same tuple.
+// network namespaces: segment size from the first byte (issue 9.4), half-closed clients (10.1, IPv4
+// and IPv6), bounded zombies (10.4); then the same through the real daemons of a lab cluster.
+// Each role runs test/tcp-peer.ts in its namespace of a one-back-end lab. In the first two suites
+// capture and inject both run in the front-end's namespace, which the client's packets reach without
+// steering: capture closes the original silently, inject re-creates it on the same tuple.
 // Needs root; skipped with a reason otherwise.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
