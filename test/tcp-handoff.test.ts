@@ -182,7 +182,8 @@ describe('tcp handoff (capture, blob, inject) with real clients', { skip }, () =
     const s = await handoff(sending.f, sending.consumed, { liveness });
     const idle = await held('GET /slow HTTP/1.1\r\n\r\n', false);
     const i = await handoff(idle.f, idle.consumed, { liveness });
-    const activeBefore = (await fe.call('active')).active as number;
+    const countsBefore = await fe.call('active');
+    const activeBefore = countsBefore.active as number;
     assert.ok(activeBefore >= 2, `receiver counts ${activeBefore} open connections`);
     // The client vanishes: everything to and from it is dropped from now on (its RSTs would go nowhere).
     const table = `zombie${process.pid}`;
@@ -202,8 +203,10 @@ describe('tcp handoff (capture, blob, inject) with real clients', { skip }, () =
     ]);
     assert.equal(a.error, 'ETIMEDOUT', 'sending zombie');
     assert.equal(b.error, 'ETIMEDOUT', 'idle zombie');
-    // The receiver saw both closes (its close path reports the flow ends).
-    assert.equal((await fe.call('active')).active, activeBefore - 2);
+    // The receiver saw both closes and reported both flow ends (which release their steering).
+    const counts = await fe.call('active');
+    assert.equal(counts.active, activeBefore - 2);
+    assert.equal(counts.flowEnds, (countsBefore.flowEnds as number) + 2);
   });
 });
 

@@ -88,6 +88,8 @@ const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
 
 /** One receiver per liveness setting (JSON of it), as an agent has one per configuration. */
 const receivers = new Map<string, HandoffReceiver>();
+/** Flow ends the receivers reported (onFlowEnd). */
+let flowEnds = 0;
 
 type Cmd = Record<string, unknown> & { cmd: string };
 
@@ -175,6 +177,7 @@ const commands: Record<string, (c: Cmd) => Promise<Record<string, unknown>> | Re
     if (!receiver) {
       receiver = new HandoffReceiver({
         deliver: (s: net.Socket, _flow: FlowInfo) => void delivered.push(s),
+        onFlowEnd: () => void flowEnds++,
         ...(c.liveness !== undefined && { liveness: c.liveness as Liveness }),
       });
       receivers.set(which, receiver);
@@ -226,7 +229,7 @@ const commands: Record<string, (c: Cmd) => Promise<Record<string, unknown>> | Re
   active() {
     let active = 0;
     for (const r of receivers.values()) active += r.active;
-    return { active };
+    return { active, flowEnds };
   },
 };
 
