@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { HandoffReceiver, type FlowInfo } from '../src/backend/receiver.ts';
 import { captureState } from '../src/tcp/capture.ts';
 import type { Liveness } from '../src/tcp/liveness.ts';
-import { fdOf, stopReading } from '../src/tcp/node-socket.ts';
+import { fdOf as maybeFdOf, stopReading } from '../src/tcp/node-socket.ts';
 import { getTcpInfo } from '../src/tcp/repair.ts';
 import { SIOCINQ } from '../src/sys/constants.ts';
 import { ioctlInt } from '../src/sys/socket.ts';
@@ -25,6 +25,12 @@ interface Conn {
   error: string | undefined;
   /** Callbacks waiting for any change. */
   waiters: (() => void)[];
+}
+
+function fdOf(s: net.Socket): number {
+  const fd = maybeFdOf(s);
+  if (fd === undefined) throw new Error('socket has no descriptor (closed)');
+  return fd;
 }
 
 const conns = new Map<number, Conn>();
@@ -113,7 +119,7 @@ const commands: Record<string, (c: Cmd) => Promise<Record<string, unknown>> | Re
       const onData = (d: Buffer): void => {
         buf = Buffer.concat([buf, d]);
         if (buf.includes(marker)) {
-          stopReading(s);
+          if (!stopReading(s)) return reject(new Error('socket closed before the head'));
           s.off('data', onData);
           resolve();
         }

@@ -12,8 +12,6 @@ export const TCP_ERR = {
   INJECT_FIN: 'BATON_ERR_INJECT_FIN',
   /** An OwnedFd was used after it was closed or given up. */
   FD_CLOSED: 'BATON_ERR_FD_CLOSED',
-  /** A net.Socket has no handle or descriptor any more. */
-  SOCKET_GONE: 'BATON_ERR_SOCKET_GONE',
   /** The kernel's struct tcp_info is shorter than expected. */
   TCP_INFO: 'BATON_ERR_TCP_INFO',
 } as const;

@@ -2,7 +2,6 @@
 // way to stop its reader at once (pause() only stops emitting, libuv keeps reading into memory) or
 // to get a connected socket's descriptor; capture needs both. Keep every such access here.
 import type net from 'node:net';
-import { TCP_ERR, TcpStateError } from './errors.ts';
 
 interface NodeTcpHandle {
   readonly fd: number;
@@ -11,29 +10,28 @@ interface NodeTcpHandle {
   readStop(): number;
 }
 
-function handleOf(socket: net.Socket): NodeTcpHandle {
-  const h = (socket as unknown as { _handle: NodeTcpHandle | null })._handle;
-  if (!h) throw new TcpStateError(TCP_ERR.SOCKET_GONE, 'socket: no handle (already closed)');
-  return h;
-}
+const handleOf = (s: net.Socket): NodeTcpHandle | undefined =>
+  (s as unknown as { _handle: NodeTcpHandle | null })._handle ?? undefined;
 
-/** The socket's descriptor, still owned by Node (do not close it). Throws once the socket is closed. */
-export function fdOf(socket: net.Socket): number {
-  const fd = handleOf(socket).fd;
-  if (!Number.isInteger(fd) || fd < 0) throw new TcpStateError(TCP_ERR.SOCKET_GONE, `socket: no descriptor (${fd})`);
-  return fd;
+/** The socket's descriptor, still owned by Node (do not close it); undefined once the socket is closed. */
+export function fdOf(socket: net.Socket): number | undefined {
+  const fd = handleOf(socket)?.fd;
+  return fd !== undefined && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
 }
 
 /**
  * Stops Node's reader now and for good: from here on the kernel keeps whatever arrives (the receive
- * queue that capture reads). `reading` is left true on purpose: Node's Socket._read restarts the
- * handle whenever that flag is false, and the stream machinery calls _read on its own (read-ahead,
- * even while paused). Seen with a pauseOnConnect socket: with the flag false, one more 64 KiB chunk
- * was read into Node's buffer after the head and was then missing from the captured queue.
+ * queue that capture reads). False if the handle is already gone. `reading` is left true on purpose:
+ * Node's Socket._read restarts the handle whenever that flag is false, and the stream machinery calls
+ * _read on its own (read-ahead, even while paused). Seen with a pauseOnConnect socket: with the flag
+ * false, one more 64 KiB chunk was read into Node's buffer after the head and was then missing from
+ * the captured queue.
  */
-export function stopReading(socket: net.Socket): void {
+export function stopReading(socket: net.Socket): boolean {
+  socket.pause();
   const h = handleOf(socket);
+  if (h === undefined) return false;
   h.readStop();
   h.reading = true;
-  socket.pause();
+  return true;
 }
