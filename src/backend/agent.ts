@@ -2,6 +2,7 @@
 // connections they hand off, and delivers each one, once committed, to the application.
 // Also a library: `BackendAgent.start({ ..., deliver: deliverToServer(myHttpServer) })`.
 import { ControlServer, type PeerInfo } from '../control/server.ts';
+import type { Liveness } from '../tcp/liveness.ts';
 import type { Deliver } from './deliver.ts';
 import { HandoffReceiver } from './receiver.ts';
 
@@ -14,6 +15,7 @@ export interface AgentOptions {
   readonly commitTimeoutMs?: number;
   readonly maxConnections?: number;
   readonly maxBlobBytes?: number;
+  readonly liveness?: Liveness;
   readonly onEvent?: (event: 'peerUp' | 'peerDown' | 'authFailed', detail: string) => void;
   /** Holds each FLOW_END back this long (ms): for tests of reports that arrive late. Default 0. */
   readonly flowEndDelayMs?: number;
@@ -41,6 +43,7 @@ export class BackendAgent {
       ...(o.commitTimeoutMs !== undefined && { commitTimeoutMs: o.commitTimeoutMs }),
       ...(o.maxConnections !== undefined && { maxConnections: o.maxConnections }),
       ...(o.maxBlobBytes !== undefined && { maxBlobBytes: o.maxBlobBytes }),
+      ...(o.liveness !== undefined && { liveness: o.liveness }),
       onActive: (n) => server?.reportLoad(n),
       onFlowEnd: (flow, k) => {
         const delay = o.flowEndDelayMs ?? 0;

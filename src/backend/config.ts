@@ -1,6 +1,7 @@
 // The back-end agent's configuration: one typed object with defaults, validated once at start.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import type { Liveness } from '../tcp/liveness.ts';
 
 const ip = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address');
 const port = z.number().int().min(1).max(65535);
@@ -44,8 +45,26 @@ export const backendConfigSchema = z.strictObject({
       maxConnections: z.number().int().min(1).max(10_000_000).default(100_000),
       /** Largest handoff blob accepted (bytes). */
       maxBlobBytes: z.number().int().min(1024).max(256 << 20).default(64 << 20),
+      /** TCP_USER_TIMEOUT on injected connections: longest time sent data may go unacknowledged (ms; 0 = kernel default). */
+      userTimeoutMs: z.number().int().min(0).max(3_600_000).default(30_000),
+      /** Keepalive on injected connections: idle seconds before the first probe. */
+      keepaliveIdleS: z.number().int().min(1).max(32_767).default(60),
+      /** Keepalive: seconds between probes. */
+      keepaliveIntervalS: z.number().int().min(1).max(32_767).default(10),
+      /** Keepalive: unanswered probes before an idle connection whose client is gone is closed. */
+      keepaliveCount: z.number().int().min(1).max(127).default(3),
     })
     .prefault({}),
 });
 
 export type BackendConfig = z.infer<typeof backendConfigSchema>;
+
+/** The liveness bounds the receiver sets on injected connections, from `limits`. */
+export function livenessOf(l: BackendConfig['limits']): Liveness {
+  return {
+    userTimeoutMs: l.userTimeoutMs,
+    keepaliveIdleS: l.keepaliveIdleS,
+    keepaliveIntervalS: l.keepaliveIntervalS,
+    keepaliveCount: l.keepaliveCount,
+  };
+}

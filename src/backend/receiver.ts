@@ -4,8 +4,12 @@
 //   abort(id)     or no commit in time: drops it silently (repair mode, no FIN, no RST).
 // Delivering only after commit matters: a socket that answered earlier would send before the
 // client's ACKs can reach it, and stall on a retransmission timeout.
-import net from 'node:net';
-import { injectState, dropSilently } from '../tcp/inject.ts';
+// Every injected connection gets liveness bounds (TCP_USER_TIMEOUT, keepalive): one whose client
+// is gone ends with ETIMEDOUT and is reported as a flow end like any other close.
+import type net from 'node:net';
+import type { OwnedFd } from '../tcp/fd.ts';
+import { injectState } from '../tcp/inject.ts';
+import { DEFAULT_LIVENESS, setLiveness, type Liveness } from '../tcp/liveness.ts';
 import { decodeBlob } from '../wire/blob.ts';
 import { BatonError } from '../wire/errors.ts';
 import type { Endpoint, TcpState } from '../wire/tcp-state.ts';
@@ -34,10 +38,12 @@ export interface ReceiverOptions {
   readonly freebind?: boolean;
   /** Connections delivered and still open, above which new handoffs are refused. */
   readonly maxConnections?: number;
+  /** Bounds on how long an injected connection outlives a vanished client (default DEFAULT_LIVENESS). */
+  readonly liveness?: Liveness;
 }
 
 interface Prepared {
-  readonly fd: number;
+  readonly fd: OwnedFd;
   readonly state: TcpState;
   readonly timer: NodeJS.Timeout;
 }
@@ -67,10 +73,17 @@ export class HandoffReceiver {
     } catch (e) {
       return refusal(e, 'BATON_ERR_BLOB');
     }
-    let fd: number;
+    let fd: OwnedFd;
     try {
       fd = injectState(state, { freebind: this.#o.freebind ?? false });
     } catch (e) {
+      return refusal(e, 'BATON_ERR_INJECT');
+    }
+    // Here rather than at commit: a failure can still be a refusal (the front-end tries elsewhere).
+    try {
+      setLiveness(fd.fd, this.#o.liveness ?? DEFAULT_LIVENESS);
+    } catch (e) {
+      fd.dropSilently();
       return refusal(e, 'BATON_ERR_INJECT');
     }
     const timer = setTimeout(() => this.abort(id), this.#o.commitTimeoutMs ?? 5000);
@@ -86,7 +99,18 @@ export class HandoffReceiver {
     this.#prepared.delete(id);
     clearTimeout(p.timer);
     const flow: FlowInfo = { family: p.state.family, client: p.state.client, vip: p.state.vip };
-    const socket = new net.Socket({ fd: p.fd, readable: true, writable: true });
+    // Half-open allowed, as http.Server's own sockets: a half-closed client's request is followed by
+    // end-of-input, and the answer must still be writable after it.
+    let socket: net.Socket;
+    try {
+      socket = p.fd.toSocket({ allowHalfOpen: true });
+    } catch {
+      p.fd.dropSilently();
+      return false;
+    }
+    // A liveness timeout (ETIMEDOUT) must end in 'close' even if the application set no error
+    // listener, instead of crashing the agent.
+    socket.on('error', () => undefined);
     this.#active++;
     this.#o.onActive?.(this.#active);
     socket.once('close', () => {
@@ -103,7 +127,7 @@ export class HandoffReceiver {
     if (!p) return;
     this.#prepared.delete(id);
     clearTimeout(p.timer);
-    dropSilently(p.fd);
+    p.fd.dropSilently();
   }
 
   /** Drops every prepared connection whose id starts with `prefix` (the channel that sent them is gone). */

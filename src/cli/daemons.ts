@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { BackendAgent } from '../backend/agent.ts';
-import { backendConfigSchema } from '../backend/config.ts';
+import { backendConfigSchema, livenessOf } from '../backend/config.ts';
 import { deliverToServer, deliverToUpstream } from '../backend/deliver.ts';
 import { setupRealServer } from '../backend/realserver.ts';
 import { createSampleApp } from '../backend/sample-app.ts';
@@ -82,6 +82,7 @@ export function registerDaemons(program: Command): void {
         commitTimeoutMs: cfg.limits.commitTimeoutMs,
         maxConnections: cfg.limits.maxConnections,
         maxBlobBytes: cfg.limits.maxBlobBytes,
+        liveness: livenessOf(cfg.limits),
         onEvent: (ev, detail) => log[ev === 'authFailed' ? 'warn' : 'info']({ detail }, ev),
         // Test hook (test/frontend-faults.test.ts): end-of-connection reports arriving late.
         flowEndDelayMs: Number(process.env['BATON_TEST_FLOW_END_DELAY_MS'] ?? 0) || 0,

@@ -3,15 +3,19 @@
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const SOCK_STREAM = 1;
+export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 export const IPPROTO_TCP = 6;
+/** Raw IP socket whose sender writes the whole IP header (IP_HDRINCL implied). */
+export const IPPROTO_RAW = 255;
 
 export const SOL_SOCKET = 1;
 export const SO_RCVBUF = 8;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUFFORCE = 33;
 export const SO_SNDBUFFORCE = 32;
+export const SO_KEEPALIVE = 9;
 
 export const SOL_IP = 0;
 export const IP_FREEBIND = 15;
@@ -20,7 +24,11 @@ export const IPV6_V6ONLY = 26;
 
 export const TCP_NODELAY = 1;
 export const TCP_MAXSEG = 2;
+export const TCP_KEEPIDLE = 4;
+export const TCP_KEEPINTVL = 5;
+export const TCP_KEEPCNT = 6;
 export const TCP_INFO = 11;
+export const TCP_USER_TIMEOUT = 18;
 export const TCP_REPAIR = 19;
 export const TCP_REPAIR_QUEUE = 20;
 export const TCP_QUEUE_SEQ = 21;
@@ -54,4 +62,13 @@ export const SIOCOUTQNSD = 0x894b;
 
 /** TCP states (tcp_info.tcpi_state). */
 export const TCP_ESTABLISHED = 1;
+export const TCP_SYN_SENT = 2;
+export const TCP_SYN_RECV = 3;
+export const TCP_FIN_WAIT1 = 4;
+export const TCP_FIN_WAIT2 = 5;
+export const TCP_TIME_WAIT = 6;
+export const TCP_CLOSE = 7;
 export const TCP_CLOSE_WAIT = 8;
+export const TCP_LAST_ACK = 9;
+export const TCP_LISTEN = 10;
+export const TCP_CLOSING = 11;

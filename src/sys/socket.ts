@@ -17,6 +17,12 @@ export function socket(family: 4 | 6): number {
   return check('socket', raw.socket(domain, C.SOCK_STREAM | C.SOCK_CLOEXEC, C.IPPROTO_TCP));
 }
 
+/** A send-only raw IP socket: the caller writes the IP header too (IPPROTO_RAW implies IP_HDRINCL). */
+export function rawSocket(family: 4 | 6): number {
+  const domain = family === 4 ? C.AF_INET : C.AF_INET6;
+  return check('socket(SOCK_RAW)', raw.socket(domain, C.SOCK_RAW | C.SOCK_CLOEXEC, C.IPPROTO_RAW));
+}
+
 export function bind(fd: number, addr: SockAddr): void {
   const sa = encodeSockaddr(addr);
   check('bind', raw.bind(fd, sa, sa.length));

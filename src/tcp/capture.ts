@@ -5,7 +5,14 @@ import * as C from '../sys/constants.ts';
 import { ioctlInt, recv } from '../sys/socket.ts';
 import type { Endpoint, TcpState } from '../wire/tcp-state.ts';
 import { getInfoOptions, getMss, getQueueSeq, getTimestamp, getWindow, selectQueue, setRepair } from './repair.ts';
-import { TcpStateError } from './errors.ts';
+import { TCP_ERR, TcpStateError } from './errors.ts';
+
+const STATE_NAMES: Record<number, string> = {
+  [C.TCP_ESTABLISHED]: 'ESTABLISHED', [C.TCP_SYN_SENT]: 'SYN_SENT', [C.TCP_SYN_RECV]: 'SYN_RECV',
+  [C.TCP_FIN_WAIT1]: 'FIN_WAIT1', [C.TCP_FIN_WAIT2]: 'FIN_WAIT2', [C.TCP_TIME_WAIT]: 'TIME_WAIT',
+  [C.TCP_CLOSE]: 'CLOSE', [C.TCP_CLOSE_WAIT]: 'CLOSE_WAIT', [C.TCP_LAST_ACK]: 'LAST_ACK',
+  [C.TCP_LISTEN]: 'LISTEN', [C.TCP_CLOSING]: 'CLOSING',
+};
 
 export interface CaptureInput {
   readonly fd: number;
@@ -20,7 +27,7 @@ function peekQueue(fd: number, queue: typeof C.TCP_RECV_QUEUE | typeof C.TCP_SEN
   if (len === 0) return Buffer.alloc(0);
   selectQueue(fd, queue);
   const data = recv(fd, len, C.MSG_PEEK | C.MSG_DONTWAIT, `recv(${label}, MSG_PEEK)`);
-  if (data.length !== len) throw new TcpStateError('BATON_ERR_CAPTURE_SHORT', `capture: ${label} peeked ${data.length} of ${len} bytes`);
+  if (data.length !== len) throw new TcpStateError(TCP_ERR.CAPTURE_SHORT, `capture: ${label} peeked ${data.length} of ${len} bytes`);
   return data;
 }
 
@@ -31,13 +38,20 @@ function peekQueue(fd: number, queue: typeof C.TCP_RECV_QUEUE | typeof C.TCP_SEN
  */
 export function captureState(input: CaptureInput): TcpState {
   const { fd } = input;
-  const info = getInfoOptions(fd);
-  // CLOSE_WAIT is refused too: the client's FIN is already consumed and cannot be re-queued.
-  if (info.state !== C.TCP_ESTABLISHED) {
-    throw new TcpStateError('BATON_ERR_CAPTURE_STATE', `capture: socket is in TCP state ${info.state}, not established`);
-  }
+  // Repair mode first, then the state: a FIN that arrived just before is seen (the flow is held, so
+  // nothing arrives after).
   setRepair(fd, C.TCP_REPAIR_ON);
+  const info = getInfoOptions(fd);
+  // CLOSE_WAIT: the client sent its request and half-closed (its FIN is counted in rcv_nxt; inject
+  // re-creates it). Any state where this side has closed (FIN_WAIT*, LAST_ACK, CLOSING, ...) or the
+  // connection is gone cannot be handed off: the front-end never closes a socket it may hand off.
+  if (info.state !== C.TCP_ESTABLISHED && info.state !== C.TCP_CLOSE_WAIT) {
+    const name = STATE_NAMES[info.state] ?? String(info.state);
+    throw new TcpStateError(TCP_ERR.CAPTURE_STATE, `capture: socket is in TCP state ${name}, not ESTABLISHED or CLOSE_WAIT`);
+  }
+  const finReceived = info.state === C.TCP_CLOSE_WAIT;
   // Queue lengths are read in repair mode so that nothing can change between length and peek.
+  // SIOCINQ excludes a received FIN; TCP_QUEUE_SEQ (rcv_nxt) includes it.
   const inq = ioctlInt(fd, C.SIOCINQ, 'SIOCINQ');
   const outq = ioctlInt(fd, C.SIOCOUTQ, 'SIOCOUTQ');
   selectQueue(fd, C.TCP_RECV_QUEUE);
@@ -64,6 +78,7 @@ export function captureState(input: CaptureInput): TcpState {
     rcvWscale: info.wscale ? info.rcvWscale : 0,
     sackPermitted: info.sack,
     timestamps: info.timestamps,
+    finReceived,
     tsVal,
     recvQueue,
     sendQueue: new Uint8Array(sendQueue),

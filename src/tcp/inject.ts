@@ -1,12 +1,25 @@
 // Inject: re-create a captured connection in this host's kernel (DESIGN.md step 7), in the
-// order verified in KERNEL-NOTES.md. The result is a connected, established descriptor that
-// sent nothing on the wire except, at repair off, one window probe.
+// order verified in KERNEL-NOTES.md. The result is a connected descriptor (ESTABLISHED, or
+// CLOSE_WAIT for a client that had half-closed) that sent nothing on the wire except, at repair
+// off, one window probe (and, for a half-closed client, the ACK of the re-created FIN).
 import * as C from '../sys/constants.ts';
 import { SysError } from '../sys/errors.ts';
-import { bind, close, connect, send, setsockoptInt, socket } from '../sys/socket.ts';
-import type { TcpState } from '../wire/tcp-state.ts';
-import { TcpStateError } from './errors.ts';
-import { selectQueue, setOptions, setQueueSeq, setRepair, setTimestamp, setWindow, type RepairOption } from './repair.ts';
+import { bind, connect, send, setsockoptInt, socket } from '../sys/socket.ts';
+import type { TcpRepairWindow, TcpState } from '../wire/tcp-state.ts';
+import { TCP_ERR, TcpStateError } from './errors.ts';
+import { OwnedFd } from './fd.ts';
+import { sendFin } from './fin.ts';
+import {
+  getTcpInfo,
+  selectQueue,
+  setMss,
+  setOptions,
+  setQueueSeq,
+  setRepair,
+  setTimestamp,
+  setWindow,
+  type RepairOption,
+} from './repair.ts';
 
 export interface InjectOptions {
   /** Set IP_FREEBIND so the VIP need not be a local address (default false: VIP on lo). */
@@ -15,6 +28,8 @@ export interface InjectOptions {
 
 /** Largest chunk handed to one send() while refilling a queue; halved on ENOMEM. */
 const REFILL_CHUNK = 256 * 1024;
+/** How many times inject looks for the re-created FIN to have been taken (it loops back in softirq). */
+const FIN_POLLS = 50;
 
 function refill(fd: number, data: Uint8Array, label: string): void {
   let off = 0;
@@ -43,9 +58,45 @@ function repairOptions(s: TcpState): RepairOption[] {
   return opts;
 }
 
-/** Returns a connected descriptor owned by the caller. Closes it on any failure. */
-export function injectState(s: TcpState, opts: InjectOptions = {}): number {
-  const fd = socket(s.family);
+/** Sequence number of the first byte of recvQueue: the client's FIN, when received, is one more. */
+export function recvQueueStart(s: TcpState): number {
+  return (s.recvSeq - s.recvQueue.length - (s.finReceived ? 1 : 0)) >>> 0;
+}
+
+/**
+ * The window to restore. Before the FIN is re-created the socket's rcv_nxt is recvSeq - 1, and
+ * TCP_REPAIR_WINDOW refuses an rcv_wup after rcv_nxt; the front-end acknowledged the FIN, so its
+ * rcv_wup is usually recvSeq. Move it back by one and widen rcv_wnd by one, so the window's right
+ * edge stays where it was (CRIU does the same).
+ */
+export function windowToRestore(s: TcpState): TcpRepairWindow {
+  if (!s.finReceived) return s.window;
+  const dataEnd = (s.recvSeq - 1) >>> 0;
+  const ahead = (s.window.rcvWup - dataEnd) | 0;
+  if (ahead <= 0) return s.window;
+  return { ...s.window, rcvWup: dataEnd, rcvWnd: (s.window.rcvWnd + ahead) >>> 0 };
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Re-creates the client's FIN and waits (briefly, synchronously) until the socket has taken it. */
+function restoreFin(fd: number, s: TcpState): void {
+  sendFin(s);
+  for (let i = 0; i < FIN_POLLS; i++) {
+    if (getTcpInfo(fd).state === C.TCP_CLOSE_WAIT) return;
+    // The looped-back packet is normally processed before send() returns; under load softirq work
+    // may be deferred to ksoftirqd.
+    sleepMs(i < 10 ? 0 : 1);
+  }
+  throw new TcpStateError(TCP_ERR.INJECT_FIN, `inject: re-created FIN not taken (state ${getTcpInfo(fd).state})`);
+}
+
+/** Returns the connected descriptor; on any failure it is closed (silently) and an error thrown. */
+export function injectState(s: TcpState, opts: InjectOptions = {}): OwnedFd {
+  const owned = new OwnedFd(socket(s.family));
+  const fd = owned.fd;
   let step = 'repair on';
   try {
     setRepair(fd, C.TCP_REPAIR_ON);
@@ -64,7 +115,14 @@ export function injectState(s: TcpState, opts: InjectOptions = {}): number {
     selectQueue(fd, C.TCP_SEND_QUEUE);
     setQueueSeq(fd, s.sendSeq - s.sendQueue.length);
     selectQueue(fd, C.TCP_RECV_QUEUE);
-    setQueueSeq(fd, s.recvSeq - s.recvQueue.length);
+    setQueueSeq(fd, recvQueueStart(s));
+    // The send MSS in use (mss_cache) is computed once, by connect (tcp_connect_init -> tcp_sync_mss),
+    // from the route's MTU and mss_clamp; TCP_REPAIR_OPTIONS' MSS later sets mss_clamp only, and
+    // mss_cache is recomputed only when the path MTU changes. Without this, connect clamps to the
+    // default 536 (524 with timestamps) and the first responses go out in tiny segments.
+    // tcp_connect_init takes user_mss as mss_clamp, so connect computes the right size.
+    step = 'mss';
+    setMss(fd, s.mss);
     step = 'connect';
     connect(fd, { family: s.family, address: s.client.address, port: s.client.port });
     step = 'options';
@@ -83,22 +141,17 @@ export function injectState(s: TcpState, opts: InjectOptions = {}): number {
       refill(fd, s.sendQueue, 'send queue');
     }
     step = 'window';
-    setWindow(fd, s.window);
+    setWindow(fd, windowToRestore(s));
+    if (s.finReceived) {
+      step = 'fin';
+      restoreFin(fd, s);
+    }
     step = 'repair off';
     setRepair(fd, C.TCP_REPAIR_OFF);
-    return fd;
+    return owned;
   } catch (err) {
-    close(fd);
+    owned.dropSilently();
     const detail = err instanceof Error ? err.message : String(err);
-    throw new TcpStateError('BATON_ERR_INJECT', `inject: ${step}: ${detail}`, { cause: err });
-  }
-}
-
-/** Closes an injected descriptor without a FIN or RST reaching the client. */
-export function dropSilently(fd: number): void {
-  try {
-    setRepair(fd, C.TCP_REPAIR_ON);
-  } finally {
-    close(fd);
+    throw new TcpStateError(TCP_ERR.INJECT, `inject: ${step}: ${detail}`, { cause: err });
   }
 }

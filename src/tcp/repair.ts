@@ -3,6 +3,7 @@
 import * as C from '../sys/constants.ts';
 import { getsockoptBuf, getsockoptU32, setsockoptBuf, setsockoptInt } from '../sys/socket.ts';
 import type { TcpRepairWindow } from '../wire/tcp-state.ts';
+import { TCP_ERR, TcpStateError } from './errors.ts';
 
 const T = C.IPPROTO_TCP;
 
@@ -60,9 +61,56 @@ export function getInfoOptions(fd: number): TcpInfoOptions {
   };
 }
 
+/** The struct tcp_info fields baton checks (offsets from include/uapi/linux/tcp.h; all u32). */
+export interface TcpInfo {
+  readonly state: number;
+  /** mss_cache: the segment size the socket sends with now. */
+  readonly sndMss: number;
+  /** The receiver's estimate of the peer's segment size. */
+  readonly rcvMss: number;
+  readonly pmtu: number;
+  /** The MSS this socket announces. */
+  readonly advmss: number;
+  readonly segsOut: number;
+  readonly segsIn: number;
+  /** Data-carrying segments received / sent, counting each segment of a GRO/TSO packet. */
+  readonly dataSegsIn: number;
+  readonly dataSegsOut: number;
+}
+
+const TCP_INFO_FIELDS = {
+  sndMss: 16, rcvMss: 20, pmtu: 60, advmss: 84, segsOut: 136, segsIn: 140, dataSegsIn: 152, dataSegsOut: 156,
+} as const;
+const TCP_INFO_MIN = 160;
+
+export function getTcpInfo(fd: number): TcpInfo {
+  const b = getsockoptBuf(fd, T, C.TCP_INFO, 'TCP_INFO', 232);
+  if (b.length < TCP_INFO_MIN) throw new TcpStateError(TCP_ERR.TCP_INFO, `tcp_info: kernel returned ${b.length} bytes, need ${TCP_INFO_MIN}`);
+  const u32 = (k: keyof typeof TCP_INFO_FIELDS): number => b.readUInt32LE(TCP_INFO_FIELDS[k]);
+  return {
+    state: b[0]!,
+    sndMss: u32('sndMss'),
+    rcvMss: u32('rcvMss'),
+    pmtu: u32('pmtu'),
+    advmss: u32('advmss'),
+    segsOut: u32('segsOut'),
+    segsIn: u32('segsIn'),
+    dataSegsIn: u32('dataSegsIn'),
+    dataSegsOut: u32('dataSegsOut'),
+  };
+}
+
 /** In repair mode TCP_MAXSEG reports mss_clamp, the value to restore. */
 export function getMss(fd: number): number {
   return getsockoptU32(fd, T, C.TCP_MAXSEG, 'TCP_MAXSEG');
+}
+
+/**
+ * TCP_MAXSEG (user_mss). Set before connect in repair mode, connect's tcp_connect_init takes it as
+ * mss_clamp and computes the send MSS (mss_cache) from it; see inject.ts.
+ */
+export function setMss(fd: number, mss: number): void {
+  setsockoptInt(fd, T, C.TCP_MAXSEG, 'TCP_MAXSEG', mss);
 }
 
 export function getTimestamp(fd: number): number {

@@ -36,6 +36,7 @@ const FIXED: HandoffBlob = {
     rcvWscale: 9,
     sackPermitted: true,
     timestamps: true,
+    finReceived: false,
     tsVal: 0x0a0b0c0d,
     recvQueue: enc('GET'),
     sendQueue: enc('ok'),
@@ -182,6 +183,16 @@ describe('blob layout', () => {
     assert.deepEqual(decodeBlob(bytes), { ...b, handoffId: (1n << 64n) - 1n, flowId: 0 });
   });
 
+  it('carries a received FIN as options bit 2 and nothing else', () => {
+    const half = withState({ finReceived: true });
+    const bytes = encodeBlob(half);
+    // The golden blob with options SACK|TS|FIN (0x07): only byte 6 and the checksum differ.
+    const want = patched((b) => (b[6] = 0x07));
+    assert.equal(toHex(bytes), toHex(want));
+    assert.deepEqual(decodeBlob(bytes), half);
+    assert.equal(decodeBlob(GOLDEN).state.finReceived, false);
+  });
+
   it('decodes to copies, not views of the input', () => {
     const input = GOLDEN.slice();
     const d = decodeBlob(input);
@@ -245,7 +256,8 @@ describe('blob decode refuses', () => {
 
   it('unknown flags, option bits, reserved byte', () => {
     throwsWire(() => decodeBlob(patched((b) => (b[4] = 0x80))), BLOB_ERR.FLAGS, 'flags');
-    throwsWire(() => decodeBlob(patched((b) => (b[6] = 0x07))), BLOB_ERR.OPTIONS, 'options');
+    throwsWire(() => decodeBlob(patched((b) => (b[6] = 0x0f))), BLOB_ERR.OPTIONS, 'options');
+    throwsWire(() => decodeBlob(patched((b) => (b[6] = 0x80))), BLOB_ERR.OPTIONS, 'options');
     throwsWire(() => decodeBlob(patched((b) => (b[7] = 1))), BLOB_ERR.RESERVED, 'reserved');
   });
 
@@ -325,6 +337,7 @@ const arbBlob: fc.Arbitrary<HandoffBlob> = fc
         rcvWscale: fc.integer({ min: 0, max: 14 }),
         sackPermitted: fc.boolean(),
         timestamps: fc.boolean(),
+        finReceived: fc.boolean(),
         tsVal: u32,
         recvQueue: queue,
         sendQueue: queue,
@@ -401,7 +414,7 @@ describe('blob properties', () => {
           // Steer towards the deeper checks: sane flags, family, options, queue lengths.
           b[4] = 0;
           b[5] = b[5]! & 1 ? 6 : 4;
-          b[6] = b[6]! & 3;
+          b[6] = b[6]! & 7;
           b[7] = 0;
           const dv = new DataView(b.buffer);
           dv.setUint32(96, dv.getUint32(96) % 8);

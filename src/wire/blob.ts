@@ -8,7 +8,9 @@
 //     3     1  version (1)
 //     4     1  flags: incompatible-feature bits; v1 defines none, a v1 reader refuses any set bit
 //     5     1  family (4 | 6)
-//     6     1  options: bit 0 SACK permitted, bit 1 timestamps; other bits must be 0
+//     6     1  options: bit 0 SACK permitted, bit 1 timestamps, bit 2 FIN received (the client half-closed;
+//              recvSeq counts the FIN); other bits must be 0. A reader that ignored bit 2 would restore an
+//              open connection one sequence number short, so readers refuse option bits they do not know.
 //     7     1  reserved, must be 0
 //     8     4  totalLength: whole blob in bytes, checksum included
 //    12     8  handoffId
@@ -131,6 +133,8 @@ const TLV_HEADER_LENGTH = 4;
 const TLV_SKIPPABLE = 0x01;
 const OPT_SACK = 0x01;
 const OPT_TIMESTAMPS = 0x02;
+const OPT_FIN_RECEIVED = 0x04;
+const KNOWN_OPTIONS = OPT_SACK | OPT_TIMESTAMPS | OPT_FIN_RECEIVED;
 const MAX_WSCALE = 14;
 const U32_MAX = 0xffffffff;
 const U64_MAX = (1n << 64n) - 1n;
@@ -264,7 +268,7 @@ export function decodeBlob(bytes: Uint8Array, limits?: BlobLimits): HandoffBlob 
     throw new WireError(BLOB_ERR.FAMILY, 'family', `blob: invalid address family ${family} (want 4 or 6)`);
   }
   const options = v.u8('options');
-  if ((options & ~(OPT_SACK | OPT_TIMESTAMPS)) !== 0) {
+  if ((options & ~KNOWN_OPTIONS) !== 0) {
     throw new WireError(BLOB_ERR.OPTIONS, 'options', `blob: unknown option bits 0x${options.toString(16)}`);
   }
   if (v.u8('reserved') !== 0) throw new WireError(BLOB_ERR.RESERVED, 'reserved', 'blob: reserved byte is not zero');
@@ -292,6 +296,7 @@ export function decodeBlob(bytes: Uint8Array, limits?: BlobLimits): HandoffBlob 
     rcvWscale,
     sackPermitted: (options & OPT_SACK) !== 0,
     timestamps: (options & OPT_TIMESTAMPS) !== 0,
+    finReceived: (options & OPT_FIN_RECEIVED) !== 0,
     tsVal: v.u32('tsVal'),
     recvQueue: v.recvQueue.slice(),
     sendQueue: v.sendQueue.slice(),
@@ -371,7 +376,7 @@ export function encodeBlob(b: HandoffBlob, limits?: BlobLimits): Uint8Array {
   u8('version', BLOB_VERSION);
   u8('flags', 0);
   u8('family', s.family);
-  u8('options', (s.sackPermitted ? OPT_SACK : 0) | (s.timestamps ? OPT_TIMESTAMPS : 0));
+  u8('options', (s.sackPermitted ? OPT_SACK : 0) | (s.timestamps ? OPT_TIMESTAMPS : 0) | (s.finReceived ? OPT_FIN_RECEIVED : 0));
   u8('reserved', 0);
   u32('totalLength', total);
   dv.setBigUint64(BLOB_FIELD.handoffId.at, b.handoffId);

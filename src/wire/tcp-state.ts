@@ -27,7 +27,10 @@ export interface TcpState {
   readonly vip: Endpoint;
   /** TCP_QUEUE_SEQ of the send queue (write_seq): sequence number after the last byte queued to send. u32. */
   readonly sendSeq: number;
-  /** TCP_QUEUE_SEQ of the receive queue (rcv_nxt): next sequence number expected from the client. u32. */
+  /**
+   * TCP_QUEUE_SEQ of the receive queue (rcv_nxt): next sequence number expected from the client. u32.
+   * When finReceived, it counts the client's FIN (one sequence number after the last data byte).
+   */
   readonly recvSeq: number;
   readonly window: TcpRepairWindow;
   /** Maximum segment size we send with (mss_clamp). */
@@ -37,6 +40,11 @@ export interface TcpState {
   /** Our receive window scale (the shift we announced). 0..14. */
   readonly rcvWscale: number;
   readonly sackPermitted: boolean;
+  /**
+   * The client has sent its FIN (half-closed: the socket was in CLOSE_WAIT). The back-end's socket
+   * must be restored in CLOSE_WAIT too, its application reading end-of-input after recvQueue.
+   */
+  readonly finReceived: boolean;
   readonly timestamps: boolean;
   /** TCP_TIMESTAMP: the socket's current timestamp clock value. u32. */
   readonly tsVal: number;
@@ -44,7 +52,7 @@ export interface TcpState {
    * Every byte the client has sent that the application has not answered yet, in order:
    * the bytes the front-end already consumed (the request head it parsed) followed by the
    * unread bytes peeked from the kernel receive queue. Restore sets the receive sequence to
-   * recvSeq - recvQueue.length and refills it.
+   * recvSeq - recvQueue.length (minus one more for a received FIN) and refills it.
    */
   readonly recvQueue: Uint8Array;
   /** Bytes written by the front-end and not yet acknowledged by the client (normally empty). */

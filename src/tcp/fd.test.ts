@@ -1,0 +1,49 @@
+// OwnedFd: exactly one owner per descriptor. Uses an ordinary (unconnected) TCP socket; no root.
+import assert from 'node:assert/strict';
+import { fstatSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { socket } from '../sys/socket.ts';
+import { OwnedFd } from './fd.ts';
+
+const isOpen = (fd: number): boolean => {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('OwnedFd', () => {
+  it('close() closes once; later use throws and a second close is a no-op', () => {
+    const fd = new OwnedFd(socket(4));
+    const n = fd.fd;
+    assert.ok(isOpen(n));
+    fd.close();
+    assert.equal(fd.owned, false);
+    assert.equal(isOpen(n), false);
+    assert.throws(() => fd.fd, { code: 'BATON_ERR_FD_CLOSED' });
+    fd.close();
+  });
+
+  it('dropSilently() closes even a socket that cannot enter repair mode', () => {
+    const fd = new OwnedFd(socket(4));
+    const n = fd.fd;
+    fd.dropSilently();
+    assert.equal(isOpen(n), false);
+    fd.dropSilently();
+  });
+
+  it('release() hands the number over and stops owning it', () => {
+    const fd = new OwnedFd(socket(4));
+    const n = fd.release();
+    assert.ok(isOpen(n));
+    fd.close();
+    assert.ok(isOpen(n), 'close after release must not close the released descriptor');
+    new OwnedFd(n).close();
+  });
+
+  it('refuses an invalid descriptor', () => {
+    assert.throws(() => new OwnedFd(-1), { code: 'BATON_ERR_FD_CLOSED' });
+  });
+});

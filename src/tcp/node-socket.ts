@@ -1,0 +1,37 @@
+// The one place that touches Node's TCP handle internals (`socket._handle`). Node has no public
+// way to stop its reader at once (pause() only stops emitting, libuv keeps reading into memory) or
+// to get a connected socket's descriptor; capture needs both. Keep every such access here.
+import type net from 'node:net';
+
+interface NodeTcpHandle {
+  readonly fd: number;
+  /** Node's own flag: whether it believes the handle is reading (net.js tryReadStart). */
+  reading: boolean;
+  readStop(): number;
+}
+
+const handleOf = (s: net.Socket): NodeTcpHandle | undefined =>
+  (s as unknown as { _handle: NodeTcpHandle | null })._handle ?? undefined;
+
+/** The socket's descriptor, still owned by Node (do not close it); undefined once the socket is closed. */
+export function fdOf(socket: net.Socket): number | undefined {
+  const fd = handleOf(socket)?.fd;
+  return fd !== undefined && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
+}
+
+/**
+ * Stops Node's reader now and for good: from here on the kernel keeps whatever arrives (the receive
+ * queue that capture reads). False if the handle is already gone. `reading` is left true on purpose:
+ * Node's Socket._read restarts the handle whenever that flag is false, and the stream machinery calls
+ * _read on its own (read-ahead, even while paused). Seen with a pauseOnConnect socket: with the flag
+ * false, one more 64 KiB chunk was read into Node's buffer after the head and was then missing from
+ * the captured queue.
+ */
+export function stopReading(socket: net.Socket): boolean {
+  socket.pause();
+  const h = handleOf(socket);
+  if (h === undefined) return false;
+  h.readStop();
+  h.reading = true;
+  return true;
+}
