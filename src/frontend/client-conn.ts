@@ -1,22 +1,14 @@
 // The handoff machine's kernel-facing ports for a real accepted socket: the ClientConnection
 // adapter over a net.Socket and the capture function (repair-mode capture + blob encoding).
-// The only front-end code that touches Node's TCP handle.
+// Node's TCP handle is reached only through tcp/node-socket.ts.
 import type net from 'node:net';
 import { captureState, repairOff } from '../tcp/capture.ts';
+import { fdOf, stopReading } from '../tcp/node-socket.ts';
 import { getInfoOptions } from '../tcp/repair.ts';
 import { encodeBlob } from '../wire/blob.ts';
 import type { Endpoint } from '../wire/tcp-state.ts';
 import type { FlowKey } from '../steer/types.ts';
 import type { CaptureInput, CaptureResult, ClientConnection } from './handoff.ts';
-
-interface NodeTcpHandle {
-  readonly fd: number;
-  /** Node's own flag: whether it believes the handle is reading (net.js tryReadStart). */
-  reading: boolean;
-  readStop(): number;
-}
-
-const handleOf = (s: net.Socket): NodeTcpHandle | undefined => (s as unknown as { _handle: NodeTcpHandle | null })._handle ?? undefined;
 
 /** Linux TCP_CLOSE (include/net/tcp_states.h): what a socket is once the peer reset it. */
 const TCP_CLOSE = 7;
@@ -29,15 +21,7 @@ export function endpointsOf(s: net.Socket): { flow: FlowKey; vip: Endpoint } | u
   return { flow: { family, clientAddress: remoteAddress, clientPort: remotePort }, vip: { address: localAddress, port: localPort } };
 }
 
-/** Stops Node's reader at once: from here on the kernel keeps what arrives. False if the handle is gone. */
-export function stopReading(s: net.Socket): boolean {
-  const h = handleOf(s);
-  s.pause();
-  if (h === undefined) return false;
-  h.readStop();
-  h.reading = false;
-  return true;
-}
+export { stopReading };
 
 export interface SocketConnectionInit {
   readonly socket: net.Socket;
@@ -51,16 +35,15 @@ export interface SocketConnectionInit {
 
 /** Undefined when the socket has no descriptor any more (closed under us). */
 export function socketConnection(o: SocketConnectionInit): ClientConnection | undefined {
-  const h = handleOf(o.socket);
-  if (h === undefined || h.fd < 0) return undefined;
-  const fd = h.fd;
+  const fd = fdOf(o.socket);
+  if (fd === undefined) return undefined;
   return {
     fd,
     flow: o.flow,
     vip: o.vip,
     consumed: o.consumed,
     headAt: o.headAt,
-    isOpen: () => !o.socket.destroyed && handleOf(o.socket)?.fd === fd,
+    isOpen: () => !o.socket.destroyed && fdOf(o.socket) === fd,
     repairOff: () => repairOff(fd),
     closeSilently: () => o.socket.destroy(),
     answer: (status) => o.answer(o.socket, status),
