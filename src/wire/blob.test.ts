@@ -428,3 +428,66 @@ describe('blob properties', () => {
     );
   });
 });
+
+describe('ENCAP extension (the flow-id mapping the back-end needs)', () => {
+  const base = (): HandoffBlob => decodeBlob(encodeBlob(sampleForEncap()));
+  function sampleForEncap(): HandoffBlob {
+    return {
+      handoffId: 9n,
+      flowId: 0x1234,
+      state: {
+        family: 4, client: { address: '10.0.0.2', port: 40000 }, vip: { address: '10.0.0.100', port: 80 },
+        sendSeq: 1, recvSeq: 2, window: { sndWl1: 2, sndWnd: 65535, maxWindow: 65535, rcvWnd: 65535, rcvWup: 2 },
+        mss: 1460, sndWscale: 7, rcvWscale: 7, sackPermitted: true, timestamps: true, finReceived: false, tsVal: 5,
+        recvQueue: Uint8Array.of(1, 2, 3), sendQueue: new Uint8Array(0),
+      },
+    };
+  }
+
+  it('round-trips the front-end address for IPv4 and IPv6, and is absent when not given', () => {
+    assert.equal(base().encap, undefined);
+    const v4 = { ...sampleForEncap(), encap: { frontend: '10.77.2.10' } };
+    assert.deepEqual(decodeBlob(encodeBlob(v4)).encap, { frontend: '10.77.2.10' });
+    const s6 = sampleForEncap().state;
+    const v6: HandoffBlob = {
+      ...sampleForEncap(),
+      state: { ...s6, family: 6, client: { address: 'fd77::2', port: 1 }, vip: { address: 'fd77::100', port: 80 } },
+      encap: { frontend: 'fd77:2::10' },
+    };
+    assert.deepEqual(decodeBlob(encodeBlob(v6)).encap, { frontend: 'fd77:2::10' });
+  });
+
+  it('is written as TLV type 1, not skippable, 16 bytes, after the queues', () => {
+    const bytes = encodeBlob({ ...sampleForEncap(), encap: { frontend: '10.77.2.10' } });
+    const at = BLOB_FIXED_LENGTH + 3;
+    assert.deepEqual([...bytes.subarray(at, at + 4)], [1, 0, 0, 16]);
+    assert.deepEqual([...bytes.subarray(at + 4 + 10, at + 4 + 16)], [0xff, 0xff, 10, 77, 2, 10]);
+    assert.equal(bytes.length, BLOB_MIN_LENGTH + 3 + 20);
+  });
+
+  it('a wrong length or a second copy is refused naming the extension', () => {
+    const good = encodeBlob({ ...sampleForEncap(), encap: { frontend: '10.77.2.10' } });
+    const at = BLOB_FIXED_LENGTH + 3;
+    const reseal = (b: Uint8Array): Uint8Array => {
+      new DataView(b.buffer, b.byteOffset).setUint32(b.length - 4, crc32c(b, 0, b.length - 4));
+      return b;
+    };
+    const short = good.slice();
+    short[at + 3] = 15;
+    short[at + 4 + 15] = 0;
+    assert.throws(() => decodeBlob(reseal(short)), (e: unknown) => e instanceof WireError && e.field === 'extensions[0].length');
+    const twice = new Uint8Array(good.length + 20);
+    twice.set(good.subarray(0, good.length - 4));
+    twice.set(good.subarray(at, at + 20), good.length - 4);
+    new DataView(twice.buffer).setUint32(BLOB_FIELD.totalLength.at, twice.length);
+    assert.throws(() => decodeBlob(reseal(twice)), (e: unknown) => e instanceof WireError && e.field === 'extensions[1].type');
+  });
+
+  it('an IPv4 blob whose encap address is not IPv4-mapped is refused', () => {
+    const b = encodeBlob({ ...sampleForEncap(), encap: { frontend: '10.77.2.10' } });
+    const at = BLOB_FIXED_LENGTH + 3 + 4;
+    b[at + 10] = 0;
+    new DataView(b.buffer).setUint32(b.length - 4, crc32c(b, 0, b.length - 4));
+    assert.throws(() => decodeBlob(b), (e: unknown) => e instanceof WireError && e.field === 'encap.frontend');
+  });
+});

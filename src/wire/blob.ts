@@ -41,6 +41,12 @@
 // connection wrongly. Changes old readers must not ignore set a `flags` bit or bump the
 // version. Skipped TLVs are not kept: decode then encode drops them.
 //
+// Known TLVs:
+//   type 1 ENCAP (non-skippable, 16 bytes): the front-end's address (IPv4-mapped for family 4) that
+//     flow-id encapsulated packets of this connection come from. The back-end keys its decap mapping by
+//     (this address, flowId) before it injects the socket (the seed's "flow identifier mapping bundled in
+//     the blob"). Non-skippable: a reader that ignored it would inject a connection whose packets it drops.
+//
 // Untrusted input: decodeBlob (and BlobView.check) checks framing, bounds and the checksum
 // before reading any field, and every refusal is a WireError with its own code and field.
 
@@ -54,6 +60,8 @@ export interface HandoffBlob {
   /** u32, the flow identifier the front-end maps to this connection (for later flow-id encapsulation). */
   readonly flowId: number;
   readonly state: TcpState;
+  /** Present when the front-end forwards this connection by flow-id encapsulation (TLV ENCAP). */
+  readonly encap?: { readonly frontend: string };
 }
 
 export interface BlobLimits {
@@ -131,6 +139,8 @@ export const BLOB_MIN_LENGTH = BLOB_FIXED_LENGTH + CRC_LENGTH;
 const HEADER_LENGTH = BLOB_FIELD.totalLength.at + BLOB_FIELD.totalLength.size;
 const TLV_HEADER_LENGTH = 4;
 const TLV_SKIPPABLE = 0x01;
+const TLV_ENCAP = 1;
+const TLV_ENCAP_LENGTH = 16;
 const OPT_SACK = 0x01;
 const OPT_TIMESTAMPS = 0x02;
 const OPT_FIN_RECEIVED = 0x04;
@@ -147,6 +157,7 @@ const U64_MAX = (1n << 64n) - 1n;
 export class BlobView {
   readonly #bytes: Uint8Array;
   readonly #dv: DataView;
+  #encapAt: number | undefined;
 
   private constructor(bytes: Uint8Array) {
     this.#bytes = bytes;
@@ -223,11 +234,22 @@ export class BlobView {
       if (end - at - TLV_HEADER_LENGTH < len) {
         throw new WireError(BLOB_ERR.TRUNCATED, `extensions[${i}].length`, `blob: extension ${type} length ${len} overruns the blob`);
       }
-      if ((tlvFlags & TLV_SKIPPABLE) === 0) {
+      if (type === TLV_ENCAP) {
+        if (len !== TLV_ENCAP_LENGTH) {
+          throw new WireError(BLOB_ERR.EXTENSION, `extensions[${i}].length`, `blob: encap extension length ${len} (want ${TLV_ENCAP_LENGTH})`);
+        }
+        if (this.#encapAt !== undefined) throw new WireError(BLOB_ERR.EXTENSION, `extensions[${i}].type`, 'blob: duplicate encap extension');
+        this.#encapAt = at + TLV_HEADER_LENGTH;
+      } else if ((tlvFlags & TLV_SKIPPABLE) === 0) {
         throw new WireError(BLOB_ERR.EXTENSION, `extensions[${i}].type`, `blob: unknown non-skippable extension type ${type}`);
       }
       at += TLV_HEADER_LENGTH + len;
     }
+  }
+
+  /** The ENCAP extension's 16 address bytes, if the blob has one. */
+  get encapAddress(): Uint8Array | undefined {
+    return this.#encapAt === undefined ? undefined : this.#bytes.subarray(this.#encapAt, this.#encapAt + TLV_ENCAP_LENGTH);
   }
 
   u8(f: U8Field): number {
@@ -301,7 +323,11 @@ export function decodeBlob(bytes: Uint8Array, limits?: BlobLimits): HandoffBlob 
     recvQueue: v.recvQueue.slice(),
     sendQueue: v.sendQueue.slice(),
   };
-  return { handoffId: v.handoffId, flowId: v.u32('flowId'), state };
+  const ea = v.encapAddress;
+  if (ea === undefined) return { handoffId: v.handoffId, flowId: v.u32('flowId'), state };
+  if (family === 4 && !isIPv4Mapped(ea)) throw new WireError(BLOB_ERR.ADDRESS, 'encap.frontend', 'blob: family 4 but encap.frontend is not IPv4-mapped');
+  const frontend = family === 6 ? formatIPv6(ea) : formatIPv4(ea, 12);
+  return { handoffId: v.handoffId, flowId: v.u32('flowId'), state, encap: { frontend } };
 }
 
 function readAddress(v: BlobView, family: AddressFamily, f: 'clientAddress' | 'vipAddress', name: string): string {
@@ -313,7 +339,7 @@ function readAddress(v: BlobView, family: AddressFamily, f: 'clientAddress' | 'v
 
 /** Encoded size of `b` in bytes. */
 export function blobByteLength(b: HandoffBlob): number {
-  return BLOB_MIN_LENGTH + b.state.recvQueue.length + b.state.sendQueue.length;
+  return BLOB_MIN_LENGTH + b.state.recvQueue.length + b.state.sendQueue.length + (b.encap ? TLV_HEADER_LENGTH + TLV_ENCAP_LENGTH : 0);
 }
 
 /**
@@ -357,6 +383,7 @@ export function encodeBlob(b: HandoffBlob, limits?: BlobLimits): Uint8Array {
     }
   }
   const client = addressBytes(s.family, s.client, 'client.address');
+  const encapFrontend = b.encap ? addressBytes(s.family, { address: b.encap.frontend, port: 0 }, 'encap.frontend') : undefined;
   const vip = addressBytes(s.family, s.vip, 'vip.address');
   if (s.recvQueue.length > maxQueue) {
     throw new WireError(BLOB_ERR.TOO_LARGE, 'recvQueue.length', `blob: recvQueue ${s.recvQueue.length} bytes exceeds limit ${maxQueue}`);
@@ -392,6 +419,13 @@ export function encodeBlob(b: HandoffBlob, limits?: BlobLimits): Uint8Array {
   u32('sendQueueLength', s.sendQueue.length);
   out.set(s.recvQueue, BLOB_FIXED_LENGTH);
   out.set(s.sendQueue, BLOB_FIXED_LENGTH + s.recvQueue.length);
+  if (encapFrontend) {
+    const at = BLOB_FIXED_LENGTH + s.recvQueue.length + s.sendQueue.length;
+    dv.setUint8(at, TLV_ENCAP);
+    dv.setUint8(at + 1, 0); // not skippable
+    dv.setUint16(at + 2, TLV_ENCAP_LENGTH);
+    out.set(encapFrontend, at + TLV_HEADER_LENGTH);
+  }
   dv.setUint32(total - CRC_LENGTH, crc32c(out, 0, total - CRC_LENGTH));
   return out;
 }
