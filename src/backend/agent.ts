@@ -3,6 +3,7 @@
 // Also a library: `BackendAgent.start({ ..., deliver: deliverToServer(myHttpServer) })`.
 import { ControlServer, type PeerInfo } from '../control/server.ts';
 import type { Liveness } from '../tcp/liveness.ts';
+import type { DecapGate } from './decap.ts';
 import type { Deliver } from './deliver.ts';
 import { HandoffReceiver } from './receiver.ts';
 
@@ -16,6 +17,8 @@ export interface AgentOptions {
   readonly maxConnections?: number;
   readonly maxBlobBytes?: number;
   readonly liveness?: Liveness;
+  /** Flow-id decapsulation (front-ends in `encap` mode); the agent closes it on close, keeping its pins. */
+  readonly decap?: DecapGate;
   readonly onEvent?: (event: 'peerUp' | 'peerDown' | 'authFailed', detail: string) => void;
   /** Holds each FLOW_END back this long (ms): for tests of reports that arrive late. Default 0. */
   readonly flowEndDelayMs?: number;
@@ -29,10 +32,12 @@ const handoffIdOf = (k: string): bigint => BigInt(k.slice(k.indexOf(':') + 1));
 export class BackendAgent {
   readonly #server: ControlServer;
   readonly #receiver: HandoffReceiver;
+  readonly #decap: DecapGate | undefined;
 
-  private constructor(server: ControlServer, receiver: HandoffReceiver) {
+  private constructor(server: ControlServer, receiver: HandoffReceiver, decap: DecapGate | undefined) {
     this.#server = server;
     this.#receiver = receiver;
+    this.#decap = decap;
   }
 
   static async start(o: AgentOptions): Promise<BackendAgent> {
@@ -44,6 +49,7 @@ export class BackendAgent {
       ...(o.maxConnections !== undefined && { maxConnections: o.maxConnections }),
       ...(o.maxBlobBytes !== undefined && { maxBlobBytes: o.maxBlobBytes }),
       ...(o.liveness !== undefined && { liveness: o.liveness }),
+      ...(o.decap !== undefined && { decap: o.decap }),
       onActive: (n) => server?.reportLoad(n),
       onFlowEnd: (flow, k) => {
         const delay = o.flowEndDelayMs ?? 0;
@@ -70,7 +76,7 @@ export class BackendAgent {
     });
     server.on('authFailed', (remote, reason) => o.onEvent?.('authFailed', `${remote}: ${reason}`));
     await server.listen(o.control.port, o.control.host);
-    return new BackendAgent(server, receiver);
+    return new BackendAgent(server, receiver, o.decap);
   }
 
   /** Connections delivered and still open. */
@@ -78,8 +84,10 @@ export class BackendAgent {
     return this.#receiver.active;
   }
 
+  /** Stops accepting handoffs. Delivered connections stay; with a dataplane, its mappings stay pinned for them. */
   async close(): Promise<void> {
     this.#receiver.abortAll();
     await this.#server.close();
+    this.#decap?.close({ keep: true });
   }
 }

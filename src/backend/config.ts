@@ -20,6 +20,18 @@ export const backendConfigSchema = z.strictObject({
   setupRealServer: z.boolean().default(false),
   /** Bind injected sockets with IP_FREEBIND (when the VIP is not a local address). */
   freebind: z.boolean().default(false),
+  /**
+   * The decapsulation program for front-ends that forward by flow-id encapsulation (back-end `mode: "encap"`
+   * in their config): loaded at tc ingress on `interface`, its map pinned under `pinDir` (a bpffs directory;
+   * default /sys/fs/bpf/baton-agent/<name>) so connections survive an agent restart.
+   */
+  dataplane: z
+    .strictObject({
+      kind: z.literal('bpf').default('bpf'),
+      interface: z.string().regex(/^[A-Za-z0-9_.:-]{1,15}$/, 'expected an interface name'),
+      pinDir: z.string().startsWith('/').max(200).optional(),
+    })
+    .optional(),
   /** Where committed connections go. */
   app: z.discriminatedUnion('kind', [
     z.strictObject({

@@ -10,7 +10,8 @@ import type net from 'node:net';
 import type { OwnedFd } from '../tcp/fd.ts';
 import { injectState } from '../tcp/inject.ts';
 import { DEFAULT_LIVENESS, setLiveness, type Liveness } from '../tcp/liveness.ts';
-import { decodeBlob } from '../wire/blob.ts';
+import { decodeBlob, type HandoffBlob } from '../wire/blob.ts';
+import type { DecapGate } from './decap.ts';
 import { BatonError } from '../wire/errors.ts';
 import type { Endpoint, TcpState } from '../wire/tcp-state.ts';
 
@@ -40,13 +41,21 @@ export interface ReceiverOptions {
   readonly maxConnections?: number;
   /** Bounds on how long an injected connection outlives a vanished client (default DEFAULT_LIVENESS). */
   readonly liveness?: Liveness;
+  /** Where flow-id encapsulation mappings go; without it, blobs that need one are refused. */
+  readonly decap?: DecapGate;
 }
 
 interface Prepared {
   readonly fd: OwnedFd;
   readonly state: TcpState;
   readonly timer: NodeJS.Timeout;
+  /** Removes the connection's decap mapping (no-op when it has none). */
+  readonly unmap: () => void;
 }
+
+const NOTHING = (): void => undefined;
+/** How long a closed connection's decap mapping is kept, for its last FIN/ACK packets. */
+const DECAP_LINGER_MS = 5000;
 
 export class HandoffReceiver {
   readonly #o: ReceiverOptions;
@@ -67,16 +76,28 @@ export class HandoffReceiver {
     if (this.#o.maxConnections !== undefined && this.#active + this.#prepared.size >= this.#o.maxConnections) {
       return { ok: false, code: 'BATON_ERR_FULL', reason: `at capacity (${this.#o.maxConnections} connections)` };
     }
-    let state: TcpState;
+    let decoded: HandoffBlob;
     try {
-      state = decodeBlob(blob, { maxBytes: this.#o.maxBlobBytes ?? 64 << 20 }).state;
+      decoded = decodeBlob(blob, { maxBytes: this.#o.maxBlobBytes ?? 64 << 20 });
     } catch (e) {
       return refusal(e, 'BATON_ERR_BLOB');
+    }
+    const { state } = decoded;
+    // The decap mapping goes in before the socket exists, so the first encapsulated packet finds it.
+    let unmap = NOTHING;
+    if (decoded.encap) {
+      if (!this.#o.decap) return { ok: false, code: 'BATON_ERR_NO_DATAPLANE', reason: 'blob needs flow-id decapsulation; this agent has no dataplane' };
+      try {
+        unmap = this.#o.decap.admit({ frontend: decoded.encap.frontend, flowId: decoded.flowId, family: state.family, client: state.client, vip: state.vip });
+      } catch (e) {
+        return refusal(e, 'BATON_ERR_DECAP');
+      }
     }
     let fd: OwnedFd;
     try {
       fd = injectState(state, { freebind: this.#o.freebind ?? false });
     } catch (e) {
+      unmap();
       return refusal(e, 'BATON_ERR_INJECT');
     }
     // Here rather than at commit: a failure can still be a refusal (the front-end tries elsewhere).
@@ -84,11 +105,12 @@ export class HandoffReceiver {
       setLiveness(fd.fd, this.#o.liveness ?? DEFAULT_LIVENESS);
     } catch (e) {
       fd.dropSilently();
+      unmap();
       return refusal(e, 'BATON_ERR_INJECT');
     }
     const timer = setTimeout(() => this.abort(id), this.#o.commitTimeoutMs ?? 5000);
     timer.unref();
-    this.#prepared.set(id, { fd, state, timer });
+    this.#prepared.set(id, { fd, state, timer, unmap });
     return { ok: true, flow: { family: state.family, client: state.client, vip: state.vip } };
   }
 
@@ -106,6 +128,7 @@ export class HandoffReceiver {
       socket = p.fd.toSocket({ allowHalfOpen: true });
     } catch {
       p.fd.dropSilently();
+      p.unmap();
       return false;
     }
     // A liveness timeout (ETIMEDOUT) must end in 'close' even if the application set no error
@@ -114,6 +137,9 @@ export class HandoffReceiver {
     this.#active++;
     this.#o.onActive?.(this.#active);
     socket.once('close', () => {
+      // The kernel's connection outlives the descriptor (FIN_WAIT, LAST_ACK): its last packets still
+      // arrive encapsulated, so the mapping stays a little longer.
+      setTimeout(p.unmap, DECAP_LINGER_MS).unref();
       this.#active--;
       this.#o.onActive?.(this.#active);
       this.#o.onFlowEnd?.(flow, id);
@@ -128,6 +154,7 @@ export class HandoffReceiver {
     this.#prepared.delete(id);
     clearTimeout(p.timer);
     p.fd.dropSilently();
+    p.unmap();
   }
 
   /** Drops every prepared connection whose id starts with `prefix` (the channel that sent them is gone). */

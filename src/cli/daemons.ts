@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { BackendAgent } from '../backend/agent.ts';
+import { BpfDecapGate } from '../backend/decap.ts';
 import { backendConfigSchema, livenessOf } from '../backend/config.ts';
 import { deliverToServer, deliverToUpstream } from '../backend/deliver.ts';
 import { setupRealServer } from '../backend/realserver.ts';
@@ -83,6 +84,9 @@ export function registerDaemons(program: Command): void {
         maxConnections: cfg.limits.maxConnections,
         maxBlobBytes: cfg.limits.maxBlobBytes,
         liveness: livenessOf(cfg.limits),
+        ...(cfg.dataplane && {
+          decap: BpfDecapGate.open({ interface: cfg.dataplane.interface, pinDir: cfg.dataplane.pinDir ?? `/sys/fs/bpf/baton-agent/${cfg.name}` }),
+        }),
         onEvent: (ev, detail) => log[ev === 'authFailed' ? 'warn' : 'info']({ detail }, ev),
         // Test hook (test/frontend-faults.test.ts): end-of-connection reports arriving late.
         flowEndDelayMs: Number(process.env['BATON_TEST_FLOW_END_DELAY_MS'] ?? 0) || 0,

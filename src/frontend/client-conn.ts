@@ -61,7 +61,9 @@ export function kernelCapture(i: CaptureInput): CaptureResult {
       vip: i.vip,
       consumed: i.consumed,
     });
-    return { ok: true, blob: encodeBlob({ handoffId: i.handoffId, flowId: i.flowId, state }) };
+    const encode = (encap: { readonly frontend: string } | undefined): Uint8Array =>
+      encodeBlob({ handoffId: i.handoffId, flowId: i.flowId, state, ...(encap && { encap }) });
+    return { ok: true, blob: encode(i.encap), reencode: encode };
   } catch (e) {
     const error = e instanceof Error ? e : new Error(String(e));
     return { ok: false, gone: isClosed(i.fd), error };

@@ -7,6 +7,7 @@ import { isIPv6, type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { ControlClient } from '../control/client.ts';
 import { Router } from '../policy/index.ts';
+import { sourceAddressFor } from '../steer/bpf-table.ts';
 import { createSteering } from '../steer/create.ts';
 import type { Steering } from '../steer/types.ts';
 import { resolveSecret } from '../util/config-file.ts';
@@ -55,6 +56,11 @@ export class FrontendDaemon {
   static async start(cfg: FrontendConfig, log: Logger, o: StartOptions = {}): Promise<FrontendDaemon> {
     const secret = await resolveSecret(cfg.secret);
     const router = new Router({ pools: cfg.pools, rules: cfg.rules, defaultPool: cfg.defaultPool });
+    // Encapsulated packets leave with this host's source address on the route to each encap back-end; the
+    // blob names it so the back-end's decap mapping matches what arrives.
+    const encapSources = new Map(
+      cfg.backends.filter((b) => b.mode === 'encap').map((b) => [b.id, cfg.steering.source ?? sourceAddressFor(b.address)] as const),
+    );
     const steering = await createSteering({
       kind: cfg.steering.kind,
       table: cfg.steering.table,
@@ -67,7 +73,7 @@ export class FrontendDaemon {
       lingerMs: cfg.steering.lingerMs,
       pinDir: cfg.steering.pinDir,
       maxFlows: cfg.steering.maxFlows,
-      source: cfg.steering.source,
+      localFor: (id) => encapSources.get(id),
       adopt: o.fresh !== true,
     });
     // Connections handed off by an earlier process and still steered: their flow ids stay theirs.
@@ -85,7 +91,7 @@ export class FrontendDaemon {
           new ControlClient({ secret, address: b.control, name: `frontend ${cfg.vip}:${cfg.port}`, handoffTimeoutMs: cfg.limits.handoffTimeoutMs }),
         );
       }
-      const fe = new Frontend({ config: cfg, router, steering, channels, log, flowIdsInUse });
+      const fe = new Frontend({ config: cfg, router, steering, channels, log, flowIdsInUse, encapSources });
       for (const [id, ch] of channels) {
         ch.on('up', () => {
           fe.onChannelUp(id);

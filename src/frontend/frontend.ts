@@ -36,6 +36,8 @@ export interface FrontendDeps {
   readonly capture?: (input: CaptureInput) => CaptureResult;
   /** The first handoff id; default random high bits (see randomFirstId). */
   readonly firstHandoffId?: bigint;
+  /** The front-end's source address per `encap` back-end (what the decap program keys by). */
+  readonly encapSources?: ReadonlyMap<string, string>;
   /** Flow ids of adopted connections (see HandoffPorts.flowIdsInUse). */
   readonly flowIdsInUse?: ReadonlySet<number>;
 }
@@ -90,6 +92,7 @@ export class Frontend {
       maxAttempts: () => this.#config.limits.maxAttempts,
       firstHandoffId: d.firstHandoffId ?? randomFirstId(),
       flowIdsInUse: d.flowIdsInUse,
+      encapSource: (id) => d.encapSources?.get(id),
     });
     this.#server = net.createServer({ noDelay: true }, (s) => this.#onConnection(s));
   }

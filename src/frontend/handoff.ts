@@ -41,11 +41,18 @@ export interface CaptureInput {
   readonly consumed: Uint8Array;
   readonly handoffId: bigint;
   readonly flowId: number;
+  /** The front-end address to name in the blob when the target back-end is reached by flow-id encapsulation. */
+  readonly encap?: { readonly frontend: string };
 }
 
 /** The encoded blob, or why not; `gone` when the client already reset or closed the connection. */
 export type CaptureResult =
-  | { readonly ok: true; readonly blob: Uint8Array }
+  | {
+      readonly ok: true;
+      readonly blob: Uint8Array;
+      /** The same state encoded for another target's forwarding (a retry to a back-end of another mode). */
+      readonly reencode?: (encap: { readonly frontend: string } | undefined) => Uint8Array;
+    }
   | { readonly ok: false; readonly gone: boolean; readonly error: Error };
 
 /** The accepted client connection as the machine sees it; everything read at accept time. */
@@ -102,6 +109,8 @@ export interface HandoffPorts {
    * steering state): never given to a new connection, or its back-end's decap mapping would replace theirs.
    */
   readonly flowIdsInUse?: ReadonlySet<number>;
+  /** The front-end's address for back-ends forwarded by flow-id encapsulation; undefined for `l2` ones. */
+  readonly encapSource?: (backendId: string) => string | undefined;
 }
 
 export type HandoffOutcome =
@@ -189,7 +198,12 @@ export class HandoffMachine {
     t = p.clock.hrtime();
     // Synchronous from this check to the end of the capture: the descriptor cannot change hands.
     if (!conn.isOpen()) return this.#vanish(conn, true);
-    const cap = p.capture({ fd: conn.fd, flow, vip: conn.vip, consumed: conn.consumed, handoffId, flowId });
+    const encapOf = (id: string): { frontend: string } | undefined => {
+      const frontend = p.encapSource?.(id);
+      return frontend === undefined ? undefined : { frontend };
+    };
+    let encap = encapOf(first.id);
+    const cap = p.capture({ fd: conn.fd, flow, vip: conn.vip, consumed: conn.consumed, handoffId, flowId, encap });
     if (!cap.ok) {
       if (cap.gone) return this.#vanish(conn, true);
       p.log.warn({ err: cap.error, client: flow }, 'capture failed; answering locally');
@@ -197,6 +211,7 @@ export class HandoffMachine {
     }
     this.#record('capture', t);
 
+    let blob = cap.blob;
     const tried = new Set<string>();
     let pick: PickResult = first;
     const attempts = p.maxAttempts();
@@ -204,7 +219,12 @@ export class HandoffMachine {
       const id: string = pick.id;
       const ch = p.channel(id);
       t = p.clock.hrtime();
-      const ack = ch === undefined ? noChannel(id) : await this.#prepare(id, ch, handoffId, cap.blob);
+      const want = encapOf(id);
+      if (want?.frontend !== encap?.frontend && cap.reencode) {
+        blob = cap.reencode(want);
+        encap = want;
+      }
+      const ack = ch === undefined ? noChannel(id) : await this.#prepare(id, ch, handoffId, blob);
       if (ack.ok) {
         this.#record('prepare', t);
         return this.#complete(conn, id, ch!, handoffId, flowId);

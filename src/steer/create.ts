@@ -27,8 +27,8 @@ export interface SteeringOptions {
   readonly pinDir?: string;
   /** bpf only: capacity of the flows map. */
   readonly maxFlows?: number;
-  /** bpf only: the encapsulation source address (default: the route's source towards each encap back-end). */
-  readonly source?: string;
+  /** bpf only: the encapsulation source address per encap back-end id. */
+  readonly localFor?: (backendId: string) => string | undefined;
 }
 
 /** The bpffs directory holding a table's pinned maps and link. */
@@ -51,7 +51,7 @@ export async function createSteering(o: SteeringOptions): Promise<Steering> {
         const backends = new Map(o.backends.map((b) => [b.id, b]));
         return new BpfSteering(table, {
           backends: o.backends,
-          localFor: (id) => o.source ?? sourceAddressFor(backends.get(id)!.address),
+          localFor: (id) => o.localFor?.(id) ?? sourceAddressFor(backends.get(id)!.address),
           idleTimeoutS: o.idleTimeoutS,
           lingerMs: o.lingerMs,
         });
