@@ -1,5 +1,6 @@
 // Request distribution: one Policy interface (types.ts), five policies behind a registry, and a
-// Router that applies Host/path/header rules to choose a pool. Pure: no I/O, no clock, no randomness.
+// Router that applies Host/path/header (and, for TLS listeners, SNI/ALPN) rules to choose a pool.
+// Pure: no I/O, no clock, no randomness.
 
 export * from './types.ts';
 export { createPolicy } from './registry.ts';

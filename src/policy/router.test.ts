@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Router } from './router.ts';
 import type { RouterSpec } from './spec.ts';
+import { tlsRequestInfo, type RequestInfo } from './types.ts';
 import { be, pickedId, req } from './testing.ts';
 
 const spec: RouterSpec = {
@@ -103,6 +104,87 @@ describe('router', () => {
           assert.equal(pickedId(r.pick(req(path, { host }), [be('h'), be('m')], 0)), want ? 'h' : 'm');
         },
       ),
+    );
+  });
+});
+
+describe('router: SNI and ALPN rules (TLS listeners)', () => {
+  const tlsSpec: RouterSpec = {
+    pools: [
+      { name: 'api', policy: { name: 'lc' }, members: ['a1'] },
+      { name: 'grpc', policy: { name: 'lc' }, members: ['g1'] },
+      { name: 'tenants', policy: { name: 'maglev', options: { key: 'host' } }, members: ['t1', 't2'] },
+      { name: 'h2', policy: { name: 'wrr' }, members: ['h1'] },
+      { name: 'web', policy: { name: 'wrr' }, members: ['w1'] },
+    ],
+    rules: [
+      { match: { sni: 'api.example.com' }, pool: 'api' },
+      { match: { sni: '*.grpc.example.com', alpn: 'h2' }, pool: 'grpc' },
+      { match: { sni: '*.Tenants.example.com' }, pool: 'tenants' },
+      { match: { alpn: 'h2' }, pool: 'h2' },
+      { match: { host: 'legacy.example.com' }, pool: 'api' },
+    ],
+    defaultPool: 'web',
+  };
+  const router = new Router(tlsSpec);
+  const tls = (sni: string | undefined, alpn: string[] = []) => tlsRequestInfo({ sni, alpn });
+  const table: { name: string; req: RequestInfo; pool: string }[] = [
+    { name: 'exact SNI', req: tls('api.example.com'), pool: 'api' },
+    { name: 'exact SNI is not a suffix match', req: tls('x.api.example.com'), pool: 'web' },
+    { name: 'exact SNI with any ALPN', req: tls('api.example.com', ['h2']), pool: 'api' },
+    { name: 'wildcard SNI and ALPN both match', req: tls('svc.grpc.example.com', ['http/1.1', 'h2']), pool: 'grpc' },
+    { name: 'wildcard SNI without the ALPN falls through', req: tls('svc.grpc.example.com', ['http/1.1']), pool: 'web' },
+    { name: 'wildcard does not match the apex', req: tls('grpc.example.com', ['h2']), pool: 'h2' },
+    { name: 'wildcard pattern is case-insensitive, deep subdomain', req: tls('a.b.tenants.example.com'), pool: 'tenants' },
+    { name: 'ALPN alone', req: tls('other.example.org', ['h2']), pool: 'h2' },
+    { name: 'no SNI, no ALPN', req: tls(undefined), pool: 'web' },
+    { name: 'host rules see the SNI on TLS listeners', req: tls('legacy.example.com'), pool: 'api' },
+    { name: 'an HTTP request never matches an SNI rule', req: req('/', { host: 'api.example.com' }), pool: 'web' },
+    { name: 'an HTTP request never matches an ALPN rule', req: req('/', { host: 'svc.grpc.example.com' }), pool: 'web' },
+  ];
+  for (const c of table) {
+    it(`${c.name} -> ${c.pool}`, () => assert.equal(router.poolFor(c.req), c.pool));
+  }
+
+  it('a TLS connection has no HTTP fields; host is the SNI', () => {
+    assert.deepEqual(tls('a.example.com', ['h2']), { method: '', target: '', path: '', host: 'a.example.com', headers: new Map(), sni: 'a.example.com', alpn: ['h2'] });
+    assert.equal(tls(undefined).host, '');
+  });
+
+  it('a host-keyed policy in the pool spreads tenants by SNI', () => {
+    const bes = [be('t1'), be('t2')];
+    const picks = new Set(Array.from({ length: 40 }, (_, i) => pickedId(router.pick(tls(`t${i}.tenants.example.com`), bes, 0))));
+    assert.deepEqual([...picks].sort(), ['t1', 't2']);
+    const one = tls('t7.tenants.example.com');
+    assert.equal(pickedId(router.pick(one, bes, 0)), pickedId(router.pick(one, bes, 1)));
+  });
+
+  for (const [name, match, error] of [
+    ['SNI with a bad character', { sni: 'a b.com' }, /^rules\[0\]\.match\.sni: invalid server name pattern/],
+    ['SNI wildcard in the middle', { sni: 'a.*.com' }, /^rules\[0\]\.match\.sni: invalid server name pattern/],
+    ['bare wildcard SNI', { sni: '*' }, /^rules\[0\]\.match\.sni: invalid server name pattern/],
+    ['SNI with a trailing dot', { sni: 'a.com.' }, /^rules\[0\]\.match\.sni: invalid server name pattern/],
+    ['empty ALPN', { alpn: '' }, /^rules\[0\]\.match\.alpn:/],
+  ] as const) {
+    it(`rejects at construction: ${name}`, () => {
+      assert.throws(() => new Router({ ...tlsSpec, rules: [{ match, pool: 'api' }] }), (e: Error) => {
+        assert.match(e.message, error);
+        return true;
+      });
+    });
+  }
+
+  it('property: an SNI rule matches exactly the names its pattern denotes', () => {
+    const label = fc.constantFrom('a', 'b', 'API', 'x-1');
+    fc.assert(
+      fc.property(fc.array(label, { minLength: 1, maxLength: 4 }), fc.boolean(), fc.option(fc.array(label, { minLength: 1, maxLength: 3 }), { nil: undefined }), (base, wild, name) => {
+        const pattern = `${wild ? '*.' : ''}${base.join('.')}`;
+        const r = new Router({ ...tlsSpec, rules: [{ match: { sni: pattern }, pool: 'api' }] });
+        const sni = name?.join('.').toLowerCase();
+        const b = base.join('.').toLowerCase();
+        const want = sni !== undefined && (wild ? sni.endsWith(`.${b}`) : sni === b);
+        assert.equal(r.poolFor(tls(sni)), want ? 'api' : 'web');
+      }),
     );
   });
 });

@@ -1,5 +1,7 @@
 // Content rules in front of pools: the first rule whose every given field matches names a pool;
-// otherwise the default pool. The pool's own policy then picks among the pool's members.
+// otherwise the default pool. HTTP listeners match on Host, path and headers; TLS listeners,
+// routed before the handshake, on SNI and ALPN (and Host, which is the SNI there). The pool's
+// own policy then picks among the pool's members.
 
 import { PolicyConfigError, fieldPath } from './errors.ts';
 import { NO_ELIGIBLE } from './eligible.ts';
@@ -91,7 +93,18 @@ export class Router {
     const tests: Matcher[] = [];
     const max = this.#maxRegexInput;
     const bounded = (re: RegExp) => (s: string) => s.length <= max && re.test(s);
-    if (m.host !== undefined) tests.push(hostMatcher(m.host));
+    if (m.host !== undefined) {
+      const test = nameMatcher(m.host);
+      tests.push((req) => test(req.host));
+    }
+    if (m.sni !== undefined) {
+      const test = nameMatcher(m.sni);
+      tests.push((req) => req.sni !== undefined && test(req.sni));
+    }
+    if (m.alpn !== undefined) {
+      const proto = m.alpn;
+      tests.push((req) => req.alpn !== undefined && req.alpn.includes(proto));
+    }
     if (m.pathPrefix !== undefined) {
       const prefix = m.pathPrefix;
       tests.push((req) => req.path.startsWith(prefix));
@@ -113,15 +126,18 @@ export class Router {
   }
 }
 
-/** "example.com" matches exactly; "*.example.com" matches "a.example.com" and "a.b.example.com". */
-export const hostMatcher = (pattern: string): Matcher => {
+/**
+ * Host and SNI patterns, case-insensitive: "example.com" matches exactly; "*.example.com"
+ * matches "a.example.com" and "a.b.example.com", not "example.com".
+ */
+export const nameMatcher = (pattern: string): ((name: string) => boolean) => {
   const p = pattern.toLowerCase();
   if (p.startsWith('*.')) {
     const suffix = p.slice(1);
-    return (req) => {
-      const h = req.host.toLowerCase();
+    return (name) => {
+      const h = name.toLowerCase();
       return h.length > suffix.length && h.endsWith(suffix);
     };
   }
-  return (req) => req.host.toLowerCase() === p;
+  return (name) => name.toLowerCase() === p;
 };

@@ -36,6 +36,9 @@ export const compiles = (source: string): boolean => {
 
 const regexSource = z.string().refine(compiles, { message: 'invalid regex' });
 
+/** A DNS name ("api.example.com") or a wildcard over its subdomains ("*.example.com"). */
+const SERVER_NAME_PATTERN = /^(?:\*\.)?[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*$/;
+
 export const ruleMatchSchema = z
   .strictObject({
     /** Host header, case-insensitive exact match; "*.example.com" matches any subdomain (not the apex). */
@@ -44,6 +47,17 @@ export const ruleMatchSchema = z
     pathPrefix: z.string().min(1).optional(),
     /** JavaScript RegExp source tested (unanchored, no flags) against the path. */
     pathRegex: regexSource.optional(),
+    /**
+     * TLS listeners: the ClientHello's server_name, case-insensitive exact match;
+     * "*.example.com" matches any subdomain (not the apex). Never matches a request without SNI.
+     */
+    sni: z
+      .string()
+      .regex(SERVER_NAME_PATTERN, { message: 'invalid server name pattern (want "name.example" or "*.name.example")' })
+      .max(253)
+      .optional(),
+    /** TLS listeners: the client offered this ALPN protocol (anywhere in its list), e.g. "h2". */
+    alpn: z.string().min(1).max(255).optional(),
     /** Header present; and equal to `value` and/or matching `regex` when given. */
     header: z
       .strictObject({
@@ -54,7 +68,7 @@ export const ruleMatchSchema = z
       .optional(),
   })
   .refine((m) => Object.values(m).some((v) => v !== undefined), {
-    message: 'a rule needs at least one of host, pathPrefix, pathRegex, header',
+    message: 'a rule needs at least one of host, pathPrefix, pathRegex, header, sni, alpn',
   });
 
 export const routerSpecSchema = z

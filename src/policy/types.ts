@@ -14,7 +14,29 @@ export interface RequestInfo {
   /** Host header without port, lower-case; "" when absent. */
   readonly host: string;
   readonly headers: ReadonlyMap<string, string>;
+  /**
+   * For connections on a TLS listener: the ClientHello's server_name (lower-case), undefined
+   * when the client sent none or the connection is not TLS.
+   */
+  readonly sni?: string | undefined;
+  /** For connections on a TLS listener: the ALPN protocols the client offered, in order. */
+  readonly alpn?: readonly string[] | undefined;
 }
+
+/**
+ * The RequestInfo of a connection on a TLS listener, which is routed before any HTTP is
+ * readable: no method, target, path or headers; host is the SNI (so host rules and a
+ * host-keyed policy see it), or "" without one.
+ */
+export const tlsRequestInfo = (hello: { readonly sni: string | undefined; readonly alpn: readonly string[] }): RequestInfo => ({
+  method: '',
+  target: '',
+  path: '',
+  host: hello.sni ?? '',
+  headers: new Map(),
+  sni: hello.sni,
+  alpn: hello.alpn,
+});
 
 /** Live state of one back-end as the front-end sees it at pick time. */
 export interface BackendView {
