@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { Router, backendId, tlsRequestInfo, type BackendView } from '../src/policy/index.ts';
-import { parseClientHello } from '../src/wire/tls-hello.ts';
+import { TLS_ALERT, alertFor, buildAlert, parseClientHello } from '../src/wire/tls-hello.ts';
 
 const haveOpenssl = (() => {
   try {
@@ -38,15 +38,17 @@ describe('TLS routed by SNI (loopback stand-in for the handoff)', { skip: haveOp
       { name: 'a', policy: { name: 'wrr' }, members: ['A'] },
       { name: 'b', policy: { name: 'wrr' }, members: ['B'] },
       { name: 'h2', policy: { name: 'wrr' }, members: ['H'] },
+      { name: 'down', policy: { name: 'wrr' }, members: ['D'] },
     ],
     rules: [
       { match: { sni: 'a.example.com' }, pool: 'a' },
+      { match: { sni: 'down.example.com' }, pool: 'down' },
       { match: { sni: '*.b.example.com' }, pool: 'b' },
       { match: { alpn: 'h2' }, pool: 'h2' },
     ],
     defaultPool: 'a',
   });
-  const views: BackendView[] = ['A', 'B', 'H'].map((id) => ({ id: backendId(id), up: true, weight: 1, active: 0 }));
+  const views: BackendView[] = ['A', 'B', 'H', 'D'].map((id) => ({ id: backendId(id), up: id !== 'D', weight: 1, active: 0 }));
 
   before(async () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
@@ -82,10 +84,12 @@ describe('TLS routed by SNI (loopback stand-in for the handoff)', { skip: haveOp
         client.pause();
         if (r.kind === 'error') {
           refused.push(r.code);
-          return void client.destroy(); // nothing can be answered before TLS
+          // No HTTP status before TLS: a fatal alert when the peer speaks TLS, else just close.
+          const alert = alertFor(r.code);
+          return void (alert === undefined ? client.destroy() : client.end(buildAlert(alert)));
         }
         const pick = router.pick(tlsRequestInfo(r.hello), views, 0);
-        if (pick.kind !== 'backend') return void client.destroy();
+        if (pick.kind !== 'backend') return void client.end(buildAlert(TLS_ALERT.unrecognizedName));
         const inj = injectors.get(pick.id)!;
         const up = net.connect((inj.address() as net.AddressInfo).port, '127.0.0.1', () => {
           up.write(buf); // every byte read so far, ClientHello first
@@ -143,6 +147,10 @@ describe('TLS routed by SNI (loopback stand-in for the handoff)', { skip: haveOp
       c.on('error', reject);
     });
     assert.equal(cert.subject.CN, 'baton-test');
+  });
+
+  it('a name whose pool has no back-end up gets a fatal unrecognized_name alert', async () => {
+    assert.match(await fetchVia({ servername: 'down.example.com' }), /^error ERR_SSL_TLSV1_UNRECOGNIZED_NAME$/);
   });
 
   it('plain HTTP on the TLS port is closed without an answer', async () => {

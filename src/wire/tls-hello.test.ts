@@ -5,7 +5,10 @@ import tls from 'node:tls';
 import fc from 'fast-check';
 import { BatonError } from './errors.ts';
 import {
+  TLS_ALERT,
   TLS_ERR,
+  alertFor,
+  buildAlert,
   buildClientHello,
   isGrease,
   parseClientHello,
@@ -189,6 +192,15 @@ describe('tls ClientHello refusals', () => {
     assert.deepEqual(r.hello.supportedVersions, [0x0303, 0x0304]);
     assert.equal(r.hello.version, 0x0304);
     assert.ok(isGrease(0x0a0a) && isGrease(0xfafa) && !isGrease(0x0a1a) && !isGrease(0x0304));
+  });
+
+  it('maps refusals to the fatal alert to send, none for peers that do not speak TLS', () => {
+    assert.equal(alertFor(TLS_ERR.CONTENT_TYPE), undefined);
+    assert.equal(alertFor(TLS_ERR.SSLV2), undefined);
+    assert.equal(alertFor(TLS_ERR.VERSION), TLS_ALERT.protocolVersion);
+    assert.equal(alertFor(TLS_ERR.SERVER_NAME), TLS_ALERT.illegalParameter);
+    assert.equal(alertFor(TLS_ERR.TOO_LARGE), TLS_ALERT.decodeError);
+    assert.equal(Buffer.from(buildAlert(TLS_ALERT.unrecognizedName)).toString('hex'), '15030300020270');
   });
 
   it('throws only for invalid limits', () => {

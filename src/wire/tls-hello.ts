@@ -343,6 +343,43 @@ function invalidArgument(name: string, value: number): BatonError {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Refusing: before the handshake no HTTP status can be sent, but a plaintext fatal alert can
+// (RFC 8446 §6), so a client reports "decode error" rather than "connection reset".
+
+/** Alert descriptions a front-end sends when it refuses a connection before the handshake. */
+export const TLS_ALERT = {
+  handshakeFailure: 40,
+  illegalParameter: 47,
+  decodeError: 50,
+  protocolVersion: 70,
+  internalError: 80,
+  unrecognizedName: 112,
+} as const;
+
+/** The alert to send for a refused ClientHello; undefined when the peer does not speak TLS. */
+export function alertFor(code: TlsErrorCode): number | undefined {
+  switch (code) {
+    case TLS_ERR.CONTENT_TYPE:
+    case TLS_ERR.SSLV2:
+      return undefined;
+    case TLS_ERR.VERSION:
+      return TLS_ALERT.protocolVersion;
+    case TLS_ERR.DUPLICATE_EXTENSION:
+    case TLS_ERR.SERVER_NAME:
+    case TLS_ERR.ALPN:
+    case TLS_ERR.SUPPORTED_VERSIONS:
+      return TLS_ALERT.illegalParameter;
+    default:
+      return TLS_ALERT.decodeError;
+  }
+}
+
+/** A fatal alert record (level 2) with this description, record version 3.3. */
+export function buildAlert(description: number): Uint8Array {
+  return Uint8Array.of(21, 3, 3, 0, 2, 2, description & 0xff);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Emitting, for tests, the fuzzer's seeds and clients that want a ClientHello without TLS.
 
 export interface ClientHelloSpec {
