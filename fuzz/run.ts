@@ -1,15 +1,17 @@
-// `npm run fuzz`: a seeded mutation fuzzer over every decoder of untrusted bytes (see
-// fuzz/README.md). Each campaign starts from fuzz/corpus/<decoder>/ plus generated seeds, mutates
-// inputs from a pool, and keeps a mutant in the pool when it produces an outcome signature not
-// seen before (result kind, error code and field): a cheap stand-in for coverage feedback.
+// `npm run fuzz`: a seeded, coverage-guided mutation fuzzer over every decoder of untrusted bytes
+// (see fuzz/README.md). Each campaign starts from fuzz/corpus/<decoder>/ plus generated seeds,
+// mutates inputs from a pool, and keeps a mutant in the pool when it runs a block of src/wire/
+// for the first time (V8 block coverage, fuzz/coverage.ts) or produces an outcome signature not
+// seen before (result kind, error code and field).
 // Crashes (property violations, unexpected exceptions) are minimized and saved under
 // fuzz/crashes/<decoder>/. The heap is sampled after forced GCs to catch unbounded growth.
 //
-//   npm run fuzz -- [--decoder NAME[,NAME]] [--runs N] [--seed S] [--quiet] [--json FILE]
+//   npm run fuzz -- [--decoder NAME[,NAME]] [--runs N] [--seed S] [--no-coverage] [--quiet] [--json FILE]
 //   npm run fuzz -- --write-seeds
 
 import { writeFileSync } from 'node:fs';
 import { CRASH_DIR, readCorpus, writeEntry } from './corpus.ts';
+import { Coverage } from './coverage.ts';
 import { Rand, mutate } from './mutate.ts';
 import { allSeeds } from './seeds.ts';
 import { Crash, DECODERS, TARGETS, type DecoderName, type Target } from './targets.ts';
@@ -21,6 +23,7 @@ interface Options {
   quiet: boolean;
   json: string | undefined;
   writeSeeds: boolean;
+  coverage: boolean;
 }
 
 interface Summary {
@@ -29,6 +32,7 @@ interface Summary {
   seconds: number;
   perSecond: number;
   signatures: number;
+  blocks: number;
   pool: number;
   crashes: number;
   uniqueCrashes: string[];
@@ -40,6 +44,8 @@ interface Summary {
 /** Heap growth over a campaign (after warm-up, after GC) that counts as unbounded. */
 const HEAP_GROWTH_LIMIT_MB = 64;
 const POOL_MAX = 4096;
+/** Inputs run between coverage takes; a batch with new blocks is replayed one input at a time. */
+const BATCH = 1024;
 
 const DICTIONARY: Partial<Record<DecoderName, Uint8Array[]>> = {
   'http-head': ['\r\n', '\r\n\r\n', ' ', ':', 'Host: ', 'Content-Length: ', 'Transfer-Encoding: chunked', 'HTTP/1.1', 'HTTP/1.0', '[::1]', ',', '\t', 'CONNECT', 'OPTIONS', '*', 'http://'].map((s) =>
@@ -49,7 +55,7 @@ const DICTIONARY: Partial<Record<DecoderName, Uint8Array[]>> = {
 };
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { decoders: [...DECODERS], runs: 1_000_000, seed: 1, quiet: false, json: undefined, writeSeeds: false };
+  const o: Options = { decoders: [...DECODERS], runs: 1_000_000, seed: 1, quiet: false, json: undefined, writeSeeds: false, coverage: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -66,8 +72,9 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--quiet') o.quiet = true;
     else if (a === '--json') o.json = value();
     else if (a === '--write-seeds') o.writeSeeds = true;
+    else if (a === '--no-coverage') o.coverage = false;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run fuzz -- [--decoder blob,frame,http-head,proxy-v2,tls-hello] [--runs N] [--seed S] [--quiet] [--json FILE] | --write-seeds');
+      console.log('usage: npm run fuzz -- [--decoder blob,frame,http-head,proxy-v2,tls-hello] [--runs N] [--seed S] [--no-coverage] [--quiet] [--json FILE] | --write-seeds');
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
@@ -112,13 +119,14 @@ function minimize(t: Target, input: Uint8Array, signature: string): Uint8Array {
   return best;
 }
 
-function campaign(t: Target, seeds: Uint8Array[], o: Options): Summary {
+function campaign(t: Target, seeds: Uint8Array[], o: Options, cov: Coverage | undefined): Summary {
   const r = new Rand(o.seed * 0x9e3779b1 + DECODERS.indexOf(t.name));
   const pool: Uint8Array[] = [...seeds];
   if (pool.length === 0) pool.push(new Uint8Array(0));
   const signatures = new Set<string>();
   const crashes = new Map<string, number>();
   const mutOptions = { maxLength: t.maxInput, pool, dictionary: DICTIONARY[t.name] };
+  cov?.forget();
   for (const s of seeds) {
     const c = crashOf(t, s);
     if (c !== undefined) record(c, s);
@@ -141,6 +149,36 @@ function campaign(t: Target, seeds: Uint8Array[], o: Options): Summary {
     if (c.cause instanceof Error && c.cause.stack !== undefined) console.log(c.cause.stack.split('\n').slice(0, 6).join('\n'));
   }
 
+  cov?.collect(true);
+  const batch: Uint8Array[] = [];
+  const keep = (input: Uint8Array): void => {
+    if (pool.length < POOL_MAX) pool.push(input);
+    else pool[r.int(POOL_MAX)] = input;
+  };
+  /** Runs one input: its outcome signature, or undefined if it crashed (recorded). */
+  const run = (input: Uint8Array): string | undefined => {
+    try {
+      return t.check(input);
+    } catch (e) {
+      record(e instanceof Crash ? e : new Crash(`${t.name}:harness`, String(e)), input);
+      return undefined;
+    }
+  };
+
+  /** Inputs among `inputs` (already run, their blocks not yet committed) that cover new blocks. */
+  const explore = (inputs: Uint8Array[]): void => {
+    if (inputs.length === 1) {
+      run(inputs[0]!);
+      if (cov!.collect(true) > 0) keep(inputs[0]!);
+      return;
+    }
+    const mid = inputs.length >>> 1;
+    for (const half of [inputs.slice(0, mid), inputs.slice(mid)]) {
+      for (const x of half) run(x);
+      if (cov!.collect(false) > 0) explore(half);
+    }
+  };
+
   for (let i = 1; i <= o.runs; i++) {
     let input: Uint8Array;
     if (r.chance(0.01)) {
@@ -150,17 +188,17 @@ function campaign(t: Target, seeds: Uint8Array[], o: Options): Summary {
       if (t.fixup !== undefined && r.chance(0.5)) input = t.fixup(input);
     }
     if (input.length > maxInput) maxInput = input.length;
-    let sig: string;
-    try {
-      sig = t.check(input);
-    } catch (e) {
-      record(e instanceof Crash ? e : new Crash(`${t.name}:harness`, String(e)), input);
-      continue;
-    }
-    if (!signatures.has(sig)) {
+    const sig = run(input);
+    if (sig !== undefined && !signatures.has(sig)) {
       signatures.add(sig);
-      if (pool.length < POOL_MAX) pool.push(input);
-      else pool[r.int(POOL_MAX)] = input;
+      keep(input);
+    } else if (cov !== undefined) {
+      batch.push(input);
+    }
+    if (cov !== undefined && (batch.length === BATCH || i === o.runs)) {
+      // New blocks somewhere in the batch: bisect it to keep just the inputs that cover them.
+      if (cov.collect(false) > 0) explore(batch);
+      batch.length = 0;
     }
     if (i === warmAt) heapWarm = heapMB();
     if (!o.quiet && (i & 0x3ff) === 0) {
@@ -169,10 +207,11 @@ function campaign(t: Target, seeds: Uint8Array[], o: Options): Summary {
         lastReport = now;
         reported = true;
         const rate = Math.round(i / ((now - start) / 1000));
-        process.stderr.write(`\r${t.name.padEnd(10)} ${String(i).padStart(9)}/${o.runs}  ${String(rate).padStart(7)}/s  signatures ${signatures.size}  pool ${pool.length}  crashes ${sum(crashes)}   `);
+        process.stderr.write(`\r${t.name.padEnd(10)} ${String(i).padStart(9)}/${o.runs}  ${String(rate).padStart(7)}/s  signatures ${signatures.size}  blocks ${cov?.size ?? '-'}  pool ${pool.length}  crashes ${sum(crashes)}   `);
       }
     }
   }
+  const blocks = cov?.size ?? 0;
   const seconds = (performance.now() - start) / 1000;
   if (reported) process.stderr.write('\n');
   return {
@@ -181,6 +220,7 @@ function campaign(t: Target, seeds: Uint8Array[], o: Options): Summary {
     seconds,
     perSecond: Math.round(o.runs / seconds),
     signatures: signatures.size,
+    blocks,
     pool: pool.length,
     crashes: sum(crashes),
     uniqueCrashes: [...crashes.keys()],
@@ -193,13 +233,14 @@ function campaign(t: Target, seeds: Uint8Array[], o: Options): Summary {
 const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
 
 function table(rows: Summary[]): string {
-  const head = ['decoder', 'inputs', 'seconds', 'inputs/s', 'signatures', 'pool', 'crashes', 'unique', 'heap warm->end MB', 'max input'];
+  const head = ['decoder', 'inputs', 'seconds', 'inputs/s', 'signatures', 'blocks', 'pool', 'crashes', 'unique', 'heap warm->end MB', 'max input'];
   const body = rows.map((s) => [
     s.decoder,
     String(s.inputs),
     s.seconds.toFixed(1),
     String(s.perSecond),
     String(s.signatures),
+    String(s.blocks),
     String(s.pool),
     String(s.crashes),
     String(s.uniqueCrashes.length),
@@ -213,6 +254,8 @@ function table(rows: Summary[]): string {
 
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
+  // Coverage of src/wire only (the code under test, not the harness), started before any of it runs.
+  const cov = o.coverage && !o.writeSeeds ? new Coverage((url) => url.includes('/src/wire/')) : undefined;
   const seeds = await allSeeds();
   if (o.writeSeeds) {
     for (const d of DECODERS) for (const [label, bytes] of seeds[d]) console.log(writeEntry(d, `seed-${label}`, bytes));
@@ -223,8 +266,9 @@ async function main(): Promise<number> {
   const rows: Summary[] = [];
   for (const d of o.decoders) {
     const corpus = readCorpus(d).map((e) => e.bytes);
-    rows.push(campaign(TARGETS[d], [...corpus, ...seeds[d].map(([, b]) => b)], o));
+    rows.push(campaign(TARGETS[d], [...corpus, ...seeds[d].map(([, b]) => b)], o, cov));
   }
+  cov?.stop();
   console.log(`\n${table(rows)}`);
   let bad = false;
   for (const s of rows) {
