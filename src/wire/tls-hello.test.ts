@@ -248,6 +248,26 @@ describe('tls ClientHello properties', () => {
     return { bytes: b, cut: cut % (b.length + 1) };
   });
 
+  it('decides within maxHelloBytes + 5 x maxRecords bytes, so a reader buffers no more', () => {
+    const limits = { maxHelloBytes: 64, maxRecords: 4 };
+    const bound = limits.maxHelloBytes + 5 * limits.maxRecords;
+    const longInput = fc.oneof(
+      fc.uint8Array({ minLength: bound + 1, maxLength: bound + 40 }).map((b) => {
+        b[0] = 22; // mostly get past the first-byte refusals
+        b[1] = 3;
+        b[2] = 1;
+        return b;
+      }),
+      fc.tuple(spec, fc.integer({ min: 1, max: 30 })).map(([s, size]) => buildClientHello({ ...s, recordSize: size })).filter((b) => b.length > bound),
+    );
+    fc.assert(
+      fc.property(longInput, (bytes) => {
+        assert.notEqual(parseClientHello(bytes, limits).kind, 'incomplete');
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('never throws, and a result found on a prefix is the result on the whole input', () => {
     fc.assert(
       fc.property(fc.oneof(mutated, fc.uint8Array({ maxLength: 64 }).map((bytes) => ({ bytes, cut: bytes.length >>> 1 }))), ({ bytes, cut }) => {
