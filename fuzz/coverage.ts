@@ -1,9 +1,8 @@
 // Block coverage of the code under test from V8 itself, through the in-process inspector
-// (Profiler.startPreciseCoverage, binary block counts). No instrumentation and no dependency:
-// each take returns, per executed function, the ranges of blocks that did NOT run since the
-// previous take, and resets. Start it before the code under test first runs: functions compiled
-// earlier are not reported. A block counts as covered once it has run outside every
-// not-run range of some take; the fuzzer keeps an input when it covers a block for the first time.
+// (Profiler.startPreciseCoverage with block counts). No instrumentation and no dependency: each
+// take returns, per function, nested ranges with execution counts since the previous take, and
+// resets them. Start it before the code under test first runs: functions compiled earlier are
+// not reported. The fuzzer keeps an input when it runs a block for the first time.
 
 import { Session } from 'node:inspector';
 
@@ -13,6 +12,7 @@ interface Range {
   readonly count: number;
 }
 interface ScriptCoverage {
+  readonly scriptId: string;
   readonly url: string;
   readonly functions: readonly { readonly ranges: readonly Range[] }[];
 }
@@ -20,21 +20,34 @@ interface ScriptCoverage {
 export class Coverage {
   readonly #session = new Session();
   readonly #include: (url: string) => boolean;
-  /** Per function ("url@start"), every not-run block range ever reported ("start:end"). */
-  readonly #blocks = new Map<string, Set<string>>();
+  /** Per function ("url@start"), the start offset of every block range ever reported. */
+  readonly #blocks = new Map<string, Set<number>>();
   /** Function keys and "function|block" keys that have run. */
   readonly #covered = new Set<string>();
+  readonly #scriptIds = new Map<string, string>();
 
   constructor(include: (url: string) => boolean) {
     this.#include = include;
     this.#session.connect();
     this.#post('Profiler.enable');
-    this.#post('Profiler.startPreciseCoverage', { callCount: false, detailed: true });
+    // Counts, not binary: in binary mode V8 leaves out a function whose every block ran since
+    // the last take, which cannot be told apart from one that did not run.
+    this.#post('Profiler.startPreciseCoverage', { callCount: true, detailed: true });
   }
 
-  /** Blocks covered so far. */
+  /** Blocks (and functions) covered so far. */
   get size(): number {
     return this.#covered.size;
+  }
+
+  /** Blocks of functions that ran which never ran themselves (as "url@fn|start"). */
+  uncovered(): string[] {
+    const out: string[] = [];
+    for (const [fn, blocks] of this.#blocks) {
+      if (!this.#covered.has(fn)) continue;
+      for (const b of blocks) if (!this.#covered.has(`${fn}|${b}`)) out.push(`${fn}|${b}`);
+    }
+    return out;
   }
 
   /**
@@ -45,24 +58,30 @@ export class Coverage {
     const res = this.#post('Profiler.takePreciseCoverage') as { result: ScriptCoverage[] };
     let fresh = 0;
     const seenNow = new Set<string>();
+    const note = (k: string): void => {
+      if (this.#covered.has(k) || seenNow.has(k)) return;
+      seenNow.add(k);
+      fresh++;
+    };
     for (const script of res.result) {
       if (!this.#include(script.url)) continue;
+      this.#scriptIds.set(script.url, script.scriptId);
       for (const fn of script.functions) {
         const [whole, ...inner] = fn.ranges;
         if (whole === undefined || whole.count === 0) continue;
         const key = `${script.url}@${whole.startOffset}`;
-        const notRun = inner.filter((r) => r.count === 0);
+        note(key);
         let blocks = this.#blocks.get(key);
         if (blocks === undefined) this.#blocks.set(key, (blocks = new Set()));
-        for (const r of notRun) blocks.add(`${r.startOffset}:${r.endOffset}`);
-        const ran = (b: string): boolean => {
-          const [s, e] = b.split(':').map(Number) as [number, number];
-          return !notRun.some((r) => r.startOffset <= s && e <= r.endOffset);
-        };
-        for (const k of [key, ...[...blocks].filter(ran).map((b) => `${key}|${b}`)]) {
-          if (this.#covered.has(k) || seenNow.has(k)) continue;
-          seenNow.add(k);
-          fresh++;
+        for (const r of inner) blocks.add(r.startOffset);
+        // A block is known by its start: V8 reports its end differently depending on what ran
+        // after it. It ran if the innermost reported range around its start has a count.
+        for (const start of blocks) {
+          let best: Range = whole;
+          for (const r of inner) {
+            if (r.startOffset <= start && start < r.endOffset && r.endOffset - r.startOffset <= best.endOffset - best.startOffset) best = r;
+          }
+          if (best.count > 0) note(`${key}|${start}`);
         }
       }
     }
@@ -75,6 +94,26 @@ export class Coverage {
     this.#post('Profiler.takePreciseCoverage');
     this.#blocks.clear();
     this.#covered.clear();
+  }
+
+  /** The first line of source (as V8 runs it, after tsx) of each block that never ran. */
+  describeUncovered(): string[] {
+    this.#post('Debugger.enable');
+    const sources = new Map<string, string>();
+    const out = this.uncovered().map((k) => {
+      const [, url = '', s = '0'] = /^(.*)@\d+\|(\d+)$/.exec(k) ?? [];
+      let src = sources.get(url);
+      if (src === undefined) {
+        const id = this.#scriptIds.get(url);
+        src = id === undefined ? '' : (this.#post('Debugger.getScriptSource', { scriptId: id }) as { scriptSource: string }).scriptSource;
+        sources.set(url, src);
+      }
+      const line = src.slice(0, Number(s)).split('\n').length;
+      const text = src.slice(Number(s), Number(s) + 100).trim().split('\n')[0]!;
+      return `${url.replace(/^.*\/src\//, 'src/')}:${line} (as run): ${text}`;
+    });
+    this.#post('Debugger.disable');
+    return out;
   }
 
   stop(): void {

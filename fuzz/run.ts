@@ -6,7 +6,7 @@
 // Crashes (property violations, unexpected exceptions) are minimized and saved under
 // fuzz/crashes/<decoder>/. The heap is sampled after forced GCs to catch unbounded growth.
 //
-//   npm run fuzz -- [--decoder NAME[,NAME]] [--runs N] [--seed S] [--no-coverage] [--quiet] [--json FILE]
+//   npm run fuzz -- [--decoder NAME[,NAME]] [--runs N] [--seed S] [--no-coverage] [--show-uncovered] [--quiet] [--json FILE]
 //   npm run fuzz -- --write-seeds
 
 import { writeFileSync } from 'node:fs';
@@ -24,6 +24,7 @@ interface Options {
   json: string | undefined;
   writeSeeds: boolean;
   coverage: boolean;
+  showUncovered: boolean;
 }
 
 interface Summary {
@@ -33,6 +34,8 @@ interface Summary {
   perSecond: number;
   signatures: number;
   blocks: number;
+  /** Blocks in functions that ran which no input ever reached. */
+  blocksNeverRun: number;
   pool: number;
   crashes: number;
   uniqueCrashes: string[];
@@ -51,11 +54,14 @@ const DICTIONARY: Partial<Record<DecoderName, Uint8Array[]>> = {
   'http-head': ['\r\n', '\r\n\r\n', ' ', ':', 'Host: ', 'Content-Length: ', 'Transfer-Encoding: chunked', 'HTTP/1.1', 'HTTP/1.0', '[::1]', ',', '\t', 'CONNECT', 'OPTIONS', '*', 'http://'].map((s) =>
     Uint8Array.from(Buffer.from(s, 'latin1')),
   ),
-  'tls-hello': [Uint8Array.of(0x16, 0x03, 0x01), Uint8Array.of(0x00, 0x00), Uint8Array.of(0x00, 0x10), Uint8Array.of(0x00, 0x2b), Uint8Array.of(0x2e), Uint8Array.of(0x02, 0x68, 0x32)],
+  'tls-hello': [
+    ...[[0x16, 0x03, 0x01], [0x00, 0x00], [0x00, 0x10], [0x00, 0x2b], [0x02, 0x68, 0x32]].map((b) => Uint8Array.from(b)),
+    ...['.', '-', '_', '1', '.1', 'A', '..'].map((t) => Uint8Array.from(Buffer.from(t, 'latin1'))),
+  ],
 };
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { decoders: [...DECODERS], runs: 1_000_000, seed: 1, quiet: false, json: undefined, writeSeeds: false, coverage: true };
+  const o: Options = { decoders: [...DECODERS], runs: 1_000_000, seed: 1, quiet: false, json: undefined, writeSeeds: false, coverage: true, showUncovered: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -73,8 +79,9 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--json') o.json = value();
     else if (a === '--write-seeds') o.writeSeeds = true;
     else if (a === '--no-coverage') o.coverage = false;
+    else if (a === '--show-uncovered') o.showUncovered = true;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run fuzz -- [--decoder blob,frame,http-head,proxy-v2,tls-hello] [--runs N] [--seed S] [--no-coverage] [--quiet] [--json FILE] | --write-seeds');
+      console.log('usage: npm run fuzz -- [--decoder blob,frame,http-head,proxy-v2,tls-hello] [--runs N] [--seed S] [--no-coverage] [--show-uncovered] [--quiet] [--json FILE] | --write-seeds');
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
@@ -212,6 +219,8 @@ function campaign(t: Target, seeds: Uint8Array[], o: Options, cov: Coverage | un
     }
   }
   const blocks = cov?.size ?? 0;
+  const blocksNeverRun = cov?.uncovered().length ?? 0;
+  if (cov !== undefined && o.showUncovered) console.log(`${t.name}: blocks never run:\n  ${cov.describeUncovered().join('\n  ')}`);
   const seconds = (performance.now() - start) / 1000;
   if (reported) process.stderr.write('\n');
   return {
@@ -221,6 +230,7 @@ function campaign(t: Target, seeds: Uint8Array[], o: Options, cov: Coverage | un
     perSecond: Math.round(o.runs / seconds),
     signatures: signatures.size,
     blocks,
+    blocksNeverRun,
     pool: pool.length,
     crashes: sum(crashes),
     uniqueCrashes: [...crashes.keys()],
@@ -233,7 +243,7 @@ function campaign(t: Target, seeds: Uint8Array[], o: Options, cov: Coverage | un
 const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
 
 function table(rows: Summary[]): string {
-  const head = ['decoder', 'inputs', 'seconds', 'inputs/s', 'signatures', 'blocks', 'pool', 'crashes', 'unique', 'heap warm->end MB', 'max input'];
+  const head = ['decoder', 'inputs', 'seconds', 'inputs/s', 'signatures', 'blocks run', 'never run', 'pool', 'crashes', 'unique', 'heap warm->end MB', 'max input'];
   const body = rows.map((s) => [
     s.decoder,
     String(s.inputs),
@@ -241,6 +251,7 @@ function table(rows: Summary[]): string {
     String(s.perSecond),
     String(s.signatures),
     String(s.blocks),
+    String(s.blocksNeverRun),
     String(s.pool),
     String(s.crashes),
     String(s.uniqueCrashes.length),
@@ -258,7 +269,14 @@ async function main(): Promise<number> {
   const cov = o.coverage && !o.writeSeeds ? new Coverage((url) => url.includes('/src/wire/')) : undefined;
   const seeds = await allSeeds();
   if (o.writeSeeds) {
-    for (const d of DECODERS) for (const [label, bytes] of seeds[d]) console.log(writeEntry(d, `seed-${label}`, bytes));
+    // Captured hellos differ on every capture (random, key shares): keep a label's first file.
+    for (const d of DECODERS) {
+      const have = readCorpus(d).map((e) => e.name);
+      for (const [label, bytes] of seeds[d]) {
+        if (have.some((n) => n.startsWith(`seed-${label}-`))) continue;
+        console.log(writeEntry(d, `seed-${label}`, bytes));
+      }
+    }
     return 0;
   }
   if (gc === undefined) console.warn('fuzz: run node with --expose-gc for heap figures after GC (npm run fuzz does)');

@@ -97,6 +97,12 @@ function httpSeeds(): [string, Uint8Array][] {
     ['options-star', text('OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n')],
     ['smuggle', text('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n')],
     ['h2-preface', text('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')],
+    // Near the fuzz limits (4096 bytes, 32 fields), which mutation alone rarely reaches.
+    ['many-fields', text(`GET / HTTP/1.1\r\nHost: a\r\n${Array.from({ length: 32 }, (_, i) => `X-${i}: ${i}\r\n`).join('')}\r\n`)],
+    ['big-cookie', text(`GET / HTTP/1.1\r\nHost: a\r\nCookie: ${'c'.repeat(4040)}\r\n\r\n`)],
+    ['chunked-not-last', text('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n')],
+    ['content-length-huge', text('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n')],
+    ['connect-origin-form', text('CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n')],
   ];
 }
 
@@ -147,6 +153,14 @@ async function tlsSeeds(): Promise<[string, Uint8Array][]> {
     ['node-tls13-split-records', wrapRecords(node13.subarray(5), 100)],
     ['built-no-sni', buildClientHello({ alpn: ['http/1.1'], supportedVersions: [0x0a0a, 0x0304] })],
     ['built-grease-ext', buildClientHello({ sni: 'x.y', extra: [[0x1a1a, new Uint8Array(0)], [0xff01, Uint8Array.of(0)]] })],
+    // Handshake header split over records, and more records than the fuzz limit (64).
+    ['built-records-of-3', buildClientHello({ sni: 'a.example.com', alpn: ['h2'], recordSize: 3 })],
+    ['built-records-of-9', buildClientHello({ sni: 'a.example.com', recordSize: 9 })],
+    ['built-records-of-1', buildClientHello({ sni: 'a.example.com', recordSize: 1 })],
+    // Refusals deep in the extensions, for the mutator to start from.
+    ['built-sni-ipv4', buildClientHello({ sni: '192.0.2.1' })],
+    ['built-sni-hyphen', buildClientHello({ sni: 'a-.example.com' })],
+    ['built-alpn-empty', buildClientHello({ extra: [[16, Uint8Array.of(0, 0)]] })],
   ];
 }
 

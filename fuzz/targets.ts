@@ -234,7 +234,8 @@ const tlsHello: Target = {
         'tls-hello:roundtrip',
         'tls-hello: build(parse(x)) does not parse to the same sni/alpn/version',
       );
-      return `ok:${h.sni === undefined ? 'nosni' : 'sni'}:${h.alpn.length}:${h.version.toString(16)}:${r.records > 1 ? 'multi' : 'one'}`;
+      const version = h.version >= 0x0300 && h.version <= 0x0304 ? h.version.toString(16) : 'other';
+      return `ok:${h.sni === undefined ? 'nosni' : 'sni'}:${Math.min(h.alpn.length, 2)}:${version}:${r.records > 1 ? 'multi' : 'one'}`;
     }, () => false);
   },
 };
