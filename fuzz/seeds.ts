@@ -31,6 +31,7 @@ const BLOB: HandoffBlob = {
     rcvWscale: 9,
     sackPermitted: true,
     timestamps: true,
+    finReceived: false,
     tsVal: 0x0a0b0c0d,
     recvQueue: text('GET / HTTP/1.1\r\nHost: a\r\n\r\n'),
     sendQueue: text('ok'),
@@ -58,6 +59,8 @@ function blobSeeds(): [string, Uint8Array][] {
     ['v6-empty-queues', v6],
     ['v4-skippable-tlv', withTlv(v4, 9, 1, text('hello'))],
     ['v4-nonskippable-tlv', withTlv(v4, 9, 0, new Uint8Array(0))],
+    ['v4-encap-fin', encodeBlob({ ...BLOB, encap: { frontend: '10.0.0.1' }, state: { ...BLOB.state, finReceived: true } })],
+    ['v6-encap', encodeBlob({ ...BLOB, encap: { frontend: '2001:db8::fe' }, state: { ...BLOB.state, family: 6, client: { address: '2001:db8::1', port: 1 }, vip: { address: '2001:db8::80', port: 443 } } })],
   ];
 }
 
@@ -68,10 +71,10 @@ const MESSAGES: Message[] = [
   { kind: 'auth-ok' },
   { kind: 'handoff', id: 42n, blob: encodeBlob(BLOB) },
   { kind: 'ack', id: 42n, ok: false, code: 'BATON_ERR_X', reason: 'inject: restore window: EINVAL' },
-  { kind: 'load', active: 3, seq: 9 },
-  { kind: 'load', active: 3, seq: 10, capacity: 100 },
-  { kind: 'flow-end', family: 4, client: { address: '192.0.2.1', port: 4000 }, vip: { address: '10.0.0.1', port: 80 } },
-  { kind: 'flow-end', family: 6, client: { address: '::ffff:192.0.2.1', port: 4000 }, vip: { address: '2001:db8::80', port: 443 } },
+  { kind: 'load', active: 3, seq: 9, commits: 4 },
+  { kind: 'load', active: 3, seq: 10, commits: 0xffffffff, capacity: 100 },
+  { kind: 'flow-end', id: 42n, family: 4, client: { address: '192.0.2.1', port: 4000 }, vip: { address: '10.0.0.1', port: 80 } },
+  { kind: 'flow-end', id: 43n, family: 6, client: { address: '::ffff:192.0.2.1', port: 4000 }, vip: { address: '2001:db8::80', port: 443 } },
   { kind: 'commit', id: 1n },
   { kind: 'abort', id: 0xffff_ffff_ffff_ffffn },
   { kind: 'ping', token: 5n },
