@@ -1,42 +1,49 @@
-// Network-namespace topologies for the demo, kernel tests and benchmarks.
-//
-// One lab is one L2 segment: a private "switch" namespace holds a Linux bridge, and the client, the front-end and N
-// back-ends each live in their own namespace, joined to the bridge by a veth pair. Every lab uses the same subnet
-// (10.77.0.0/24) because nothing of it is visible outside its own switch namespace; names are unique per lab id, so
-// labs can run side by side (several engineers, parallel tests). Nothing is created in the root namespace.
-//
-//   client 10.77.0.2 ─┐
-//   frontend 10.77.0.10 + VIP (answers ARP for it) ─┤ br0 in `${id}-sw`
-//   backend i 10.77.0.(10+i), VIP on lo (LVS-DR real server) ─┘
+// Network-namespace labs for the demo, kernel tests and benchmarks: builds the topology planned by topology.ts (an
+// L2 segment by default; a router with per-role subnets, several front-ends and BGP on request), runs processes in
+// it, injects faults (faults.ts), and tears it down (reaper.ts). Every lab uses the same addresses because nothing of
+// it is visible outside its own namespaces; names are unique per lab id, so labs run side by side (several engineers,
+// parallel tests). Nothing is created in the root namespace.
 //
 // Offloads (TSO/GSO, checksum) stay on: packets between namespaces never reach a wire, so partial checksums are
 // valid throughout, and turning them off would make benchmark numbers unlike a real host. Turn them off per test if a
 // capture needs wire-exact segments.
-//
-// Cleanup is layered because labs outlive crashed processes: down() for the normal path, exit/signal handlers for a
-// dying process, and labDownAll() with state files in /run/baton-lab plus a namespace-name scan for the rest.
 
 import type { ChildProcess } from 'node:child_process';
 import { spawn as spawnChild } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LabError, run, runOk, runSync, type RunOptions, type RunResult } from './run.ts';
+import { frontendBirdConfig, routerBirdConfig } from './bird.ts';
+import { faultScript, NO_FAULT, validLossPercent, type FaultDirection, type FaultState } from './faults.ts';
+import { killChild, killPid, killQuietly, sleep, stopChild } from './proc.ts';
+import { labWorkDir, removeNamespaceSync, removeNamespaces, trackLab, untrackLab, type Reapable } from './reaper.ts';
+import { LabError, run, runOk, type RunOptions, type RunResult } from './run.ts';
+import {
+  LAB_DEFAULT_VIP,
+  LAB_PREFIX_LEN,
+  LAB_PREFIX_LEN6,
+  onSegment,
+  planLab,
+  planNamespaces,
+  type LabHost,
+  type LabPlan,
+  type LabRouter,
+  type LabSegment,
+} from './topology.ts';
 
 export { LabError } from './run.ts';
+export { isAlive, stopChild } from './proc.ts';
+export { LAB_NETNS_PATTERN, LAB_STATE_DIR, labDownAll, listNamespaces } from './reaper.ts';
+export { LAB_DEFAULT_VIP, LAB_DEFAULT_VIP6, LAB_PREFIX_LEN, LAB_PREFIX_LEN6 } from './topology.ts';
+export type { LabHost, LabRole, LabRouter, LabSegment } from './topology.ts';
+export type { FaultDirection } from './faults.ts';
 
-export type LabRole = 'client' | 'frontend' | 'backend';
+/** The L2 lab's subnet (first three octets). */
+export const LAB_SUBNET = '10.77.0';
 
-export interface LabHost {
-  readonly role: LabRole;
-  /** Short name: 'c', 'fe', 'b1', 'b2', ... */
-  readonly name: string;
+/** Anything a command can run in: a host, or the router. */
+export interface LabNode {
   readonly netns: string;
-  /** The interface inside the namespace that is plugged into the bridge. */
-  readonly ifname: string;
-  /** IPv4 address on ifname (prefix length: Lab.prefixLen). */
-  readonly address: string;
-  readonly mac: string;
 }
 
 export interface IfaceCounters {
@@ -49,16 +56,46 @@ export interface IfaceCounters {
 export interface Lab {
   readonly id: string;
   readonly vip: string;
+  /** The IPv6 VIP, when the lab has IPv6. */
+  readonly vip6: string | undefined;
   readonly prefixLen: number;
+  readonly prefixLen6: number;
   readonly client: LabHost;
+  /** The first front-end (the only one unless `frontends` was given). */
   readonly frontend: LabHost;
+  readonly frontends: readonly LabHost[];
   readonly backends: readonly LabHost[];
+  /** The namespace holding the bridges: the switch (L2 lab) or the router. */
   readonly switchNetns: string;
+  /** The router, in a routed or several-front-end lab. */
+  readonly router: LabRouter | undefined;
+  /** Back-ends sit in another subnet than the front-ends: steering must encapsulate (no L2 direct routing). */
+  readonly routed: boolean;
+  /** The router learns the VIP from the front-ends' BGP daemons (ECMP). */
+  readonly bgp: boolean;
+  readonly segments: readonly LabSegment[];
   /** Runs `ip netns exec <ns> argv...`; never throws for a non-zero exit. */
-  exec(host: LabHost, argv: string[], opts?: RunOptions): Promise<RunResult>;
-  /** Starts a long-running process in the host's namespace; down() kills it. */
-  spawn(host: LabHost, argv: string[], opts?: { env?: NodeJS.ProcessEnv }): ChildProcess;
+  exec(node: LabNode, argv: string[], opts?: RunOptions): Promise<RunResult>;
+  /** Starts a long-running process in the node's namespace; down() kills it. */
+  spawn(node: LabNode, argv: string[], opts?: { env?: NodeJS.ProcessEnv }): ChildProcess;
   ifaceBytes(host: LabHost): Promise<IfaceCounters>;
+  /** Drops `percent` (0..100) of the packets on the host's link, in one or both directions; 0 clears the loss. */
+  setLoss(host: LabHost, percent: number, direction?: FaultDirection): Promise<void>;
+  clearLoss(host: LabHost): Promise<void>;
+  /** Drops every packet on the host's link, both directions, until unblackhole() (loss settings are kept). */
+  blackhole(host: LabHost): Promise<void>;
+  unblackhole(host: LabHost): Promise<void>;
+  /** Sends a signal (default SIGKILL: a crash) to a process of this lab or a pid, and waits until it is gone. */
+  killProcess(target: ChildProcess | number, signal?: NodeJS.Signals): Promise<void>;
+  /** BGP labs: the next hops the router's kernel has for the VIP (IPv4, or IPv6 with family 6). */
+  vipNextHops(family?: 4 | 6): Promise<string[]>;
+  /** BGP labs: waits until the router has exactly `n` next hops for the VIP; throws after timeoutMs. */
+  waitForNextHops(n: number, opts?: { family?: 4 | 6; timeoutMs?: number }): Promise<string[]>;
+  /** BGP labs: stops (SIGTERM: a clean withdrawal) or kills (SIGKILL: the router notices at hold-timer expiry) a
+   * front-end's BIRD. */
+  stopBgp(fe: LabHost, signal?: NodeJS.Signals): Promise<void>;
+  /** BGP labs: starts a front-end's BIRD again after stopBgp. */
+  startBgp(fe: LabHost): Promise<void>;
   /** Kills tracked processes, then anything left in the namespaces, then deletes them. Idempotent. */
   down(): Promise<void>;
 }
@@ -70,26 +107,16 @@ export interface LabOptions {
   readonly id?: string;
   /** The virtual IP the front-end owns; default 10.77.0.100. */
   readonly vip?: string;
+  /** Client, front-end and back-ends in three subnets joined by a router; default false (one L2 segment). */
+  readonly routed?: boolean;
+  /** Dual stack: IPv6 addresses everywhere and an IPv6 VIP; default false (IPv6 disabled in every namespace). */
+  readonly ipv6?: boolean;
+  /** The IPv6 VIP (implies ipv6); default fd77::100. */
+  readonly vip6?: string;
+  /** N front-ends behind a router that learns the VIP from each over BGP (BIRD 2) and spreads flows by ECMP. */
+  readonly frontends?: number;
   /** Leave the lab up when this process exits (the `lab up` command); default false. */
   readonly keepOnExit?: boolean;
-}
-
-export const LAB_SUBNET = '10.77.0';
-export const LAB_PREFIX_LEN = 24;
-export const LAB_DEFAULT_VIP = `${LAB_SUBNET}.100`;
-export const LAB_STATE_DIR = '/run/baton-lab';
-/** Namespaces of labs with generated ids; labDownAll() finds them even without a state file. */
-export const LAB_NETNS_PATTERN = /^bt[0-9a-f]{4}-/;
-
-const MAX_BACKENDS = 50;
-const KILL_GRACE_MS = 2000;
-
-interface LabStateFile {
-  readonly id: string;
-  readonly vip: string;
-  readonly namespaces: readonly string[];
-  readonly pid: number;
-  readonly createdAt: string;
 }
 
 /** Sysctls every host namespace gets. Kernel defaults mostly, but made explicit so TCP options are known. */
@@ -98,61 +125,109 @@ const COMMON_SYSCTLS = [
   'net.ipv4.tcp_timestamps=1',
   'net.ipv4.tcp_sack=1',
   'net.ipv4.tcp_window_scaling=1',
-  // Source validation would drop direct-routing traffic (VIP-sourced replies, MAC-forwarded requests).
+  // Source validation would drop direct-routing traffic (VIP-sourced replies, MAC-forwarded requests). 'default'
+  // is set before the veth exists, so eth0 inherits it; the effective value is the max of 'all' and the interface.
   'net.ipv4.conf.all.rp_filter=0',
   'net.ipv4.conf.default.rp_filter=0',
-  // No IPv6: keeps neighbour discovery and MLD chatter out of interface packet counts.
-  'net.ipv6.conf.all.disable_ipv6=1',
-  'net.ipv6.conf.default.disable_ipv6=1',
 ];
 
-const ROLE_SYSCTLS: Record<LabRole, readonly string[]> = {
+/** Without IPv6: keeps neighbour discovery and MLD chatter out of interface packet counts. */
+const NO_IPV6 = ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'];
+
+/**
+ * With IPv6: no duplicate address detection. A tentative address cannot be bound or used as a source for about a
+ * second after it is added, which would make tests race; every lab address is unique by construction. Set before
+ * interfaces exist so their link-local addresses are not tentative either (explicit addresses also get `nodad`).
+ */
+const IPV6 = [
+  'net.ipv6.conf.all.disable_ipv6=0',
+  'net.ipv6.conf.default.disable_ipv6=0',
+  'net.ipv6.conf.all.accept_dad=0',
+  'net.ipv6.conf.default.accept_dad=0',
+  // No router advertisements are sent in a lab; do not let a stray one add routes.
+  'net.ipv6.conf.default.accept_ra=0',
+];
+
+const CLIENT_SYSCTLS = [
   // Load-generator settings. When the client closes first (wrk often beats a slow server's FIN) it keeps the
   // TIME_WAIT; after ~30k connections connect() then spins searching for a free port (100 % CPU, a few hundred
   // connections/s). A wide range and reuse of TIME_WAIT ports older than a second (timestamps make it safe) avoid it.
-  client: ['net.ipv4.ip_local_port_range=10000 65000', 'net.ipv4.tcp_tw_reuse=1'],
-  frontend: [],
-  // LVS direct-routing real server: accept the VIP (on lo) but never answer ARP for it or use it as ARP source.
-  backend: [
-    'net.ipv4.conf.all.arp_ignore=1',
-    'net.ipv4.conf.all.arp_announce=2',
-    'net.ipv4.conf.eth0.arp_ignore=1',
-    'net.ipv4.conf.eth0.arp_announce=2',
-    'net.ipv4.conf.eth0.rp_filter=0',
-    'net.ipv4.conf.lo.rp_filter=0',
-  ],
-};
+  'net.ipv4.ip_local_port_range=10000 65000',
+  'net.ipv4.tcp_tw_reuse=1',
+];
 
-/** Labs of this process that are up, for the exit handlers. */
-const live = new Map<string, LabImpl>();
+/**
+ * LVS direct-routing real server: accept the VIP (on lo) but never answer ARP for it or use it as ARP source. The
+ * IPv6 equivalent needs no setting: Linux answers a neighbour solicitation only for an address on the interface it
+ * arrived on (ndisc_recv_ns looks the target up strictly on that device), so a VIP on lo is never advertised.
+ */
+const BACKEND_SYSCTLS = [
+  'net.ipv4.conf.all.arp_ignore=1',
+  'net.ipv4.conf.all.arp_announce=2',
+  'net.ipv4.conf.eth0.arp_ignore=1',
+  'net.ipv4.conf.eth0.arp_announce=2',
+  'net.ipv4.conf.eth0.rp_filter=0',
+  'net.ipv4.conf.lo.rp_filter=0',
+];
 
-class LabImpl implements Lab {
+const ROUTER_SYSCTLS = [
+  'net.ipv4.ip_forward=1',
+  // Reverse-path filtering off on the router, explicitly: back-ends reply straight to the client (direct server
+  // return) with the VIP as source, arriving on the back-end segment, while the router's route to the VIP points at
+  // the front-end segment: strict rp_filter would drop every reply, and loose mode would too whenever the VIP route
+  // is withdrawn (no route at all). Front-end -> back-end packets (encapsulated, source = the front-end's address)
+  // would pass either way.
+  'net.ipv4.conf.all.rp_filter=0',
+  'net.ipv4.conf.default.rp_filter=0',
+  // No ICMP redirects: hosts must keep sending through the router, which is what the lab is there to show.
+  'net.ipv4.conf.all.send_redirects=0',
+  'net.ipv4.conf.default.send_redirects=0',
+  // ECMP by L4 hash (addresses and ports), so one client's connections spread over the front-ends.
+  'net.ipv4.fib_multipath_hash_policy=1',
+];
+
+const ROUTER_SYSCTLS6 = ['net.ipv6.conf.all.forwarding=1', 'net.ipv6.fib_multipath_hash_policy=1'];
+
+const BGP_READY_TIMEOUT_MS = 20_000;
+
+class LabImpl implements Lab, Reapable {
   readonly prefixLen = LAB_PREFIX_LEN;
+  readonly prefixLen6 = LAB_PREFIX_LEN6;
   readonly #children = new Set<ChildProcess>();
+  readonly #faults = new Map<string, FaultState>();
+  readonly #birds = new Map<string, ChildProcess>();
   #downing: Promise<void> | undefined;
 
   constructor(
-    readonly id: string,
-    readonly vip: string,
-    readonly client: LabHost,
-    readonly frontend: LabHost,
-    readonly backends: readonly LabHost[],
-    readonly switchNetns: string,
+    readonly plan: LabPlan,
     readonly keepOnExit: boolean,
   ) {}
 
-  get hostNamespaces(): string[] {
-    return [this.client, this.frontend, ...this.backends].map((h) => h.netns);
+  get id(): string { return this.plan.id; }
+  get vip(): string { return this.plan.vip; }
+  get vip6(): string | undefined { return this.plan.vip6; }
+  get client(): LabHost { return this.plan.client; }
+  get frontend(): LabHost { return this.plan.frontends[0]!; }
+  get frontends(): readonly LabHost[] { return this.plan.frontends; }
+  get backends(): readonly LabHost[] { return this.plan.backends; }
+  get switchNetns(): string { return this.plan.hubNetns; }
+  get router(): LabRouter | undefined { return this.plan.router; }
+  get routed(): boolean { return this.plan.routed; }
+  get bgp(): boolean { return this.plan.bgp; }
+  get segments(): readonly LabSegment[] { return this.plan.segments; }
+
+  namespaces(): string[] {
+    return planNamespaces(this.plan);
   }
 
-  exec(host: LabHost, argv: string[], opts?: RunOptions): Promise<RunResult> {
-    return run(['ip', 'netns', 'exec', host.netns, ...argv], opts);
+  exec(node: LabNode, argv: string[], opts?: RunOptions): Promise<RunResult> {
+    return run(['ip', 'netns', 'exec', node.netns, ...argv], opts);
   }
 
-  spawn(host: LabHost, argv: string[], opts: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  spawn(node: LabNode, argv: string[], opts: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
     if (this.#downing !== undefined) throw new LabError(`lab ${this.id}: spawn after down`);
     // `ip netns exec` execs the command in place, so the child's pid is the command's pid.
-    const child = spawnChild('ip', ['netns', 'exec', host.netns, ...argv], {
+    const child = spawnChild('ip', ['netns', 'exec', node.netns, ...argv], {
       env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -172,6 +247,125 @@ class LabImpl implements Lab {
     return { rxBytes: v[0]!, txBytes: v[1]!, rxPackets: v[2]!, txPackets: v[3]! };
   }
 
+  setLoss(host: LabHost, percent: number, direction: FaultDirection = 'both'): Promise<void> {
+    if (!validLossPercent(percent)) throw new LabError(`setLoss ${host.name}: percent must be in 0..100, got ${percent}`);
+    return this.#setFault(host, { lossPercent: percent, lossDirection: direction });
+  }
+
+  clearLoss(host: LabHost): Promise<void> {
+    return this.#setFault(host, { lossPercent: 0, lossDirection: 'both' });
+  }
+
+  blackhole(host: LabHost): Promise<void> {
+    return this.#setFault(host, { blackhole: true });
+  }
+
+  unblackhole(host: LabHost): Promise<void> {
+    return this.#setFault(host, { blackhole: false });
+  }
+
+  async #setFault(host: LabHost, change: Partial<FaultState>): Promise<void> {
+    const next: FaultState = { ...(this.#faults.get(host.netns) ?? NO_FAULT), ...change };
+    await runOk(['ip', 'netns', 'exec', host.netns, 'nft', '-f', '-'], { input: faultScript(host.ifname, next) });
+    this.#faults.set(host.netns, next);
+  }
+
+  async killProcess(target: ChildProcess | number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (typeof target === 'number') {
+      if (!(await killPid(target, signal))) throw new LabError(`killProcess: pid ${target} still alive after ${signal}`);
+      return;
+    }
+    await killChild(target, signal);
+  }
+
+  async vipNextHops(family: 4 | 6 = 4): Promise<string[]> {
+    const rt = this.#routerOrThrow('vipNextHops');
+    const dst = family === 4 ? `${this.vip}/32` : `${this.#vip6OrThrow()}/128`;
+    const r = await runOk(['ip', '-n', rt.netns, `-${family}`, '-j', 'route', 'show', 'exact', dst]);
+    return parseNextHops(r);
+  }
+
+  async waitForNextHops(n: number, o: { family?: 4 | 6; timeoutMs?: number } = {}): Promise<string[]> {
+    const deadline = Date.now() + (o.timeoutMs ?? BGP_READY_TIMEOUT_MS);
+    for (;;) {
+      const hops = await this.vipNextHops(o.family ?? 4);
+      if (hops.length === n) return hops;
+      if (Date.now() > deadline) {
+        const proto = await this.exec(this.#routerOrThrow('waitForNextHops'), ['birdc', '-s', this.#birdSocket('rt'), 'show', 'protocols']);
+        throw new LabError(
+          `lab ${this.id}: router has ${hops.length} next hops for the VIP (${hops.join(' ')}), want ${n}\n${proto.stdout}`,
+        );
+      }
+      await sleep(100);
+    }
+  }
+
+  async stopBgp(fe: LabHost, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const bird = this.#birds.get(fe.name);
+    if (bird === undefined) throw new LabError(`stopBgp: no BIRD running for ${fe.name}`);
+    this.#birds.delete(fe.name);
+    await (signal === 'SIGTERM' ? stopChild(bird) : killChild(bird, signal));
+  }
+
+  async startBgp(fe: LabHost): Promise<void> {
+    if (!this.bgp) throw new LabError(`startBgp: lab ${this.id} has no BGP`);
+    if (this.#birds.has(fe.name)) throw new LabError(`startBgp: BIRD already runs for ${fe.name}`);
+    this.#startBird(fe, fe.name);
+  }
+
+  /** Writes a BIRD config for node `name` and runs `bird -f` in it (foreground, so it is our child). */
+  #startBird(node: LabNode, name: string, config?: string): void {
+    const dir = labWorkDir(this.id);
+    const conf = join(dir, `bird-${name}.conf`);
+    if (config !== undefined) {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(conf, config);
+    }
+    const child = this.spawn(node, ['bird', '-f', '-c', conf, '-s', this.#birdSocket(name), '-P', join(dir, `bird-${name}.pid`)]);
+    this.#birds.set(name, child);
+    child.once('exit', () => {
+      if (this.#birds.get(name) === child) this.#birds.delete(name);
+    });
+  }
+
+  #birdSocket(name: string): string {
+    return join(labWorkDir(this.id), `bird-${name}.ctl`);
+  }
+
+  /** Starts the router's and every front-end's BIRD and waits for the VIP to have one next hop per front-end. */
+  async startBgpAll(): Promise<void> {
+    const rt = this.#routerOrThrow('bgp');
+    const fes = this.frontends;
+    const v6 = this.vip6 !== undefined;
+    this.#startBird(rt, 'rt', routerBirdConfig({
+      routerId: rt.addresses['frontend']!,
+      local4: rt.addresses['frontend']!,
+      ...(v6 ? { local6: rt.addresses6['frontend']! } : {}),
+      peers: fes.map((f) => ({ name: f.name, address4: f.address, ...(f.address6 ? { address6: f.address6 } : {}) })),
+    }));
+    for (const f of fes) {
+      this.#startBird(f, f.name, frontendBirdConfig({
+        routerId: f.address,
+        local4: f.address,
+        router4: f.gateway!,
+        vip4: this.vip,
+        ...(v6 ? { local6: f.address6!, router6: f.gateway6!, vip6: this.vip6! } : {}),
+      }));
+    }
+    await this.waitForNextHops(fes.length);
+    if (v6) await this.waitForNextHops(fes.length, { family: 6 });
+  }
+
+  #routerOrThrow(what: string): LabRouter {
+    if (this.router === undefined) throw new LabError(`${what}: lab ${this.id} has no router`);
+    return this.router;
+  }
+
+  #vip6OrThrow(): string {
+    if (this.vip6 === undefined) throw new LabError(`lab ${this.id} has no IPv6`);
+    return this.vip6;
+  }
+
   down(): Promise<void> {
     this.#downing ??= this.#down();
     return this.#downing;
@@ -179,70 +373,73 @@ class LabImpl implements Lab {
 
   async #down(): Promise<void> {
     await Promise.all([...this.#children].map((c) => stopChild(c)));
-    await removeNamespaces([...this.hostNamespaces, this.switchNetns]);
-    rmSync(stateFile(this.id), { force: true });
-    live.delete(this.id);
+    // Faults (nft tables), routes and BIRD's sockets live in the namespaces or the work dir: both go here.
+    await removeNamespaces(this.namespaces());
+    untrackLab(this.id);
   }
 
-  /** For exit handlers: no promises will settle, so everything is synchronous and best effort. */
   downSync(): void {
     for (const c of this.#children) {
       if (c.pid !== undefined && c.exitCode === null) killQuietly(c.pid);
     }
-    for (const ns of [...this.hostNamespaces, this.switchNetns]) removeNamespaceSync(ns);
-    rmSync(stateFile(this.id), { force: true });
-    live.delete(this.id);
+    for (const ns of this.namespaces()) removeNamespaceSync(ns);
+    untrackLab(this.id);
   }
+}
+
+/** Next-hop addresses from `ip -j route show exact <dst>`: one `gateway`, or a `nexthops` list (multipath). */
+export function parseNextHops(json: string): string[] {
+  const routes: unknown = JSON.parse(json.trim() === '' ? '[]' : json);
+  if (!Array.isArray(routes)) return [];
+  const hops: string[] = [];
+  for (const r of routes as Record<string, unknown>[]) {
+    if (typeof r['gateway'] === 'string') hops.push(r['gateway']);
+    const nh = r['nexthops'];
+    if (Array.isArray(nh)) {
+      for (const h of nh as Record<string, unknown>[]) if (typeof h['gateway'] === 'string') hops.push(h['gateway']);
+    }
+  }
+  return hops.sort();
 }
 
 /** Brings up a lab; on any failure it removes whatever it created and rethrows. */
 export async function labUp(opts: LabOptions): Promise<Lab> {
-  const n = opts.backends;
-  if (!Number.isInteger(n) || n < 1 || n > MAX_BACKENDS) {
-    throw new LabError(`labUp: backends must be an integer in 1..${MAX_BACKENDS}, got ${n}`);
-  }
-  const vip = opts.vip ?? LAB_DEFAULT_VIP;
-  if (!isIPv4(vip)) throw new LabError(`labUp: invalid vip ${vip}`);
-  if (opts.id !== undefined) validateId(opts.id, n);
+  const planFor = (id: string): LabPlan =>
+    planLab({
+      id,
+      backends: opts.backends,
+      ...(opts.frontends !== undefined ? { frontends: opts.frontends } : {}),
+      routed: opts.routed ?? false,
+      ipv6: opts.ipv6 ?? false,
+      vip: opts.vip ?? LAB_DEFAULT_VIP,
+      ...(opts.vip6 !== undefined ? { vip6: opts.vip6 } : {}),
+    });
+  planFor(opts.id ?? 'bt0000'); // validates the options before anything is created
+  if (opts.frontends !== undefined) await requireBird();
 
-  // Claim an id atomically by creating its switch namespace: `ip netns add` fails if the name exists.
-  let id = '';
+  // Claim an id atomically by creating its hub namespace: `ip netns add` fails if the name exists.
+  let plan: LabPlan;
   for (let attempt = 0; ; attempt++) {
-    id = opts.id ?? `bt${randomBytes(2).toString('hex')}`;
-    const r = await run(['ip', 'netns', 'add', `${id}-sw`]);
+    plan = planFor(opts.id ?? `bt${randomBytes(2).toString('hex')}`);
+    const r = await run(['ip', 'netns', 'add', plan.hubNetns]);
     if (r.code === 0) break;
     if (opts.id !== undefined || attempt >= 8) {
-      throw new LabError(`labUp: cannot create namespace ${id}-sw: ${r.stderr.trim()}`, [], r.stderr);
+      throw new LabError(`labUp: cannot create namespace ${plan.hubNetns}: ${r.stderr.trim()}`, [], r.stderr);
     }
   }
-
-  const host = (role: LabRole, name: string, octet: number): LabHost => ({
-    role,
-    name,
-    netns: `${id}-${name}`,
-    ifname: 'eth0',
-    address: `${LAB_SUBNET}.${octet}`,
-    mac: `02:00:0a:4d:00:${octet.toString(16).padStart(2, '0')}`,
-  });
-  const client = host('client', 'c', 2);
-  const frontend = host('frontend', 'fe', 10);
-  const backends = Array.from({ length: n }, (_, i) => host('backend', `b${i + 1}`, 11 + i));
-  if (backends.some((b) => b.address === vip) || vip === client.address || vip === frontend.address) {
-    throw new LabError(`labUp: vip ${vip} collides with a host address`);
-  }
-  const lab = new LabImpl(id, vip, client, frontend, backends, `${id}-sw`, opts.keepOnExit ?? false);
-  live.set(id, lab);
-  installExitHandlers();
-  writeState(lab);
+  const lab = new LabImpl(plan, opts.keepOnExit ?? false);
+  trackLab(lab);
 
   try {
-    const sw = lab.switchNetns;
-    await sysctl(sw, ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
-    await ip(sw, ['link', 'set', 'lo', 'up']);
-    // STP is off by default, so ports forward at once; ageing stays default.
-    await ip(sw, ['link', 'add', 'br0', 'type', 'bridge']);
-    await ip(sw, ['link', 'set', 'br0', 'up']);
-    await Promise.all([client, frontend, ...backends].map((h) => plugHost(lab, h)));
+    await buildHub(plan);
+    await Promise.all([plan.client, ...plan.frontends, ...plan.backends].map((h) => plugHost(plan, h)));
+    if (plan.router !== undefined && !plan.bgp) {
+      // One front-end, no BGP: the router sends the VIP to it by a static route.
+      const fe = plan.frontends[0]!;
+      await ip(plan.router.netns, ['route', 'add', `${plan.vip}/32`, 'via', fe.address]);
+      if (plan.vip6 !== undefined) await ip(plan.router.netns, ['-6', 'route', 'add', `${plan.vip6}/128`, 'via', fe.address6!]);
+    }
+    if (plan.bgp) await lab.startBgpAll();
   } catch (e) {
     await lab.down().catch(() => undefined);
     throw e;
@@ -250,131 +447,76 @@ export async function labUp(opts: LabOptions): Promise<Lab> {
   return lab;
 }
 
-async function plugHost(lab: LabImpl, h: LabHost): Promise<void> {
-  const vip = lab.vip;
+async function requireBird(): Promise<void> {
+  const r = await run(['bird', '--version']);
+  if (r.code !== 0) {
+    throw new LabError('labUp: frontends needs BIRD 2 (`bird`): run `scripts/setup.sh --bgp` or `apt-get install -y bird2`');
+  }
+}
+
+/** The switch (one bridge, no address) or the router (a bridge and an address per segment, forwarding on). */
+async function buildHub(p: LabPlan): Promise<void> {
+  const ns = p.hubNetns;
+  const v6 = p.vip6 !== undefined;
+  await sysctl(ns, v6 ? IPV6 : NO_IPV6);
+  if (p.router !== undefined) await sysctl(ns, [...ROUTER_SYSCTLS, ...(v6 ? ROUTER_SYSCTLS6 : [])]);
+  await ip(ns, ['link', 'set', 'lo', 'up']);
+  for (const s of p.segments) {
+    // STP is off by default, so ports forward at once; ageing stays default.
+    await ip(ns, ['link', 'add', s.bridge, 'type', 'bridge']);
+    if (p.router !== undefined) {
+      await ip(ns, ['addr', 'add', `${p.router.addresses[s.name]}/${LAB_PREFIX_LEN}`, 'dev', s.bridge]);
+      if (v6) await ip(ns, ['-6', 'addr', 'add', `${p.router.addresses6[s.name]}/${LAB_PREFIX_LEN6}`, 'dev', s.bridge, 'nodad']);
+    }
+    await ip(ns, ['link', 'set', s.bridge, 'up']);
+  }
+}
+
+async function plugHost(p: LabPlan, h: LabHost): Promise<void> {
+  const v6 = p.vip6 !== undefined;
+  const seg = p.segments.find((s) => s.hosts.includes(h));
+  if (seg === undefined) throw new LabError(`labUp: host ${h.name} is on no segment`);
   await runOk(['ip', 'netns', 'add', h.netns]);
-  // Before the veth exists, so 'default' sysctls (rp_filter, IPv6 off) apply to eth0 when it is created.
-  await sysctl(h.netns, COMMON_SYSCTLS);
-  const port = `${lab.id}${h.name}`;
-  await ip(lab.switchNetns, [
+  // Before the veth exists, so 'default' sysctls (rp_filter, IPv6, DAD) apply to eth0 when it is created.
+  await sysctl(h.netns, [...COMMON_SYSCTLS, ...(v6 ? IPV6 : NO_IPV6)]);
+  const port = `${p.id}${h.name}`;
+  await ip(p.hubNetns, [
     'link', 'add', port, 'type', 'veth',
     'peer', 'name', h.ifname, 'address', h.mac, 'netns', h.netns,
   ]);
-  await ip(lab.switchNetns, ['link', 'set', port, 'master', 'br0', 'up']);
+  await ip(p.hubNetns, ['link', 'set', port, 'master', seg.bridge, 'up']);
   await ip(h.netns, ['link', 'set', 'lo', 'up']);
   await ip(h.netns, ['addr', 'add', `${h.address}/${LAB_PREFIX_LEN}`, 'dev', h.ifname]);
+  if (h.address6 !== undefined) {
+    await ip(h.netns, ['-6', 'addr', 'add', `${h.address6}/${LAB_PREFIX_LEN6}`, 'dev', h.ifname, 'nodad']);
+  }
   await ip(h.netns, ['link', 'set', h.ifname, 'up']);
-  await sysctl(h.netns, ROLE_SYSCTLS[h.role]);
-  const onLink = vip.startsWith(`${LAB_SUBNET}.`);
+  if (h.gateway !== undefined) await ip(h.netns, ['route', 'add', 'default', 'via', h.gateway]);
+  if (h.gateway6 !== undefined) await ip(h.netns, ['-6', 'route', 'add', 'default', 'via', h.gateway6]);
   switch (h.role) {
+    case 'client':
+      await sysctl(h.netns, CLIENT_SYSCTLS);
+      // L2 lab: in the segment the VIP is on-link already; outside it, make it on-link so the client ARPs for it.
+      // A router lab's client reaches the VIP through its default route.
+      if (p.router === undefined) {
+        if (!onSegment(seg, p.vip)) await ip(h.netns, ['route', 'add', `${p.vip}/32`, 'dev', h.ifname]);
+        if (p.vip6 !== undefined && !onSegment(seg, p.vip6)) {
+          await ip(h.netns, ['-6', 'route', 'add', `${p.vip6}/128`, 'dev', h.ifname]);
+        }
+      }
+      break;
     case 'frontend':
-      // The front-end owns the VIP: with the default arp_ignore=0 it answers ARP for it on eth0.
-      await ip(h.netns, ['addr', 'add', `${vip}/32`, 'dev', h.ifname]);
+      // The front-end owns the VIP: with the default arp_ignore=0 it answers ARP (and NDP) for it on eth0. In a
+      // router lab nobody asks (the router routes the VIP to the front-end's own address), but it is local all the
+      // same.
+      await ip(h.netns, ['addr', 'add', `${p.vip}/32`, 'dev', h.ifname]);
+      if (p.vip6 !== undefined) await ip(h.netns, ['-6', 'addr', 'add', `${p.vip6}/128`, 'dev', h.ifname, 'nodad']);
       break;
     case 'backend':
-      await ip(h.netns, ['addr', 'add', `${vip}/32`, 'dev', 'lo']);
+      await sysctl(h.netns, BACKEND_SYSCTLS);
+      await ip(h.netns, ['addr', 'add', `${p.vip}/32`, 'dev', 'lo']);
+      if (p.vip6 !== undefined) await ip(h.netns, ['-6', 'addr', 'add', `${p.vip6}/128`, 'dev', 'lo', 'nodad']);
       break;
-    case 'client':
-      // In the /24 the VIP is on-link already; outside it, make it on-link so the client ARPs for it.
-      if (!onLink) await ip(h.netns, ['route', 'add', `${vip}/32`, 'dev', h.ifname]);
-      break;
-  }
-}
-
-/**
- * Removes baton lab namespaces left by this or any other (crashed) process: those named in state files and those
- * matching LAB_NETNS_PATTERN. With a prefix (usually a lab id) only namespaces whose name starts with it.
- * Returns the namespaces removed. Without a prefix this also removes labs other people are using.
- */
-export async function labDownAll(prefix = ''): Promise<string[]> {
-  const matches = (ns: string): boolean => ns.startsWith(prefix);
-  for (const lab of [...live.values()]) {
-    if (lab.hostNamespaces.some(matches) || matches(lab.switchNetns)) await lab.down();
-  }
-  const existing = new Set(await listNamespaces());
-  const targets = new Set<string>();
-  const files: string[] = [];
-  for (const f of stateFiles()) {
-    const s = readState(f);
-    if (s === undefined) continue;
-    if (!s.namespaces.some(matches)) continue;
-    files.push(f);
-    for (const ns of s.namespaces) if (existing.has(ns)) targets.add(ns);
-  }
-  for (const ns of existing) if (LAB_NETNS_PATTERN.test(ns) && matches(ns)) targets.add(ns);
-  // Host namespaces before switches, so veth pairs disappear with their host end.
-  const ordered = [...targets].sort((a, b) => Number(a.endsWith('-sw')) - Number(b.endsWith('-sw')));
-  await removeNamespaces(ordered);
-  for (const f of files) rmSync(f, { force: true });
-  return ordered;
-}
-
-/** Names from `ip netns list` ("bt1a2b-sw (id: 3)" lines). */
-export async function listNamespaces(): Promise<string[]> {
-  const out = await runOk(['ip', 'netns', 'list']);
-  return out
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/)[0] ?? '')
-    .filter((s) => s !== '');
-}
-
-async function removeNamespaces(namespaces: readonly string[]): Promise<void> {
-  const existing = new Set(await listNamespaces());
-  const present = namespaces.filter((ns) => existing.has(ns));
-  await Promise.all(present.map((ns) => killNamespacePids(ns)));
-  for (const ns of present) {
-    const r = await run(['ip', 'netns', 'del', ns]);
-    if (r.code !== 0 && (await listNamespaces()).includes(ns)) {
-      throw new LabError(`remove namespace ${ns}: ${r.stderr.trim()}`, [], r.stderr);
-    }
-  }
-}
-
-async function killNamespacePids(ns: string): Promise<void> {
-  const out = (await run(['ip', 'netns', 'pids', ns])).stdout;
-  const pids = parsePids(out);
-  for (const pid of pids) killQuietly(pid);
-  // Wait briefly so sockets are gone before the namespace is deleted (they would keep it alive unnamed).
-  for (let i = 0; i < 20 && pids.some(isAlive); i++) await sleep(50);
-}
-
-function removeNamespaceSync(ns: string): void {
-  for (const pid of parsePids(runSync(['ip', 'netns', 'pids', ns]))) killQuietly(pid);
-  runSync(['ip', 'netns', 'del', ns]);
-}
-
-/** SIGTERM, then SIGKILL after graceMs; resolves when the child has exited. */
-export async function stopChild(c: ChildProcess, graceMs = KILL_GRACE_MS): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null || c.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
-  c.kill('SIGTERM');
-  const timer = setTimeout(() => c.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-}
-
-function parsePids(out: string): number[] {
-  return out
-    .split('\n')
-    .map((s) => Number.parseInt(s.trim(), 10))
-    .filter((p) => Number.isInteger(p) && p > 0 && p !== process.pid);
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-/** True while the process exists and is not a zombie (a killed orphan may wait a while for its reaper). */
-export function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
   }
 }
 
@@ -385,86 +527,4 @@ function ip(ns: string, args: readonly string[]): Promise<string> {
 async function sysctl(ns: string, settings: readonly string[]): Promise<void> {
   if (settings.length === 0) return;
   await runOk(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-w', ...settings]);
-}
-
-function validateId(id: string, backends: number): void {
-  // The longest interface name is the switch-side veth `${id}b${backends}`; Linux allows 15 characters.
-  if (!/^[a-z][a-z0-9]*$/.test(id) || `${id}b${backends}`.length > 15) {
-    throw new LabError(`labUp: invalid lab id ${JSON.stringify(id)} (lower-case alphanumeric, short)`);
-  }
-}
-
-function isIPv4(s: string): boolean {
-  const parts = s.split('.');
-  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
-}
-
-function stateFile(id: string): string {
-  return join(LAB_STATE_DIR, `${id}.json`);
-}
-
-function writeState(lab: LabImpl): void {
-  const s: LabStateFile = {
-    id: lab.id,
-    vip: lab.vip,
-    namespaces: [...lab.hostNamespaces, lab.switchNetns],
-    pid: process.pid,
-    createdAt: new Date().toISOString(),
-  };
-  mkdirSync(LAB_STATE_DIR, { recursive: true });
-  writeFileSync(stateFile(lab.id), `${JSON.stringify(s, null, 2)}\n`);
-}
-
-function stateFiles(): string[] {
-  try {
-    return readdirSync(LAB_STATE_DIR)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => join(LAB_STATE_DIR, f));
-  } catch {
-    return [];
-  }
-}
-
-function readState(file: string): LabStateFile | undefined {
-  try {
-    const v: unknown = JSON.parse(readFileSync(file, 'utf8'));
-    if (typeof v !== 'object' || v === null) return undefined;
-    const o = v as Record<string, unknown>;
-    const ns = o['namespaces'];
-    if (typeof o['id'] !== 'string' || !Array.isArray(ns) || !ns.every((x) => typeof x === 'string')) return undefined;
-    return {
-      id: o['id'],
-      vip: typeof o['vip'] === 'string' ? o['vip'] : '',
-      namespaces: ns as string[],
-      pid: typeof o['pid'] === 'number' ? o['pid'] : 0,
-      createdAt: typeof o['createdAt'] === 'string' ? o['createdAt'] : '',
-    };
-  } catch {
-    return undefined;
-  }
-}
-
-let handlersInstalled = false;
-
-function installExitHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  process.on('exit', downAllSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      downAllSync();
-      process.off(sig, onSignal);
-      // Keep the default meaning of the signal unless someone else handles it.
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    };
-    process.on(sig, onSignal);
-  }
-}
-
-function downAllSync(): void {
-  for (const lab of [...live.values()]) if (!lab.keepOnExit) lab.downSync();
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

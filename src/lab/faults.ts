@@ -1,0 +1,59 @@
+// Network faults for a lab host, as nftables rules in the host's own namespace: random loss and a blackhole on the
+// host's link. The kernel here has no netem (KERNEL-NOTES), so loss is `numgen random mod 10000 < N drop`, which
+// allows hundredths of a percent. Rules sit in a netdev table at ingress and egress of the host's interface, so they
+// see every packet on the link whatever its protocol; traffic on lo (stats, local control) is untouched. A tc/BPF
+// program on the same interface runs before netdev ingress, so on a steering front-end the loss applies to what the
+// program passes up, not to what it redirects.
+//
+// The script is pure (unit-tested); applying it is one `nft -f -` in the namespace. Deleting the namespace deletes
+// the table, so a lab's down() and labDownAll() undo every fault.
+
+export const FAULT_TABLE = 'baton_lab_fault';
+
+export type FaultDirection = 'in' | 'out' | 'both';
+
+export interface FaultState {
+  /** Percent of packets dropped, 0..100 (two decimals are kept). */
+  readonly lossPercent: number;
+  readonly lossDirection: FaultDirection;
+  /** Drop every packet in both directions (overrides loss). */
+  readonly blackhole: boolean;
+}
+
+export const NO_FAULT: FaultState = { lossPercent: 0, lossDirection: 'both', blackhole: false };
+
+export function isFaultFree(f: FaultState): boolean {
+  return !f.blackhole && f.lossPercent === 0;
+}
+
+/** Checks a loss percentage (0..100, finite). */
+export function validLossPercent(p: number): boolean {
+  return Number.isFinite(p) && p >= 0 && p <= 100;
+}
+
+/**
+ * The nft script that puts the device's fault table in state f: it always deletes the old table first (declaring it
+ * empty before deleting, so the delete cannot fail), and recreates it only if there is a fault.
+ */
+export function faultScript(device: string, f: FaultState): string {
+  const lines = [`table netdev ${FAULT_TABLE}`, `delete table netdev ${FAULT_TABLE}`];
+  if (!isFaultFree(f)) {
+    const threshold = Math.round(f.lossPercent * 100);
+    const rule = f.blackhole ? 'drop' : `numgen random mod 10000 < ${threshold} drop`;
+    const chain = (name: string, hook: 'ingress' | 'egress', active: boolean): string[] => [
+      `  chain ${name} {`,
+      // Lowest priority number: before any other netdev chain (steering) on the device.
+      `    type filter hook ${hook} device "${device}" priority -500; policy accept;`,
+      ...(active ? [`    ${rule}`] : []),
+      '  }',
+    ];
+    const dir = f.blackhole ? 'both' : f.lossDirection;
+    lines.push(
+      `table netdev ${FAULT_TABLE} {`,
+      ...chain('fault_in', 'ingress', dir !== 'out'),
+      ...chain('fault_out', 'egress', dir !== 'in'),
+      '}',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
