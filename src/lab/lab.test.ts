@@ -2,55 +2,14 @@
 // Needs root (namespaces); skipped with a reason otherwise.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { isAlive, LAB_STATE_DIR, labDownAll, labUp, listNamespaces, type Lab, type LabHost } from './lab.ts';
+import { isAlive, LAB_STATE_DIR, labDownAll, labUp, listNamespaces, type Lab } from './lab.ts';
+import { echoServer, tcpAsk } from './lab.fixture.ts';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : false;
-
-const ECHO_SERVER = `
-const net = require('node:net');
-const [host, port, tag] = process.argv.slice(1);
-net.createServer((s) => { s.on('data', (b) => s.end(tag + ':' + b)); s.on('error', () => {}); })
-  .listen(Number(port), host, () => console.log('ready'));
-`;
-
-const CONNECT = `
-const net = require('node:net');
-const [host, port] = process.argv.slice(1);
-const s = net.connect({ host, port: Number(port), timeout: 3000 });
-let d = '';
-s.on('connect', () => s.write('ping'));
-s.on('data', (b) => { d += b; });
-s.on('end', () => { console.log(d); process.exit(0); });
-s.on('timeout', () => { console.error('timeout'); process.exit(2); });
-s.on('error', (e) => { console.error(e.message); process.exit(1); });
-`;
-
-/** Starts a TCP server in the host's namespace that answers `${tag}:${request}`; resolves once it listens. */
-async function echoServer(lab: Lab, host: LabHost, addr: string, port: number, tag: string): Promise<ChildProcess> {
-  const child = lab.spawn(host, [process.execPath, '-e', ECHO_SERVER, addr, String(port), tag]);
-  const stdout = child.stdout;
-  assert.ok(stdout);
-  let err = '';
-  child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-  const ready = new Promise<void>((resolve, reject) => {
-    stdout.on('data', (b: Buffer) => {
-      if (b.toString().includes('ready')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`echo server exited ${code}: ${err}`)));
-  });
-  await ready;
-  return child;
-}
-
-async function tcpAsk(lab: Lab, from: LabHost, addr: string, port: number): Promise<string> {
-  const r = await lab.exec(from, [process.execPath, '-e', CONNECT, addr, String(port)], { timeoutMs: 10_000 });
-  assert.equal(r.code, 0, `connect ${from.name} -> ${addr}:${port}: ${r.stderr}`);
-  return r.stdout.trim();
-}
 
 test('a 2-back-end lab has the LVS-DR addressing and the front-end alone owns the VIP', { skip }, async (t) => {
   const lab = await labUp({ backends: 2 });

@@ -1,0 +1,44 @@
+// The fault scripts as text (pure), and next-hop parsing of `ip -j route` output.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FAULT_TABLE, faultScript, NO_FAULT, validLossPercent } from './faults.ts';
+import { parseNextHops } from './lab.ts';
+
+test('no fault: the script only deletes the table (declared first so the delete cannot fail)', () => {
+  assert.equal(faultScript('eth0', NO_FAULT), `table netdev ${FAULT_TABLE}\ndelete table netdev ${FAULT_TABLE}\n`);
+  assert.equal(faultScript('eth0', { ...NO_FAULT, lossPercent: 0, lossDirection: 'in' }), faultScript('eth0', NO_FAULT));
+});
+
+test('loss: numgen in ten-thousandths, at ingress, egress or both', () => {
+  const both = faultScript('eth0', { lossPercent: 5, lossDirection: 'both', blackhole: false });
+  assert.match(both, /chain fault_in \{\n {4}type filter hook ingress device "eth0" priority -500; policy accept;\n {4}numgen random mod 10000 < 500 drop\n {2}\}/);
+  assert.match(both, /chain fault_out \{\n {4}type filter hook egress device "eth0" priority -500; policy accept;\n {4}numgen random mod 10000 < 500 drop\n {2}\}/);
+  const inOnly = faultScript('eth0', { lossPercent: 0.25, lossDirection: 'in', blackhole: false });
+  assert.equal(inOnly.match(/numgen random mod 10000 < 25 drop/g)?.length, 1);
+  assert.match(inOnly, /hook ingress[^\n]*\n {4}numgen/);
+  const all = faultScript('eth0', { lossPercent: 100, lossDirection: 'out', blackhole: false });
+  assert.match(all, /hook egress[^\n]*\n {4}numgen random mod 10000 < 10000 drop/);
+});
+
+test('blackhole drops everything both ways, whatever the loss settings', () => {
+  const s = faultScript('veth1', { lossPercent: 3, lossDirection: 'in', blackhole: true });
+  assert.equal(s.match(/^ {4}drop$/gm)?.length, 2);
+  assert.doesNotMatch(s, /numgen/);
+});
+
+test('loss percentages outside 0..100 are refused', () => {
+  for (const p of [0, 0.01, 50, 100]) assert.ok(validLossPercent(p), String(p));
+  for (const p of [-1, 100.5, Number.NaN, Number.POSITIVE_INFINITY]) assert.ok(!validLossPercent(p), String(p));
+});
+
+test('parseNextHops reads single and multipath routes', () => {
+  assert.deepEqual(parseNextHops(''), []);
+  assert.deepEqual(parseNextHops('[]'), []);
+  assert.deepEqual(parseNextHops('[{"dst":"10.77.0.100","gateway":"10.77.2.10","dev":"br2","flags":[]}]'), ['10.77.2.10']);
+  const multi = JSON.stringify([{
+    dst: '10.77.0.100', protocol: 'bird', metric: 32, flags: [],
+    nexthops: [{ gateway: '10.77.2.12', dev: 'br2', weight: 1 }, { gateway: '10.77.2.10', dev: 'br2', weight: 1 }],
+  }]);
+  assert.deepEqual(parseNextHops(multi), ['10.77.2.10', '10.77.2.12']);
+});
