@@ -39,7 +39,8 @@ export function faultScript(device: string, f: FaultState): string {
   const lines = [`table netdev ${FAULT_TABLE}`, `delete table netdev ${FAULT_TABLE}`];
   if (!isFaultFree(f)) {
     const threshold = Math.round(f.lossPercent * 100);
-    const rule = f.blackhole ? 'drop' : `numgen random mod 10000 < ${threshold} drop`;
+    // nft refuses `< 10000` against `mod 10000` (the value must be in range): 100 % is a plain drop.
+    const rule = f.blackhole || threshold >= 10000 ? 'drop' : `numgen random mod 10000 < ${threshold} drop`;
     const chain = (name: string, hook: 'ingress' | 'egress', active: boolean): string[] => [
       `  chain ${name} {`,
       // Lowest priority number: before any other netdev chain (steering) on the device.
