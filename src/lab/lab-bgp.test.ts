@@ -1,0 +1,69 @@
+// Kernel tests for the several-front-end lab: each front-end's BIRD announces the VIP, the router's BIRD installs
+// one ECMP route with a next hop per front-end, connections spread over them, and a front-end whose BIRD stops is
+// withdrawn (cleanly at once; killed, at hold-timer expiry). Root and BIRD 2 only.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { test } from 'node:test';
+import { labUp } from './lab.ts';
+import { echoServer, tcpAsk } from './lab.fixture.ts';
+
+const haveBird = (() => {
+  try {
+    execFileSync('bird', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : !haveBird ? 'needs BIRD 2 (scripts/setup.sh --bgp)' : false;
+
+test('3 front-ends: the router has an ECMP route with 3 next hops; stopping a BIRD withdraws its front-end', { skip }, async (t) => {
+  const lab = await labUp({ backends: 1, frontends: 3 });
+  t.after(() => lab.down());
+  const [fe1, fe2, fe3] = lab.frontends;
+  assert.ok(fe1 && fe2 && fe3);
+  assert.equal(lab.frontend, fe1);
+  assert.equal(lab.bgp, true);
+  const all = ['10.77.2.10', '10.77.2.11', '10.77.2.12'];
+  assert.deepEqual(await lab.vipNextHops(), all);
+
+  const route = await lab.exec(lab.router!, ['ip', 'route', 'show', `${lab.vip}/32`]);
+  assert.match(route.stdout, /proto bird/);
+  assert.equal(route.stdout.match(/nexthop via/g)?.length, 3, route.stdout);
+  const hash = await lab.exec(lab.router!, ['sysctl', '-n', 'net.ipv4.fib_multipath_hash_policy']);
+  assert.equal(hash.stdout.trim(), '1');
+
+  // Connections from one client spread over the front-ends (L4 hash on the source port): with 30 connections,
+  // all on one front-end has probability 3 * 3^-30.
+  for (const fe of lab.frontends) await echoServer(lab, fe, lab.vip, 8000, fe.name);
+  const seen = new Set<string>();
+  for (let i = 0; i < 30; i++) seen.add(await tcpAsk(lab, lab.client, lab.vip, 8000));
+  assert.ok(seen.size >= 2, `answers only from ${[...seen].join(' ')}`);
+
+  // A clean stop (SIGTERM: BIRD sends a Cease) withdraws fe2 from the route; starting it again brings it back.
+  await lab.stopBgp(fe2);
+  assert.deepEqual(await lab.waitForNextHops(2), ['10.77.2.10', '10.77.2.12']);
+  await lab.startBgp(fe2);
+  assert.deepEqual(await lab.waitForNextHops(3), all);
+
+  // A crash (SIGKILL: no word to the router) is noticed when the 3 s hold timer expires.
+  await lab.stopBgp(fe3, 'SIGKILL');
+  assert.deepEqual(await lab.waitForNextHops(2, { timeoutMs: 15_000 }), ['10.77.2.10', '10.77.2.11']);
+  // With one front-end left, the route is a plain one (no multipath), which vipNextHops reads too.
+  await lab.stopBgp(fe1);
+  assert.deepEqual(await lab.waitForNextHops(1), ['10.77.2.11']);
+  assert.equal(await tcpAsk(lab, lab.client, lab.vip, 8000), 'fe2:ping');
+});
+
+test('2 front-ends, dual stack, routed back-ends: ECMP for the IPv6 VIP as well', { skip }, async (t) => {
+  const lab = await labUp({ backends: 1, frontends: 2, routed: true, ipv6: true });
+  t.after(() => lab.down());
+  assert.deepEqual(await lab.vipNextHops(4), ['10.77.2.10', '10.77.2.11']);
+  assert.deepEqual(await lab.vipNextHops(6), ['fd77:2::10', 'fd77:2::11']);
+  assert.equal(lab.backends[0]!.address, '10.77.3.11');
+  for (const fe of lab.frontends) await echoServer(lab, fe, lab.vip6!, 8000, fe.name);
+  assert.match(await tcpAsk(lab, lab.client, lab.vip6!, 8000), /^fe2?:ping$/);
+  await lab.stopBgp(lab.frontends[1]!);
+  assert.deepEqual(await lab.waitForNextHops(1, { family: 6 }), ['fd77:2::10']);
+});
