@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what baton needs on a fresh Debian machine (as root): system tools and npm packages.
-# Idempotent and quiet when everything is already there. --bench also installs the benchmark baselines.
+# Idempotent and quiet when everything is already there. --bench also installs the benchmark baselines; --bgp
+# installs BIRD 2 for labs with several front-ends (`baton lab up --frontends N`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-quiet=0; bench=0
+quiet=0; bench=0; bgp=0
 for a in "$@"; do
   case "$a" in
     --quiet) quiet=1 ;;
     --bench) bench=1 ;;
+    --bgp) bgp=1 ;;
     *) echo "setup: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -27,6 +29,9 @@ if [ "$bench" = 1 ]; then
   command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
   command -v nginx   >/dev/null 2>&1 || need+=(nginx-light)
   command -v wrk     >/dev/null 2>&1 || need+=(wrk)
+fi
+if [ "$bgp" = 1 ]; then
+  command -v bird >/dev/null 2>&1 || need+=(bird2)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "setup: need root to install: ${need[*]}" >&2; exit 1; fi

@@ -1,10 +1,11 @@
-// `baton demo`: the whole product in one command. Builds a lab (client, front-end, 3 back-ends),
+// `baton demo`: the whole product in one command. Builds a lab (client, front-end, 3 back-ends; --routed puts them
+// in three subnets behind a router with encap back-ends, --ipv6 serves the IPv6 VIP),
 // starts the agents and the front-end, drives mixed requests (1 KB to 5 MB) through the VIP from
 // the client namespace, prints what happened, tears everything down, and exits non-zero if any
 // request failed.
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { startCluster } from '../lab/cluster.ts';
+import { labVip, startCluster } from '../lab/cluster.ts';
 import type { DriverRequest } from '../lab/driver.ts';
 import { labUp } from '../lab/lab.ts';
 import { runDriver } from '../lab/run-driver.ts';
@@ -36,6 +37,8 @@ interface DemoOptions {
   concurrency: string;
   backends: string;
   json?: boolean;
+  routed?: boolean;
+  ipv6?: boolean;
 }
 
 export function registerDemo(program: Command): void {
@@ -46,22 +49,26 @@ export function registerDemo(program: Command): void {
     .option('--concurrency <n>', 'requests in flight', '8')
     .option('--backends <n>', 'number of back-ends', '3')
     .option('--json', 'print one JSON object as the last line')
+    .option('--routed', 'client, front-end and back-ends in separate subnets behind a router; back-ends in encap mode')
+    .option('--ipv6', 'serve the IPv6 VIP (dual-stack lab)')
     .action(async (o: DemoOptions) => {
       const n = Number(o.requests);
+      const family = o.ipv6 === true ? 6 : 4;
       const log = (s: string): boolean => process.stderr.write(`${s}\n`);
-      log(`demo: building a lab with ${o.backends} back-ends`);
-      const lab = await labUp({ backends: Number(o.backends) });
+      const shape = [o.routed === true ? 'routed' : '', o.ipv6 === true ? 'IPv6' : ''].filter(Boolean).join(', ');
+      log(`demo: building a ${shape === '' ? 'lab' : `${shape} lab`} with ${o.backends} back-ends`);
+      const lab = await labUp({ backends: Number(o.backends), routed: o.routed === true, ipv6: o.ipv6 === true });
       let failed = true;
       try {
         log(`demo: lab ${lab.id} up; starting agents and front-end`);
-        const cluster = await startCluster(lab);
+        const cluster = await startCluster(lab, { family });
         try {
           const before = await lab.ifaceBytes(lab.frontend);
           const bar = new SingleBar({ format: 'demo: requests [{bar}] {value}/{total} {duration}s', stream: process.stderr });
           bar.start(n, 0);
           const summary = await runDriver(
             lab,
-            { host: lab.vip, port: 80, concurrency: Number(o.concurrency), keepAlive: false, timeoutMs: 30_000, requests: demoRequests(n, 42) },
+            { host: labVip(lab, family), port: 80, concurrency: Number(o.concurrency), keepAlive: false, timeoutMs: 30_000, requests: demoRequests(n, 42) },
             (done) => bar.update(done),
           );
           bar.stop();

@@ -9,12 +9,22 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopChild, type Lab, type LabHost } from './lab.ts';
 
+/** How a front-end forwards a handed-off flow to its back-end (steer/'s ForwardMode; lab/ may not import steer/). */
+export type ForwardMode = 'l2' | 'encap';
+
 export const CONTROL_PORT = 7700;
 export const APP_PORT = 8080;
 export const STATS_PORT = 9900;
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 
 export interface ClusterOptions {
+  /** Serve the IPv6 VIP (the lab must have IPv6): back-ends are addressed by their IPv6 addresses; default 4. */
+  readonly family?: 4 | 6;
+  /**
+   * How the front-end forwards to back-ends: `l2` (MAC rewrite, one segment: today's default) or `encap` (the
+   * flow-id encapsulation, routed; needs bpf steering). Default: `encap` in a routed lab, else `l2`.
+   */
+  readonly forwarding?: ForwardMode;
   /** Port served on the VIP. */
   readonly port?: number;
   /** Front-end config fields merged over the defaults (pools, rules, limits, ...). */
@@ -62,6 +72,10 @@ function capture(name: string, child: ChildProcess, ring: string[]): void {
 
 /** Ports and secret a lab's baton processes use (defaults: the constants above). */
 export interface LabConfigOptions {
+  /** Which VIP to serve (6: the lab's IPv6 VIP, back-ends by IPv6 address); default 4. */
+  readonly family?: 4 | 6;
+  /** Forwarding mode written for every back-end; default `l2`, which writes no field (today's configs). */
+  readonly forwarding?: ForwardMode;
   /** A secret as the configs take it: inline, `env:NAME` or `file:PATH`. */
   readonly secret: string;
   readonly port?: number;
@@ -70,26 +84,55 @@ export interface LabConfigOptions {
   readonly statsPort?: number;
 }
 
-/** The agent config for back-end host b: the sample app, also served on b's app port. */
+/** The VIP a config for this family serves. */
+export function labVip(lab: Lab, family: 4 | 6 = 4): string {
+  if (family === 4) return lab.vip;
+  if (lab.vip6 === undefined) throw new Error(`lab ${lab.id} has no IPv6 (labUp({ ipv6: true }))`);
+  return lab.vip6;
+}
+
+/** The address a back-end is steered to for this family. */
+function dataAddress(b: LabHost, family: 4 | 6): string {
+  if (family === 4) return b.address;
+  if (b.address6 === undefined) throw new Error(`back-end ${b.name} has no IPv6 address`);
+  return b.address6;
+}
+
+/**
+ * The agent config for back-end host b: the sample app, also served on b's app port. With `encap` forwarding it
+ * also asks for the agent's decapsulation program (`dataplane`: a field the agent schema does not have yet).
+ */
 export function agentConfig(lab: Lab, b: LabHost, o: LabConfigOptions): Record<string, unknown> {
   return {
     name: b.name,
     control: { host: b.address, port: o.controlPort ?? CONTROL_PORT },
     secret: o.secret,
-    vip: lab.vip,
+    vip: labVip(lab, o.family),
     app: { kind: 'sample', listen: { host: b.address, port: o.appPort ?? APP_PORT } },
+    ...(o.forwarding === 'encap' ? { dataplane: { kind: 'bpf', interface: b.ifname } } : {}),
   };
 }
 
-/** The front-end config: every back-end in one weighted round-robin pool, stats on loopback. */
+/**
+ * The front-end config: every back-end in one weighted round-robin pool, stats on loopback. Control channels use
+ * IPv4 addresses whatever the VIP's family. With `encap` forwarding each back-end gets `mode: "encap"` and steering
+ * `kind: "bpf"` (fields the front-end schema does not have yet).
+ */
 export function frontendConfig(lab: Lab, o: LabConfigOptions): Record<string, unknown> {
   const controlPort = o.controlPort ?? CONTROL_PORT;
+  const family = o.family ?? 4;
+  const encap = o.forwarding === 'encap';
   return {
-    vip: lab.vip,
+    vip: labVip(lab, family),
     port: o.port ?? 80,
     interface: lab.frontend.ifname,
     secret: o.secret,
-    backends: lab.backends.map((b) => ({ id: b.name, address: b.address, control: { host: b.address, port: controlPort } })),
+    backends: lab.backends.map((b) => ({
+      id: b.name,
+      address: dataAddress(b, family),
+      control: { host: b.address, port: controlPort },
+      ...(encap ? { mode: 'encap' } : {}),
+    })),
     pools: [{ name: 'all', policy: { name: 'wrr' }, members: lab.backends.map((b) => b.name) }],
     rules: [],
     defaultPool: 'all',
@@ -105,9 +148,15 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
   const agents: ChildProcess[] = [];
   const skip = new Set(o.skipAgents ?? []);
 
+  const family = o.family ?? 4;
+  const forwarding = o.forwarding ?? (lab.routed ? 'encap' : 'l2');
   for (const b of lab.backends) {
     if (skip.has(b.name)) continue;
-    const cfg = { ...agentConfig(lab, b, { secret: 'env:BATON_SECRET' }), setupRealServer: true, ...o.backend?.(b.name) };
+    const cfg = {
+      ...agentConfig(lab, b, { secret: 'env:BATON_SECRET', family, forwarding }),
+      setupRealServer: true,
+      ...o.backend?.(b.name),
+    };
     const file = join(dir, `${b.name}.json`);
     await writeFile(file, JSON.stringify(cfg, null, 2));
     const child = lab.spawn(b, [...cli(), 'backend', '--config', file], { env });
@@ -116,8 +165,8 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
   }
 
   const feConfig: Record<string, unknown> = {
-    ...frontendConfig(lab, { secret: 'env:BATON_SECRET', port: o.port ?? 80 }),
-    steering: { table: `baton_${lab.id}`, lingerMs: 1000 },
+    ...frontendConfig(lab, { secret: 'env:BATON_SECRET', port: o.port ?? 80, family, forwarding }),
+    steering: { table: `baton_${lab.id}`, lingerMs: 1000, ...(forwarding === 'encap' ? { kind: 'bpf' } : {}) },
     ...o.frontend,
   };
   const feFile = join(dir, 'frontend.json');
