@@ -34,7 +34,7 @@ test('a front-end announces only its static VIP route to the router', () => {
     'protocol bgp router4 {',
     '  local 10.77.2.10 as 65001;',
     '  neighbor 10.77.2.1 as 65000;',
-    '  hold time 3; keepalive time 1; connect retry time 1;',
+    '  hold time 3; keepalive time 1; connect retry time 1; connect delay time 1;',
     '  ipv4 { import none; export where proto = "vip4"; };',
     '}',
     '',

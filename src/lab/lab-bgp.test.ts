@@ -1,6 +1,6 @@
 // Kernel tests for the several-front-end lab: each front-end's BIRD announces the VIP, the router's BIRD installs
-// one ECMP route with a next hop per front-end, connections spread over them, and a front-end whose BIRD stops is
-// withdrawn (cleanly at once; killed, at hold-timer expiry). Root and BIRD 2 only.
+// one ECMP route with a next hop per front-end, connections spread over them, and a front-end is withdrawn when its
+// BIRD stops or is killed (the session closes) or when its link goes dark (hold-timer expiry). Root and BIRD 2 only.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -47,8 +47,13 @@ test('3 front-ends: the router has an ECMP route with 3 next hops; stopping a BI
   await lab.startBgp(fe2);
   assert.deepEqual(await lab.waitForNextHops(3), all);
 
-  // A crash (SIGKILL: no word to the router) is noticed when the 3 s hold timer expires.
+  // A crash (SIGKILL): the kernel closes BIRD's TCP session, so the router withdraws fe3 at once.
   await lab.stopBgp(fe3, 'SIGKILL');
+  assert.deepEqual(await lab.waitForNextHops(2), ['10.77.2.10', '10.77.2.11']);
+  // A front-end whose link goes dark says nothing: the router withdraws it when the 3 s hold timer expires.
+  await lab.startBgp(fe3);
+  assert.deepEqual(await lab.waitForNextHops(3), all);
+  await lab.blackhole(fe3);
   assert.deepEqual(await lab.waitForNextHops(2, { timeoutMs: 15_000 }), ['10.77.2.10', '10.77.2.11']);
   // With one front-end left, the route is a plain one (no multipath), which vipNextHops reads too.
   await lab.stopBgp(fe1);
