@@ -54,7 +54,7 @@ test('loss: 100 % blocks the host, 0 restores it; a partial rate drops about tha
   const blocked = await tcpTry(lab, lab.client, b1.address, 8080, 1500);
   assert.equal(blocked.code, 2, `with 100 % loss: ${blocked.out}`);
   const table = await lab.exec(lab.client, ['nft', 'list', 'table', 'netdev', FAULT_TABLE]);
-  assert.match(table.stdout, /hook ingress[^\n]*\n\s*drop\n/);
+  assert.match(table.stdout, /hook ingress[^\n]*\n\s*counter packets \d+ bytes \d+ drop\n/);
 
   await lab.setLoss(lab.client, 0);
   assert.equal(await tcpAsk(lab, lab.client, b1.address, 8080), 'b1:ping');
@@ -66,6 +66,9 @@ test('loss: 100 % blocks the host, 0 restores it; a partial rate drops about tha
   await lab.setLoss(lab.client, 30);
   const delivered = await udpDelivered(lab, lab.client, b1, 400);
   assert.ok(delivered >= 220 && delivered <= 340, `delivered ${delivered}/400 at 30 % loss`);
+  // The counters account for every missing datagram (on the way out of the client; ARP may add a few).
+  const drops = await lab.faultDrops(lab.client);
+  assert.ok(drops.out >= 400 - delivered, `counted ${drops.out} drops for ${400 - delivered} missing`);
 
   // Loss only on the way in to b1: the client's datagrams are all dropped, b1 can still send out.
   await lab.clearLoss(lab.client);
@@ -93,8 +96,8 @@ test('blackhole drops everything until unblackhole; loss set meanwhile survives 
   await lab.unblackhole(b1);
   // The loss outlives the blackhole: nothing leaves b1 (not even its ARP replies), so the client still cannot connect.
   const table = await lab.exec(b1, ['nft', 'list', 'table', 'netdev', FAULT_TABLE]);
-  assert.match(table.stdout, /hook egress[^\n]*\n\s*drop\n/);
-  assert.doesNotMatch(table.stdout, /hook ingress[^\n]*\n\s*drop\n/);
+  assert.match(table.stdout, /hook egress[^\n]*\n\s*counter packets \d+ bytes \d+ drop\n/);
+  assert.doesNotMatch(table.stdout, /hook ingress[^\n]*\n\s*counter packets \d+ bytes \d+ drop\n/);
   // (timeout, or host unreachable once the client's ARP entry for b1 has failed)
   assert.notEqual((await tcpTry(lab, lab.client, b1.address, 8080, 1500)).code, 0);
   await lab.clearLoss(b1);

@@ -15,7 +15,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { frontendBirdConfig, routerBirdConfig } from './bird.ts';
 import { buildHub, ip, plugHost } from './build.ts';
-import { faultScript, NO_FAULT, validLossPercent, type FaultDirection, type FaultState } from './faults.ts';
+import {
+  FAULT_TABLE,
+  faultScript,
+  NO_FAULT,
+  parseFaultDrops,
+  validLossPercent,
+  type FaultDirection,
+  type FaultDrops,
+  type FaultState,
+} from './faults.ts';
 import { killChild, killPid, killQuietly, sleep, stopChild } from './proc.ts';
 import { labWorkDir, removeNamespaceSync, removeNamespaces, trackLab, untrackLab, type Reapable } from './reaper.ts';
 import { LabError, run, runOk, type RunOptions, type RunResult } from './run.ts';
@@ -36,7 +45,7 @@ export { isAlive, stopChild } from './proc.ts';
 export { LAB_NETNS_PATTERN, LAB_STATE_DIR, labDownAll, listNamespaces } from './reaper.ts';
 export { LAB_DEFAULT_VIP, LAB_DEFAULT_VIP6, LAB_PREFIX_LEN, LAB_PREFIX_LEN6 } from './topology.ts';
 export type { LabHost, LabRole, LabRouter, LabSegment } from './topology.ts';
-export type { FaultDirection } from './faults.ts';
+export type { FaultDirection, FaultDrops } from './faults.ts';
 
 /** The L2 lab's subnet (first three octets). */
 export const LAB_SUBNET = '10.77.0';
@@ -85,6 +94,8 @@ export interface Lab {
   /** Drops every packet on the host's link, both directions, until unblackhole() (loss settings are kept). */
   blackhole(host: LabHost): Promise<void>;
   unblackhole(host: LabHost): Promise<void>;
+  /** Packets the host's fault rules have dropped since its fault was last changed, per direction. */
+  faultDrops(host: LabHost): Promise<FaultDrops>;
   /** Sends a signal (default SIGKILL: a crash) to a process of this lab or a pid, and waits until it is gone. */
   killProcess(target: ChildProcess | number, signal?: NodeJS.Signals): Promise<void>;
   /** BGP labs: the next hops the router's kernel has for the VIP (IPv4, or IPv6 with family 6). */
@@ -193,6 +204,11 @@ class LabImpl implements Lab, Reapable {
 
   unblackhole(host: LabHost): Promise<void> {
     return this.#setFault(host, { blackhole: false });
+  }
+
+  async faultDrops(host: LabHost): Promise<FaultDrops> {
+    const r = await this.exec(host, ['nft', '-j', 'list', 'table', 'netdev', FAULT_TABLE]);
+    return parseFaultDrops(r.code === 0 ? r.stdout : '');
   }
 
   async #setFault(host: LabHost, change: Partial<FaultState>): Promise<void> {
