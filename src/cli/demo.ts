@@ -4,7 +4,7 @@
 // the client namespace, prints what happened, tears everything down, and exits non-zero if any
 // request failed.
 import { SingleBar } from 'cli-progress';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { labVip, startCluster } from '../lab/cluster.ts';
 import type { DriverRequest } from '../lab/driver.ts';
 import { labUp } from '../lab/lab.ts';
@@ -39,6 +39,7 @@ interface DemoOptions {
   json?: boolean;
   routed?: boolean;
   ipv6?: boolean;
+  steering?: 'nft' | 'bpf';
 }
 
 export function registerDemo(program: Command): void {
@@ -51,6 +52,7 @@ export function registerDemo(program: Command): void {
     .option('--json', 'print one JSON object as the last line')
     .option('--routed', 'client, front-end and back-ends in separate subnets behind a router; back-ends in encap mode')
     .option('--ipv6', 'serve the IPv6 VIP (dual-stack lab)')
+    .addOption(new Option('--steering <kind>', 'front-end steering (default: bpf with --routed, else the front-end default)').choices(['nft', 'bpf']))
     .action(async (o: DemoOptions) => {
       const n = Number(o.requests);
       const family = o.ipv6 === true ? 6 : 4;
@@ -61,7 +63,7 @@ export function registerDemo(program: Command): void {
       let failed = true;
       try {
         log(`demo: lab ${lab.id} up; starting agents and front-end`);
-        const cluster = await startCluster(lab, { family });
+        const cluster = await startCluster(lab, { family, ...(o.steering !== undefined ? { steering: o.steering } : {}) });
         try {
           const before = await lab.ifaceBytes(lab.frontend);
           const bar = new SingleBar({ format: 'demo: requests [{bar}] {value}/{total} {duration}s', stream: process.stderr });

@@ -25,6 +25,11 @@ export interface ClusterOptions {
    * flow-id encapsulation, routed; needs bpf steering). Default: `encap` in a routed lab, else `l2`.
    */
   readonly forwarding?: ForwardMode;
+  /**
+   * The front-end's steering: `nft` or `bpf` (maps pinned in the lab's bpffs, so they survive a front-end restart).
+   * Default: `bpf` with encap forwarding, else the front-end's own default.
+   */
+  readonly steering?: 'nft' | 'bpf';
   /** Port served on the VIP. */
   readonly port?: number;
   /** Front-end config fields merged over the defaults (pools, rules, limits, ...). */
@@ -76,6 +81,8 @@ export interface LabConfigOptions {
   readonly family?: 4 | 6;
   /** Forwarding mode written for every back-end; default `l2`, which writes no field (today's configs). */
   readonly forwarding?: ForwardMode;
+  /** With encap forwarding: the bpffs directory under which each agent pins its decapsulation maps. */
+  readonly pinRoot?: string;
   /** A secret as the configs take it: inline, `env:NAME` or `file:PATH`. */
   readonly secret: string;
   readonly port?: number;
@@ -109,7 +116,9 @@ export function agentConfig(lab: Lab, b: LabHost, o: LabConfigOptions): Record<s
     secret: o.secret,
     vip: labVip(lab, o.family),
     app: { kind: 'sample', listen: { host: b.address, port: o.appPort ?? APP_PORT } },
-    ...(o.forwarding === 'encap' ? { dataplane: { kind: 'bpf', interface: b.ifname } } : {}),
+    ...(o.forwarding === 'encap'
+      ? { dataplane: { kind: 'bpf', interface: b.ifname, ...(o.pinRoot !== undefined ? { pinDir: join(o.pinRoot, b.name) } : {}) } }
+      : {}),
   };
 }
 
@@ -150,10 +159,12 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
 
   const family = o.family ?? 4;
   const forwarding = o.forwarding ?? (lab.routed ? 'encap' : 'l2');
+  const steering = o.steering ?? (forwarding === 'encap' ? 'bpf' : undefined);
+  const pinRoot = steering === 'bpf' || forwarding === 'encap' ? await lab.pinRoot() : undefined;
   for (const b of lab.backends) {
     if (skip.has(b.name)) continue;
     const cfg = {
-      ...agentConfig(lab, b, { secret: 'env:BATON_SECRET', family, forwarding }),
+      ...agentConfig(lab, b, { secret: 'env:BATON_SECRET', family, forwarding, ...(pinRoot !== undefined ? { pinRoot } : {}) }),
       setupRealServer: true,
       ...o.backend?.(b.name),
     };
@@ -166,7 +177,12 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
 
   const feConfig: Record<string, unknown> = {
     ...frontendConfig(lab, { secret: 'env:BATON_SECRET', port: o.port ?? 80, family, forwarding }),
-    steering: { table: `baton_${lab.id}`, lingerMs: 1000, ...(forwarding === 'encap' ? { kind: 'bpf' } : {}) },
+    steering: {
+      table: `baton_${lab.id}`,
+      lingerMs: 1000,
+      ...(steering !== undefined ? { kind: steering } : {}),
+      ...(steering === 'bpf' && pinRoot !== undefined ? { pinDir: join(pinRoot, 'fe') } : {}),
+    },
     ...o.frontend,
   };
   const feFile = join(dir, 'frontend.json');

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { FAULT_TABLE } from './faults.ts';
 import { isAlive, LAB_STATE_DIR, labDownAll, labUp, listNamespaces, type Lab, type LabHost } from './lab.ts';
 import { echoServer, tcpAsk, tcpTry } from './lab.fixture.ts';
-import { labWorkDir } from './reaper.ts';
+import { labWorkDir, mountsUnder } from './reaper.ts';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : false;
 
@@ -121,13 +121,14 @@ test('killProcess kills a lab process or a pid and waits for it', { skip }, asyn
   assert.ok(!isAlive(other.pid!));
 });
 
-test('labDownAll removes a crashed router lab with faults and BIRD daemons', { skip }, async (t) => {
+test('labDownAll removes a crashed router lab with faults, BIRD daemons and its pin bpffs', { skip }, async (t) => {
   const labUrl = new URL('./lab.ts', import.meta.url).href;
   const script = `
     import(${JSON.stringify(labUrl)}).then(async ({ labUp }) => {
       const lab = await labUp({ backends: 1, frontends: 2 });
       await lab.setLoss(lab.client, 5);
       await lab.blackhole(lab.backends[0]);
+      await lab.pinRoot();
       const { execFileSync } = await import('node:child_process');
       const birds = execFileSync('pgrep', ['-x', 'bird']).toString().trim().split('\\n').map(Number);
       console.log(JSON.stringify({ id: lab.id, birds }));
@@ -146,6 +147,7 @@ test('labDownAll removes a crashed router lab with faults and BIRD daemons', { s
   const ours = birds.filter((pid) => runsFromWorkDir(pid, id));
   assert.equal(ours.length, 3, 'a BIRD in the router and in each front-end');
   assert.ok(existsSync(labWorkDir(id)));
+  assert.deepEqual(mountsUnder(labWorkDir(id)), [`${labWorkDir(id)}/bpf`]);
 
   const removed = await labDownAll(`${id}-`);
   assert.deepEqual([...removed].sort(), [...before].sort());
@@ -154,6 +156,25 @@ test('labDownAll removes a crashed router lab with faults and BIRD daemons', { s
   for (const pid of ours) assert.ok(!isAlive(pid), `bird ${pid} killed`);
   assert.ok(!existsSync(`${LAB_STATE_DIR}/${id}.json`));
   assert.ok(!existsSync(labWorkDir(id)));
+  assert.deepEqual(mountsUnder(labWorkDir(id)), []);
+});
+
+test('pinRoot is a bpffs that lab processes share and that outlives them; down() unmounts it', { skip }, async (t) => {
+  const lab = await labUp({ backends: 1 });
+  t.after(() => lab.down());
+  const root = await lab.pinRoot();
+  assert.equal(await lab.pinRoot(), root, 'mounted once');
+  assert.equal(root, `${labWorkDir(lab.id)}/bpf`);
+  const fs = (await lab.exec(lab.frontend, ['stat', '-f', '-c', '%T', root])).stdout.trim();
+  assert.equal(fs, 'bpf_fs');
+  // What a process in the front-end's namespace puts there outlives it (a directory: pins need a BPF object).
+  const dir = `${root}/fe`;
+  const r = await lab.exec(lab.frontend, ['mkdir', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(existsSync(dir));
+  await lab.down();
+  assert.deepEqual(mountsUnder(labWorkDir(lab.id)), []);
+  assert.ok(!existsSync(labWorkDir(lab.id)));
 });
 
 /** True when the process was started with a file from this lab's work directory (its BIRD config). */

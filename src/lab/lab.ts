@@ -26,7 +26,15 @@ import {
   type FaultState,
 } from './faults.ts';
 import { killChild, killPid, killQuietly, sleep, stopChild } from './proc.ts';
-import { labWorkDir, removeNamespaceSync, removeNamespaces, trackLab, untrackLab, type Reapable } from './reaper.ts';
+import {
+  labWorkDir,
+  mountsUnder,
+  removeNamespaceSync,
+  removeNamespaces,
+  trackLab,
+  untrackLab,
+  type Reapable,
+} from './reaper.ts';
 import { LabError, run, runOk, type RunOptions, type RunResult } from './run.ts';
 import {
   LAB_DEFAULT_VIP,
@@ -107,6 +115,12 @@ export interface Lab {
   stopBgp(fe: LabHost, signal?: NodeJS.Signals): Promise<void>;
   /** BGP labs: starts a front-end's BIRD again after stopBgp. */
   startBgp(fe: LabHost): Promise<void>;
+  /**
+   * A bpffs for the lab's daemons to pin eBPF maps and links in (`/run/baton-lab/<id>/bpf`), mounted on first call in
+   * this process's mount namespace. `ip netns exec` gives each daemon a private /sys, so pins under its own
+   * /sys/fs/bpf die with it; pins here survive a daemon's restart. down() unmounts it, freeing every pin.
+   */
+  pinRoot(): Promise<string>;
   /** Kills tracked processes, then anything left in the namespaces, then deletes them. Idempotent. */
   down(): Promise<void>;
 }
@@ -139,6 +153,7 @@ class LabImpl implements Lab, Reapable {
   readonly #faults = new Map<string, FaultState>();
   readonly #birds = new Map<string, ChildProcess>();
   #downing: Promise<void> | undefined;
+  #pinRoot: Promise<string> | undefined;
 
   constructor(
     readonly plan: LabPlan,
@@ -303,6 +318,16 @@ class LabImpl implements Lab, Reapable {
     if (v6) await this.waitForNextHops(fes.length, { family: 6 });
   }
 
+  pinRoot(): Promise<string> {
+    this.#pinRoot ??= (async () => {
+      const dir = join(labWorkDir(this.id), 'bpf');
+      mkdirSync(dir, { recursive: true });
+      if (mountsUnder(dir).length === 0) await runOk(['mount', '-t', 'bpf', 'bpf', dir]);
+      return dir;
+    })();
+    return this.#pinRoot;
+  }
+
   #routerOrThrow(what: string): LabRouter {
     if (this.router === undefined) throw new LabError(`${what}: lab ${this.id} has no router`);
     return this.router;
@@ -320,7 +345,8 @@ class LabImpl implements Lab, Reapable {
 
   async #down(): Promise<void> {
     await Promise.all([...this.#children].map((c) => stopChild(c)));
-    // Faults (nft tables), routes and BIRD's sockets live in the namespaces or the work dir: both go here.
+    // Faults (nft tables), routes and BIRD's sockets live in the namespaces or the work dir, the pin bpffs under the
+    // work dir: all go here.
     await removeNamespaces(this.namespaces());
     untrackLab(this.id);
   }

@@ -1,7 +1,8 @@
 // Cleaning labs up, in layers, because labs outlive crashed processes: a lab's own down() for the normal path, exit
 // and signal handlers for a dying process, and labDownAll() with state files in /run/baton-lab plus a namespace-name
 // scan for the rest. Everything a lab creates lives inside its namespaces (processes, nftables tables, routes, BIRD)
-// or under its work directory, so removing those removes everything.
+// or under its work directory (configs, sockets, a bpffs whose unmount frees every pin in it), so removing those
+// removes everything.
 
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,16 +51,33 @@ export function trackLab(lab: Reapable): void {
   writeFileSync(stateFile(lab.id), `${JSON.stringify(s, null, 2)}\n`);
 }
 
-/** Forgets a lab that is down: state file and work directory removed. */
+/** Forgets a lab that is down: its mounts (bpffs) undone, state file and work directory removed. */
 export function untrackLab(id: string): void {
+  // Unmount first: removing the tree would otherwise unlink pins one by one and then fail on the mount point.
+  for (const m of mountsUnder(labWorkDir(id))) runSync(['umount', '-l', m]);
   rmSync(stateFile(id), { force: true });
   rmSync(labWorkDir(id), { recursive: true, force: true });
   live.delete(id);
 }
 
-/** A directory for the lab's files (daemon configs, control sockets); removed with the lab. */
+/** A directory for the lab's files (daemon configs, control sockets, the bpffs for pins); removed with the lab. */
 export function labWorkDir(id: string): string {
   return join(LAB_STATE_DIR, id);
+}
+
+/** Mount points at or below dir in this mount namespace, deepest first. */
+export function mountsUnder(dir: string): string[] {
+  let text = '';
+  try {
+    text = readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .map((l) => (l.split(' ')[1] ?? '').replace(/\\040/g, ' '))
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
 }
 
 export function stateFile(id: string): string {
@@ -91,10 +109,15 @@ export async function labDownAll(prefix = ''): Promise<string[]> {
     ids.push(s.id);
     for (const ns of s.namespaces) if (existing.has(ns)) targets.add(ns);
   }
-  for (const ns of existing) if (LAB_NETNS_PATTERN.test(ns) && matches(ns)) targets.add(ns);
+  for (const ns of existing) {
+    if (LAB_NETNS_PATTERN.test(ns) && matches(ns)) {
+      targets.add(ns);
+      ids.push(ns.slice(0, ns.indexOf('-')));
+    }
+  }
   const ordered = [...targets].sort((a, b) => Number(isHub(a)) - Number(isHub(b)));
   await removeNamespaces(ordered);
-  for (const id of ids) untrackLab(id);
+  for (const id of new Set(ids)) untrackLab(id);
   return ordered;
 }
 
