@@ -1,5 +1,5 @@
 // A running baton cluster inside a lab: one back-end agent (with the sample app) per back-end
-// namespace and one front-end in the front-end namespace, each a process started once through
+// namespace and one front-end per front-end namespace, each a process started once through
 // the CLI. Used by the demo, the integration tests and the benchmarks.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -46,8 +46,12 @@ export interface Cluster {
   readonly lab: Lab;
   readonly secret: string;
   readonly frontendConfig: Record<string, unknown>;
-  /** GET /stats on the front-end. */
+  /** GET /stats on the (first) front-end. */
   stats(): Promise<FrontendStatsJson>;
+  /** GET /stats on a given front-end (a lab with several). */
+  statsOf(fe: LabHost): Promise<FrontendStatsJson>;
+  /** The baton processes by host name ('fe', 'fe2', 'b1', ...), e.g. for lab.killProcess. */
+  readonly processes: ReadonlyMap<string, ChildProcess>;
   /** The last lines each process printed (for failure reports). */
   logs(): string;
   stop(): Promise<void>;
@@ -155,6 +159,7 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
   const env = { ...process.env, BATON_SECRET: secret, BATON_LOG: o.logLevel ?? 'warn' };
   const ring: string[] = [];
   const agents: ChildProcess[] = [];
+  const agentsByName = new Map<string, ChildProcess>();
   const skip = new Set(o.skipAgents ?? []);
 
   const family = o.family ?? 4;
@@ -173,44 +178,54 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
     const child = lab.spawn(b, [...cli(), 'backend', '--config', file], { env });
     capture(b.name, child, ring);
     agents.push(child);
+    agentsByName.set(b.name, child);
   }
 
-  const feConfig: Record<string, unknown> = {
+  // One front-end process per front-end host (several in a BGP lab), each with its own config file and pins.
+  const feConfigFor = (h: LabHost): Record<string, unknown> => ({
     ...frontendConfig(lab, { secret: 'env:BATON_SECRET', port: o.port ?? 80, family, forwarding }),
+    interface: h.ifname,
     steering: {
       table: `baton_${lab.id}`,
       lingerMs: 1000,
       ...(steering !== undefined ? { kind: steering } : {}),
-      ...(steering === 'bpf' && pinRoot !== undefined ? { pinDir: join(pinRoot, 'fe') } : {}),
+      ...(steering === 'bpf' && pinRoot !== undefined ? { pinDir: join(pinRoot, h.name) } : {}),
     },
     ...o.frontend,
-  };
-  const feFile = join(dir, 'frontend.json');
-  await writeFile(feFile, JSON.stringify(feConfig, null, 2));
-  const fe = lab.spawn(lab.frontend, [...cli(), 'frontend', '--config', feFile], { env });
-  capture('fe', fe, ring);
+  });
+  const fes = new Map<string, ChildProcess>();
+  for (const h of lab.frontends) {
+    const file = join(dir, `${h.name}.json`);
+    await writeFile(file, JSON.stringify(feConfigFor(h), null, 2));
+    const child = lab.spawn(h, [...cli(), 'frontend', '--config', file], { env });
+    capture(h.name, child, ring);
+    fes.set(h.name, child);
+  }
 
-  const stats = async (): Promise<FrontendStatsJson> => {
-    const r = await lab.exec(lab.frontend, ['curl', '-sS', '--max-time', '5', `http://127.0.0.1:${STATS_PORT}/stats`]);
-    if (r.code !== 0) throw new Error(`stats: curl exit ${r.code}: ${r.stderr.trim()}`);
+  const statsOf = async (h: LabHost): Promise<FrontendStatsJson> => {
+    const r = await lab.exec(h, ['curl', '-sS', '--max-time', '5', `http://127.0.0.1:${STATS_PORT}/stats`]);
+    if (r.code !== 0) throw new Error(`stats ${h.name}: curl exit ${r.code}: ${r.stderr.trim()}`);
     return JSON.parse(r.stdout) as FrontendStatsJson;
   };
+  const processes = new Map<string, ChildProcess>([...fes, ...agentsByName]);
   const stop = async (): Promise<void> => {
-    await Promise.all([fe, ...agents].map((c) => stopChild(c, 5000)));
+    await Promise.all([...fes.values(), ...agents].map((c) => stopChild(c, 5000)));
     await rm(dir, { recursive: true, force: true });
   };
   const cluster: Cluster = {
-    lab, secret, frontendConfig: feConfig, stats, stop,
+    lab, secret, frontendConfig: feConfigFor(lab.frontend), stop, processes,
+    stats: () => statsOf(lab.frontend),
+    statsOf,
     logs: () => ring.join('\n'),
   };
 
-  // Ready when every started agent's channel is up.
+  // Ready when every front-end sees every started agent's channel up.
   const want = lab.backends.filter((b) => !skip.has(b.name)).map((b) => b.name);
   const deadline = Date.now() + (o.readyTimeoutMs ?? 30_000);
   for (;;) {
-    if (fe.exitCode !== null) break;
-    const s = await stats().catch(() => undefined);
-    if (s && want.every((n) => s.perBackend[n]?.up)) return cluster;
+    if ([...fes.values()].some((c) => c.exitCode !== null)) break;
+    const all = await Promise.all(lab.frontends.map((h) => statsOf(h).catch(() => undefined)));
+    if (all.every((s) => s !== undefined && want.every((n) => s.perBackend[n]?.up))) return cluster;
     if (Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 200));
   }
