@@ -40,6 +40,7 @@ interface DemoOptions {
   routed?: boolean;
   ipv6?: boolean;
   steering?: 'nft' | 'bpf';
+  frontends?: string;
 }
 
 export function registerDemo(program: Command): void {
@@ -52,20 +53,33 @@ export function registerDemo(program: Command): void {
     .option('--json', 'print one JSON object as the last line')
     .option('--routed', 'client, front-end and back-ends in separate subnets behind a router; back-ends in encap mode')
     .option('--ipv6', 'serve the IPv6 VIP (dual-stack lab)')
+    .option('--frontends <n>', 'N front-ends behind a router that spreads flows over them by ECMP (BGP, BIRD 2)')
     .addOption(new Option('--steering <kind>', 'front-end steering (default: bpf with --routed, else the front-end default)').choices(['nft', 'bpf']))
     .action(async (o: DemoOptions) => {
       const n = Number(o.requests);
       const family = o.ipv6 === true ? 6 : 4;
       const log = (s: string): boolean => process.stderr.write(`${s}\n`);
-      const shape = [o.routed === true ? 'routed' : '', o.ipv6 === true ? 'IPv6' : ''].filter(Boolean).join(', ');
+      const shape = [
+        o.routed === true ? 'routed' : '',
+        o.ipv6 === true ? 'IPv6' : '',
+        o.frontends !== undefined ? `${o.frontends}-front-end` : '',
+      ].filter(Boolean).join(', ');
       log(`demo: building a ${shape === '' ? 'lab' : `${shape} lab`} with ${o.backends} back-ends`);
-      const lab = await labUp({ backends: Number(o.backends), routed: o.routed === true, ipv6: o.ipv6 === true });
+      const lab = await labUp({
+        backends: Number(o.backends), routed: o.routed === true, ipv6: o.ipv6 === true,
+        ...(o.frontends !== undefined ? { frontends: Number(o.frontends) } : {}),
+      });
       let failed = true;
       try {
         log(`demo: lab ${lab.id} up; starting agents and front-end`);
         const cluster = await startCluster(lab, { family, ...(o.steering !== undefined ? { steering: o.steering } : {}) });
         try {
-          const before = await lab.ifaceBytes(lab.frontend);
+          // Every front-end's interface counts (several behind ECMP).
+          const feIfaceBytes = async (): Promise<bigint> => {
+            const all = await Promise.all(lab.frontends.map((h) => lab.ifaceBytes(h)));
+            return all.reduce((sum, c) => sum + c.rxBytes + c.txBytes, 0n);
+          };
+          const before = await feIfaceBytes();
           const bar = new SingleBar({ format: 'demo: requests [{bar}] {value}/{total} {duration}s', stream: process.stderr });
           bar.start(n, 0);
           const summary = await runDriver(
@@ -74,9 +88,12 @@ export function registerDemo(program: Command): void {
             (done) => bar.update(done),
           );
           bar.stop();
-          const after = await lab.ifaceBytes(lab.frontend);
+          const after = await feIfaceBytes();
           const stats = await cluster.stats();
-          const feBytes = Number(after.rxBytes - before.rxBytes + after.txBytes - before.txBytes);
+          const feBytes = Number(after - before);
+          const perFrontend = lab.frontends.length > 1
+            ? Object.fromEntries(await Promise.all(lab.frontends.map(async (h) => [h.name, (await cluster.statsOf(h)).handedOff] as const)))
+            : undefined;
           const result = {
             requests: summary.requests,
             errors: summary.errors,
@@ -87,6 +104,7 @@ export function registerDemo(program: Command): void {
             phasesUs: stats.phasesUs,
             latencyMs: { p50: round(summary.latencyMs.p50), p99: round(summary.latencyMs.p99) },
             perBackend: summary.perBackend,
+            ...(perFrontend !== undefined ? { handedOffPerFrontend: perFrontend } : {}),
             retries: stats.retries,
             answeredLocally: stats.answeredLocally,
           };
@@ -112,15 +130,17 @@ const round = (x: number): number => Math.round(x * 10) / 10;
 function printTable(r: {
   requests: number; errors: number; bytesServed: number; frontendIfaceBytes: number; frontendByteRatio: number;
   handoffUs: { p50: number; p99: number }; latencyMs: { p50: number; p99: number }; perBackend: Record<string, number>;
+  handedOffPerFrontend?: Record<string, number>;
 }, errors: readonly string[]): void {
   const mb = (b: number): string => `${(b / 1e6).toFixed(2)} MB`;
   const rows: [string, string][] = [
     ['requests', String(r.requests)],
     ['errors', String(r.errors)],
     ...Object.entries(r.perBackend).sort().map(([b, c]) => [`  served by ${b}`, String(c)] as [string, string]),
+    ...Object.entries(r.handedOffPerFrontend ?? {}).map(([f, c]) => [`  handed off by ${f}`, String(c)] as [string, string]),
     ['bytes served (bodies)', mb(r.bytesServed)],
     ['bytes on front-end interface (rx+tx)', `${mb(r.frontendIfaceBytes)} (${(r.frontendByteRatio * 100).toFixed(2)}% of served)`],
-    ['handoff latency p50 / p99', `${r.handoffUs.p50} / ${r.handoffUs.p99} us`],
+    [r.handedOffPerFrontend ? 'handoff latency p50 / p99 (fe)' : 'handoff latency p50 / p99', `${r.handoffUs.p50} / ${r.handoffUs.p99} us`],
     ['request latency p50 / p99', `${r.latencyMs.p50} / ${r.latencyMs.p99} ms`],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
