@@ -40,6 +40,7 @@ test('a front-end announces only its static VIP route to the router', () => {
     '',
   ].join('\n'));
   assert.doesNotMatch(frontendBirdConfig(fe4), /ipv6|kernel/);
+  assert.match(frontendBirdConfig({ ...fe4, logFile: '/run/baton-lab/x/bird-fe.log' }), /^log "\/run\/baton-lab\/x\/bird-fe.log" all;$/m);
   const v6 = frontendBirdConfig({ ...fe4, local6: 'fd77:2::10', router6: 'fd77:2::1', vip6: 'fd77::100' });
   assert.match(v6, /protocol static vip6 \{ ipv6; route fd77::100\/128 unreachable; \}/);
   assert.match(v6, /local fd77:2::10 as 65001;\n {2}neighbor fd77:2::1 as 65000;/);
@@ -68,7 +69,7 @@ test('bird accepts both configurations', { skip: haveBird ? false : 'bird not in
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const six = { local6: 'fd77:2::10', router6: 'fd77:2::1', vip6: 'fd77::100' };
   const configs = {
-    fe: frontendBirdConfig({ ...fe4, ...six }),
+    fe: frontendBirdConfig({ ...fe4, ...six, logFile: join(dir, 'fe.log') }),
     rt: routerBirdConfig({ ...rt4, local6: 'fd77:2::1', peers: rt4.peers.map((p) => ({ ...p, address6: 'fd77:2::10' })) }),
   };
   for (const [name, text] of Object.entries(configs)) {

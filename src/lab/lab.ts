@@ -63,6 +63,13 @@ export interface LabNode {
   readonly netns: string;
 }
 
+export interface SpawnOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  /** Default 'pipe' (stdout and stderr readable). */
+  readonly stdio?: 'pipe' | 'ignore';
+  readonly unref?: boolean;
+}
+
 export interface IfaceCounters {
   readonly rxBytes: bigint;
   readonly txBytes: bigint;
@@ -93,8 +100,11 @@ export interface Lab {
   readonly segments: readonly LabSegment[];
   /** Runs `ip netns exec <ns> argv...`; never throws for a non-zero exit. */
   exec(node: LabNode, argv: string[], opts?: RunOptions): Promise<RunResult>;
-  /** Starts a long-running process in the node's namespace; down() kills it. */
-  spawn(node: LabNode, argv: string[], opts?: { env?: NodeJS.ProcessEnv }): ChildProcess;
+  /**
+   * Starts a long-running process in the node's namespace; down() kills it. `stdio: 'ignore'` for daemons that log
+   * elsewhere; `unref` lets this process exit while the child runs on (labs kept on exit).
+   */
+  spawn(node: LabNode, argv: string[], opts?: SpawnOptions): ChildProcess;
   ifaceBytes(host: LabHost): Promise<IfaceCounters>;
   /** Drops `percent` (0..100) of the packets on the host's link, in one or both directions; 0 clears the loss. */
   setLoss(host: LabHost, percent: number, direction?: FaultDirection): Promise<void>;
@@ -181,13 +191,17 @@ class LabImpl implements Lab, Reapable {
     return run(['ip', 'netns', 'exec', node.netns, ...argv], opts);
   }
 
-  spawn(node: LabNode, argv: string[], opts: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  spawn(node: LabNode, argv: string[], opts: SpawnOptions = {}): ChildProcess {
     if (this.#downing !== undefined) throw new LabError(`lab ${this.id}: spawn after down`);
     // `ip netns exec` execs the command in place, so the child's pid is the command's pid.
+    const out = opts.stdio ?? 'pipe';
     const child = spawnChild('ip', ['netns', 'exec', node.netns, ...argv], {
       env: opts.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', out, out],
+      // Its own process group, so a Ctrl-C at the terminal does not reach a daemon meant to outlive us.
+      detached: opts.unref === true,
     });
+    if (opts.unref === true) child.unref();
     this.#children.add(child);
     child.once('exit', () => this.#children.delete(child));
     child.once('error', () => this.#children.delete(child));
@@ -275,6 +289,10 @@ class LabImpl implements Lab, Reapable {
     this.#startBird(fe, fe.name);
   }
 
+  #birdLog(name: string): string {
+    return join(labWorkDir(this.id), `bird-${name}.log`);
+  }
+
   /** Writes a BIRD config for node `name` and runs `bird -f` in it (foreground, so it is our child). */
   #startBird(node: LabNode, name: string, config?: string): void {
     const dir = labWorkDir(this.id);
@@ -283,7 +301,11 @@ class LabImpl implements Lab, Reapable {
       mkdirSync(dir, { recursive: true });
       writeFileSync(conf, config);
     }
-    const child = this.spawn(node, ['bird', '-f', '-c', conf, '-s', this.#birdSocket(name), '-P', join(dir, `bird-${name}.pid`)]);
+    // BIRD logs to a file (see the configs), so it needs no pipe to this process, which may exit before it does.
+    const child = this.spawn(node, ['bird', '-f', '-c', conf, '-s', this.#birdSocket(name), '-P', join(dir, `bird-${name}.pid`)], {
+      stdio: 'ignore',
+      unref: this.keepOnExit,
+    });
     this.#birds.set(name, child);
     child.once('exit', () => {
       if (this.#birds.get(name) === child) this.#birds.delete(name);
@@ -304,6 +326,7 @@ class LabImpl implements Lab, Reapable {
       local4: rt.addresses['frontend']!,
       ...(v6 ? { local6: rt.addresses6['frontend']! } : {}),
       peers: fes.map((f) => ({ name: f.name, address4: f.address, ...(f.address6 ? { address6: f.address6 } : {}) })),
+      logFile: this.#birdLog('rt'),
     }));
     for (const f of fes) {
       this.#startBird(f, f.name, frontendBirdConfig({
@@ -312,6 +335,7 @@ class LabImpl implements Lab, Reapable {
         router4: f.gateway!,
         vip4: this.vip,
         ...(v6 ? { local6: f.address6!, router6: f.gateway6!, vip6: this.vip6! } : {}),
+        logFile: this.#birdLog(f.name),
       }));
     }
     await this.waitForNextHops(fes.length);
