@@ -3,9 +3,13 @@
 // BIRD stops or is killed (the session closes) or when its link goes dark (hold-timer expiry). Root and BIRD 2 only.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { labUp } from './lab.ts';
+import { labDownAll, labUp, listNamespaces } from './lab.ts';
+import { run } from './run.ts';
 import { echoServer, tcpAsk } from './lab.fixture.ts';
 
 const haveBird = (() => {
@@ -71,4 +75,29 @@ test('2 front-ends, dual stack, routed back-ends: ECMP for the IPv6 VIP as well'
   assert.match(await tcpAsk(lab, lab.client, lab.vip6!, 8000), /^fe2?:ping$/);
   await lab.stopBgp(lab.frontends[1]!);
   assert.deepEqual(await lab.waitForNextHops(1, { family: 6 }), ['fd77:2::10']);
+});
+
+test('`baton lab up --frontends 2` returns and leaves BGP announcing; `lab down` removes it all', { skip, timeout: 60_000 }, async (t) => {
+  const id = `zb${randomBytes(3).toString('hex')}`;
+  t.after(() => labDownAll(`${id}-`));
+  const main = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+  const cli = (args: string[]) => {
+    const c = spawn(process.execPath, ['--import', 'tsx', main, 'lab', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    // A BIRD left holding the command's stdout would keep 'close' from ever firing: 'close' is the test.
+    return once(c, 'close').then(([code]) => ({ code: code as number, out }));
+  };
+  const up = await cli(['up', '--backends', '1', '--frontends', '2', '--id', id]);
+  assert.equal(up.code, 0);
+  assert.equal((JSON.parse(up.out) as { frontends: unknown[] }).frontends.length, 2);
+  const route = await run(['ip', '-n', `${id}-rt`, 'route', 'show', '10.77.0.100/32']);
+  assert.equal(route.stdout.match(/nexthop via/g)?.length, 2, route.stdout);
+  const birds = (await run(['pgrep', '-f', `/run/baton-lab/${id}/bird-`])).stdout.trim().split('\n').filter(Boolean);
+  assert.equal(birds.length, 3);
+
+  const down = await cli(['down', id]);
+  assert.equal(down.code, 0);
+  assert.deepEqual((await listNamespaces()).filter((ns) => ns.startsWith(`${id}-`)), []);
+  assert.equal((await run(['pgrep', '-f', `/run/baton-lab/${id}/bird-`])).stdout.trim(), '');
 });
