@@ -65,6 +65,54 @@ test('3 front-ends: the router has an ECMP route with 3 next hops; stopping a BI
   assert.equal(await tcpAsk(lab, lab.client, lab.vip, 8000), 'fe2:ping');
 });
 
+/** UDP echo: answers every datagram with the host's name. */
+const UDP_NAME = `
+const [host, port, name] = process.argv.slice(1);
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (m, r) => s.send(name, r.port, r.address));
+s.bind(Number(port), host, () => console.log('ready'));
+`;
+
+/** From each source port in [from, from + n): one datagram to host:port; prints {port: answer}. */
+const UDP_MAP = `
+const dgram = require('node:dgram');
+const [host, port, from, n] = process.argv.slice(1).map((v, i) => (i === 0 ? v : Number(v)));
+const out = {};
+const one = (p) => new Promise((resolve) => {
+  const s = dgram.createSocket('udp4');
+  const t = setTimeout(() => { out[p] = 'timeout'; s.close(); resolve(); }, 2000);
+  s.on('message', (m) => { clearTimeout(t); out[p] = String(m); s.close(); resolve(); });
+  s.bind(p, () => s.send('who', port, host));
+});
+(async () => { for (let p = from; p < from + n; p++) await one(p); console.log(JSON.stringify(out)); })();
+`;
+
+test('a new ECMP hash seed moves flows between front-ends; the same seed maps them back', { skip }, async (t) => {
+  const lab = await labUp({ backends: 1, frontends: 3 });
+  t.after(() => lab.down());
+  for (const fe of lab.frontends) {
+    const c = lab.spawn(fe, [process.execPath, '-e', UDP_NAME, lab.vip, '9000', fe.name]);
+    await new Promise<void>((resolve) => c.stdout?.on('data', (b: Buffer) => b.toString().includes('ready') && resolve()));
+  }
+  const map = async (): Promise<Record<string, string>> => {
+    const r = await lab.exec(lab.client, [process.execPath, '-e', UDP_MAP, lab.vip, '9000', '30000', '40'], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const m = JSON.parse(r.stdout) as Record<string, string>;
+    assert.ok(Object.values(m).every((v) => /^fe\d?$/.test(v)), r.stdout);
+    return m;
+  };
+  await lab.setEcmpSeed(1);
+  const a = await map();
+  assert.deepEqual(await map(), a, 'one seed, one mapping');
+  await lab.setEcmpSeed(2);
+  const b = await map();
+  const moved = Object.keys(a).filter((p) => a[p] !== b[p]);
+  // 40 flows over 3 next hops: none moving under a new seed has probability about 3^-40.
+  assert.ok(moved.length > 0, 'no flow moved');
+  await lab.setEcmpSeed(1);
+  assert.deepEqual(await map(), a, 'the first seed maps every flow back');
+});
+
 test('2 front-ends, dual stack, routed back-ends: ECMP for the IPv6 VIP as well', { skip }, async (t) => {
   const lab = await labUp({ backends: 1, frontends: 2, routed: true, ipv6: true });
   t.after(() => lab.down());

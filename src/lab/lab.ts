@@ -126,6 +126,12 @@ export interface Lab {
   /** BGP labs: starts a front-end's BIRD again after stopBgp. */
   startBgp(fe: LabHost): Promise<void>;
   /**
+   * Router labs: sets the router's ECMP hash seed (IPv4, `net.ipv4.fib_multipath_hash_seed`, Linux 6.11+). A new
+   * seed moves flows between next hops with no change in membership: the way to make a front-end receive packets
+   * of flows it never saw.
+   */
+  setEcmpSeed(seed: number): Promise<void>;
+  /**
    * A bpffs for the lab's daemons to pin eBPF maps and links in (`/run/baton-lab/<id>/bpf`), mounted on first call in
    * this process's mount namespace. `ip netns exec` gives each daemon a private /sys, so pins under its own
    * /sys/fs/bpf die with it; pins here survive a daemon's restart. down() unmounts it, freeing every pin.
@@ -287,6 +293,12 @@ class LabImpl implements Lab, Reapable {
     if (!this.bgp) throw new LabError(`startBgp: lab ${this.id} has no BGP`);
     if (this.#birds.has(fe.name)) throw new LabError(`startBgp: BIRD already runs for ${fe.name}`);
     this.#startBird(fe, fe.name);
+  }
+
+  async setEcmpSeed(seed: number): Promise<void> {
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new LabError(`setEcmpSeed: bad seed ${seed}`);
+    const rt = this.#routerOrThrow('setEcmpSeed');
+    await runOk(['ip', 'netns', 'exec', rt.netns, 'sysctl', '-q', '-w', `net.ipv4.fib_multipath_hash_seed=${seed}`]);
   }
 
   #birdLog(name: string): string {
