@@ -1,9 +1,8 @@
-// The fault scripts as text (pure), and next-hop parsing of `ip -j route` output.
+// The fault scripts as text and the drop counters read back (pure).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FAULT_TABLE, faultScript, NO_FAULT, parseFaultDrops, validLossPercent } from './faults.ts';
-import { parseNextHops } from './lab.ts';
 
 test('no fault: the script only deletes the table (declared first so the delete cannot fail)', () => {
   assert.equal(faultScript('eth0', NO_FAULT), `table netdev ${FAULT_TABLE}\ndelete table netdev ${FAULT_TABLE}\n`);
@@ -31,17 +30,6 @@ test('blackhole drops everything both ways, whatever the loss settings', () => {
 test('loss percentages outside 0..100 are refused', () => {
   for (const p of [0, 0.01, 50, 100]) assert.ok(validLossPercent(p), String(p));
   for (const p of [-1, 100.5, Number.NaN, Number.POSITIVE_INFINITY]) assert.ok(!validLossPercent(p), String(p));
-});
-
-test('parseNextHops reads single and multipath routes', () => {
-  assert.deepEqual(parseNextHops(''), []);
-  assert.deepEqual(parseNextHops('[]'), []);
-  assert.deepEqual(parseNextHops('[{"dst":"10.77.0.100","gateway":"10.77.2.10","dev":"br2","flags":[]}]'), ['10.77.2.10']);
-  const multi = JSON.stringify([{
-    dst: '10.77.0.100', protocol: 'bird', metric: 32, flags: [],
-    nexthops: [{ gateway: '10.77.2.12', dev: 'br2', weight: 1 }, { gateway: '10.77.2.10', dev: 'br2', weight: 1 }],
-  }]);
-  assert.deepEqual(parseNextHops(multi), ['10.77.2.10', '10.77.2.12']);
 });
 
 test('parseFaultDrops sums the counters of each direction', () => {

@@ -11,9 +11,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn as spawnChild } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { frontendBirdConfig, routerBirdConfig } from './bird.ts';
+import { LabRouting } from './bgp.ts';
 import { buildHub, ip, plugHost } from './build.ts';
 import {
   FAULT_TABLE,
@@ -25,7 +25,7 @@ import {
   type FaultDrops,
   type FaultState,
 } from './faults.ts';
-import { killChild, killPid, killQuietly, sleep, stopChild } from './proc.ts';
+import { killChild, killPid, killQuietly, stopChild } from './proc.ts';
 import {
   labWorkDir,
   mountsUnder,
@@ -49,6 +49,7 @@ import {
 } from './topology.ts';
 
 export { LabError } from './run.ts';
+export { parseNextHops } from './bgp.ts';
 export { isAlive, stopChild } from './proc.ts';
 export { LAB_NETNS_PATTERN, LAB_STATE_DIR, labDownAll, listNamespaces } from './reaper.ts';
 export { LAB_DEFAULT_VIP, LAB_DEFAULT_VIP6, LAB_PREFIX_LEN, LAB_PREFIX_LEN6 } from './topology.ts';
@@ -160,16 +161,14 @@ export interface LabOptions {
   readonly keepOnExit?: boolean;
 }
 
-const BGP_READY_TIMEOUT_MS = 20_000;
-
 class LabImpl implements Lab, Reapable {
   readonly prefixLen = LAB_PREFIX_LEN;
   readonly prefixLen6 = LAB_PREFIX_LEN6;
   readonly #children = new Set<ChildProcess>();
   readonly #faults = new Map<string, FaultState>();
-  readonly #birds = new Map<string, ChildProcess>();
   #downing: Promise<void> | undefined;
   #pinRoot: Promise<string> | undefined;
+  #routing: LabRouting | undefined;
 
   constructor(
     readonly plan: LabPlan,
@@ -260,98 +259,39 @@ class LabImpl implements Lab, Reapable {
     await killChild(target, signal);
   }
 
-  async vipNextHops(family: 4 | 6 = 4): Promise<string[]> {
-    const rt = this.#routerOrThrow('vipNextHops');
-    const dst = family === 4 ? `${this.vip}/32` : `${this.#vip6OrThrow()}/128`;
-    const r = await runOk(['ip', '-n', rt.netns, `-${family}`, '-j', 'route', 'show', 'exact', dst]);
-    return parseNextHops(r);
+  vipNextHops(family: 4 | 6 = 4): Promise<string[]> {
+    return this.#bgpOrThrow('vipNextHops').vipNextHops(family);
   }
 
-  async waitForNextHops(n: number, o: { family?: 4 | 6; timeoutMs?: number } = {}): Promise<string[]> {
-    const deadline = Date.now() + (o.timeoutMs ?? BGP_READY_TIMEOUT_MS);
-    for (;;) {
-      const hops = await this.vipNextHops(o.family ?? 4);
-      if (hops.length === n) return hops;
-      if (Date.now() > deadline) {
-        const proto = await this.exec(this.#routerOrThrow('waitForNextHops'), ['birdc', '-s', this.#birdSocket('rt'), 'show', 'protocols']);
-        throw new LabError(
-          `lab ${this.id}: router has ${hops.length} next hops for the VIP (${hops.join(' ')}), want ${n}\n${proto.stdout}`,
-        );
-      }
-      await sleep(100);
-    }
+  waitForNextHops(n: number, o: { family?: 4 | 6; timeoutMs?: number } = {}): Promise<string[]> {
+    return this.#bgpOrThrow('waitForNextHops').waitForNextHops(n, o);
   }
 
-  async stopBgp(fe: LabHost, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const bird = this.#birds.get(fe.name);
-    if (bird === undefined) throw new LabError(`stopBgp: no BIRD running for ${fe.name}`);
-    this.#birds.delete(fe.name);
-    await (signal === 'SIGTERM' ? stopChild(bird) : killChild(bird, signal));
+  stopBgp(fe: LabHost, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    return this.#bgpOrThrow('stopBgp').stop(fe.name, signal);
   }
 
   async startBgp(fe: LabHost): Promise<void> {
     if (!this.bgp) throw new LabError(`startBgp: lab ${this.id} has no BGP`);
-    if (this.#birds.has(fe.name)) throw new LabError(`startBgp: BIRD already runs for ${fe.name}`);
-    this.#startBird(fe, fe.name);
+    this.#bgpOrThrow('startBgp').start(fe, fe.name);
   }
 
   async setEcmpSeed(seed: number): Promise<void> {
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new LabError(`setEcmpSeed: bad seed ${seed}`);
-    const rt = this.#routerOrThrow('setEcmpSeed');
-    await runOk(['ip', 'netns', 'exec', rt.netns, 'sysctl', '-q', '-w', `net.ipv4.fib_multipath_hash_seed=${seed}`]);
-  }
-
-  #birdLog(name: string): string {
-    return join(labWorkDir(this.id), `bird-${name}.log`);
-  }
-
-  /** Writes a BIRD config for node `name` and runs `bird -f` in it (foreground, so it is our child). */
-  #startBird(node: LabNode, name: string, config?: string): void {
-    const dir = labWorkDir(this.id);
-    const conf = join(dir, `bird-${name}.conf`);
-    if (config !== undefined) {
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(conf, config);
-    }
-    // BIRD logs to a file (see the configs), so it needs no pipe to this process, which may exit before it does.
-    const child = this.spawn(node, ['bird', '-f', '-c', conf, '-s', this.#birdSocket(name), '-P', join(dir, `bird-${name}.pid`)], {
-      stdio: 'ignore',
-      unref: this.keepOnExit,
-    });
-    this.#birds.set(name, child);
-    child.once('exit', () => {
-      if (this.#birds.get(name) === child) this.#birds.delete(name);
-    });
-  }
-
-  #birdSocket(name: string): string {
-    return join(labWorkDir(this.id), `bird-${name}.ctl`);
+    await this.#bgpOrThrow('setEcmpSeed').setEcmpSeed(seed);
   }
 
   /** Starts the router's and every front-end's BIRD and waits for the VIP to have one next hop per front-end. */
   async startBgpAll(): Promise<void> {
-    const rt = this.#routerOrThrow('bgp');
-    const fes = this.frontends;
-    const v6 = this.vip6 !== undefined;
-    this.#startBird(rt, 'rt', routerBirdConfig({
-      routerId: rt.addresses['frontend']!,
-      local4: rt.addresses['frontend']!,
-      ...(v6 ? { local6: rt.addresses6['frontend']! } : {}),
-      peers: fes.map((f) => ({ name: f.name, address4: f.address, ...(f.address6 ? { address6: f.address6 } : {}) })),
-      logFile: this.#birdLog('rt'),
-    }));
-    for (const f of fes) {
-      this.#startBird(f, f.name, frontendBirdConfig({
-        routerId: f.address,
-        local4: f.address,
-        router4: f.gateway!,
-        vip4: this.vip,
-        ...(v6 ? { local6: f.address6!, router6: f.gateway6!, vip6: this.vip6! } : {}),
-        logFile: this.#birdLog(f.name),
-      }));
-    }
-    await this.waitForNextHops(fes.length);
-    if (v6) await this.waitForNextHops(fes.length, { family: 6 });
+    await this.#bgpOrThrow('bgp').startAll(this.frontends);
+  }
+
+  #bgpOrThrow(what: string): LabRouting {
+    if (this.router === undefined) throw new LabError(`${what}: lab ${this.id} has no router`);
+    this.#routing ??= new LabRouting({
+      id: this.id, vip: this.vip, vip6: this.vip6, router: this.router,
+      spawn: (node, argv) => this.spawn(node, argv, { stdio: 'ignore', unref: this.keepOnExit }),
+    });
+    return this.#routing;
   }
 
   pinRoot(): Promise<string> {
@@ -362,16 +302,6 @@ class LabImpl implements Lab, Reapable {
       return dir;
     })();
     return this.#pinRoot;
-  }
-
-  #routerOrThrow(what: string): LabRouter {
-    if (this.router === undefined) throw new LabError(`${what}: lab ${this.id} has no router`);
-    return this.router;
-  }
-
-  #vip6OrThrow(): string {
-    if (this.vip6 === undefined) throw new LabError(`lab ${this.id} has no IPv6`);
-    return this.vip6;
   }
 
   down(): Promise<void> {
@@ -394,21 +324,6 @@ class LabImpl implements Lab, Reapable {
     for (const ns of this.namespaces()) removeNamespaceSync(ns);
     untrackLab(this.id);
   }
-}
-
-/** Next-hop addresses from `ip -j route show exact <dst>`: one `gateway`, or a `nexthops` list (multipath). */
-export function parseNextHops(json: string): string[] {
-  const routes: unknown = JSON.parse(json.trim() === '' ? '[]' : json);
-  if (!Array.isArray(routes)) return [];
-  const hops: string[] = [];
-  for (const r of routes as Record<string, unknown>[]) {
-    if (typeof r['gateway'] === 'string') hops.push(r['gateway']);
-    const nh = r['nexthops'];
-    if (Array.isArray(nh)) {
-      for (const h of nh as Record<string, unknown>[]) if (typeof h['gateway'] === 'string') hops.push(h['gateway']);
-    }
-  }
-  return hops.sort();
 }
 
 /** Brings up a lab; on any failure it removes whatever it created and rethrows. */
