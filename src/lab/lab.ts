@@ -1,8 +1,10 @@
-// Network-namespace labs for the demo, kernel tests and benchmarks: builds the topology planned by topology.ts (an
-// L2 segment by default; a router with per-role subnets, several front-ends and BGP on request), runs processes in
-// it, injects faults (faults.ts), and tears it down (reaper.ts). Every lab uses the same addresses because nothing of
-// it is visible outside its own namespaces; names are unique per lab id, so labs run side by side (several engineers,
-// parallel tests). Nothing is created in the root namespace.
+// Network-namespace labs for the demo, kernel tests and benchmarks. The parts: topology.ts plans a lab (an L2
+// segment by default; a router with per-role subnets, several front-ends and BGP on request), build.ts creates it,
+// bgp.ts runs its BIRD daemons, faults.ts describes loss and blackholes, reaper.ts tears labs down (also those of
+// crashed processes), proc.ts stops processes. This file is the Lab a caller holds: running processes and commands
+// in it, faults, and its lifecycle. Every lab uses the same addresses because nothing of it is visible outside its
+// own namespaces; names are unique per lab id, so labs run side by side (several engineers, parallel tests).
+// Nothing is created in the root network namespace.
 //
 // Offloads (TSO/GSO, checksum) stay on: packets between namespaces never reach a wire, so partial checksums are
 // valid throughout, and turning them off would make benchmark numbers unlike a real host. Turn them off per test if a
