@@ -20,6 +20,7 @@ command -v nft  >/dev/null 2>&1 || need+=(nftables)
 command -v ip   >/dev/null 2>&1 || need+=(iproute2)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # eBPF steering: libbpf1 loads the programs; clang/llvm/libbpf-dev build them from bpf/*.c
 ldconfig -p 2>/dev/null | grep -q 'libbpf\.so\.1 ' || need+=(libbpf1)
 command -v clang >/dev/null 2>&1 || need+=(clang)
