@@ -243,6 +243,24 @@ test('flow-end names its handoff and goes to the front-end that handed it; unkno
   assert.deepEqual(endsB, [[flowB, 2n], [unknown, 9n]]);
 });
 
+test('a flow end whose front-end is away (restarting) is delivered when it connects again', async (t) => {
+  const flow: FlowInfo = { family: 4, client: { address: '198.51.100.8', port: 40003 }, vip: { address: '192.0.2.1', port: 80 } };
+  const { server, port } = await startServer(t, { onHandoff: async () => ({ ok: true, flow }) });
+  const first = await startUpClient(t, port, { name: 'fe-a' });
+  assert.deepEqual(await first.sendHandoff(5n, blobOf(5n)), { ok: true });
+  const other = await startUpClient(t, port, { name: 'fe-b' });
+  first.close();
+  await new Promise((r) => setTimeout(r, 50));
+  const seenByOther: bigint[] = [];
+  other.on('flowEnd', (_f: FlowInfo, id: bigint) => seenByOther.push(id));
+  assert.equal(server.flowEnded(flow, 5n), 0, 'fe-a is away: nobody is told yet, not even fe-b');
+  const back = await startUpClient(t, port, { name: 'fe-a' });
+  const got = deferred<bigint>();
+  back.on('flowEnd', (_f: FlowInfo, id: bigint) => got.resolve(id));
+  assert.equal(await got.promise, 5n);
+  assert.deepEqual(seenByOther, []);
+});
+
 test('load reports count the commits they include, and a commit alone triggers a report', async (t) => {
   const { server, port } = await startServer(t, { loadIntervalMs: 5, onHandoff: async () => ({ ok: true }) });
   const client = await startUpClient(t, port);

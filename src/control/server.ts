@@ -135,6 +135,8 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   readonly #peers = new Set<Peer>();
   /** `flowKey#handoffId` -> name of the front-end that handed the flow. */
   readonly #flows = new Map<string, string>();
+  /** Flow ends that found no front-end to tell, sent to the first matching one that connects. */
+  #unsent: UnsentFlowEnd[] = [];
   #nextPeerId = 1;
   #load: number | undefined;
   #loadSeq = 0;
@@ -214,9 +216,16 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     const owner = key === undefined ? undefined : this.#flows.get(key);
     if (key !== undefined) this.#flows.delete(key);
     const up = [...this.#peers].filter((p) => p.state === 'up' && !p.link.closed);
-    const owners = owner === undefined ? [] : up.filter((p) => p.name === owner);
-    const targets = owners.length > 0 ? owners : up;
+    // Known owner: only it (if it is away, it gets the report when it is back); unknown: everyone.
+    const targets = owner === undefined ? up : up.filter((p) => p.name === owner);
     const m: Message = { kind: 'flow-end', id, family: info.family, client: info.client, vip: info.vip };
+    if (targets.length === 0) {
+      // Its front-end is restarting (it keeps steering the flow from pinned state): tell it when it is back,
+      // or the flow would stay steered until its idle timeout.
+      this.#unsent.push({ owner, m });
+      if (this.#unsent.length > MAX_UNSENT_FLOW_ENDS) this.#unsent.shift();
+      return 0;
+    }
     for (const p of targets) p.link.send(m);
     return targets.length;
   }
@@ -316,6 +325,14 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     publishUp({ side: 'server', name: this.name, peer: peer.name, remote: peer.remote });
     this.emit('peerUp', info(peer));
     if (this.#load !== undefined) this.#scheduleLoad(peer);
+    if (this.#unsent.length > 0) {
+      const rest: UnsentFlowEnd[] = [];
+      for (const u of this.#unsent) {
+        if (u.owner === undefined || u.owner === peer.name) peer.link.send(u.m);
+        else rest.push(u);
+      }
+      this.#unsent = rest;
+    }
   }
 
   /** Closes a connection that has not authenticated; never echoes anything back. */
@@ -418,6 +435,14 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     peer.lastCommitsSent = commits;
   }
 }
+
+interface UnsentFlowEnd {
+  readonly owner: string | undefined;
+  readonly m: Message;
+}
+
+/** Bound on flow ends kept for a front-end that is away (each ~100 bytes). */
+const MAX_UNSENT_FLOW_ENDS = 100_000;
 
 function trackKey(flow: FlowInfo, id: bigint): string | undefined {
   try {

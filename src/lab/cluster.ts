@@ -54,6 +54,11 @@ export interface Cluster {
   readonly processes: ReadonlyMap<string, ChildProcess>;
   /** The last lines each process printed (for failure reports). */
   logs(): string;
+  /**
+   * Kills a front-end process (SIGKILL by default: a crash), waits for it to exit, starts it again with the
+   * same configuration and waits until its channels are up. With bpf steering it adopts the pinned state.
+   */
+  restartFrontend(o?: { readonly host?: LabHost; readonly signal?: NodeJS.Signals; readonly downMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -194,12 +199,17 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
     ...o.frontend,
   });
   const fes = new Map<string, ChildProcess>();
-  for (const h of lab.frontends) {
-    const file = join(dir, `${h.name}.json`);
-    await writeFile(file, JSON.stringify(feConfigFor(h), null, 2));
-    const child = lab.spawn(h, [...cli(), 'frontend', '--config', file], { env });
+  const spawnFrontend = (h: LabHost): ChildProcess => {
+    const child = lab.spawn(h, [...cli(), 'frontend', '--config', join(dir, `${h.name}.json`)], { env });
     capture(h.name, child, ring);
     fes.set(h.name, child);
+    processes.set(h.name, child);
+    return child;
+  };
+  const processes = new Map<string, ChildProcess>(agentsByName);
+  for (const h of lab.frontends) {
+    await writeFile(join(dir, `${h.name}.json`), JSON.stringify(feConfigFor(h), null, 2));
+    spawnFrontend(h);
   }
 
   const statsOf = async (h: LabHost): Promise<FrontendStatsJson> => {
@@ -207,28 +217,41 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
     if (r.code !== 0) throw new Error(`stats ${h.name}: curl exit ${r.code}: ${r.stderr.trim()}`);
     return JSON.parse(r.stdout) as FrontendStatsJson;
   };
-  const processes = new Map<string, ChildProcess>([...fes, ...agentsByName]);
   const stop = async (): Promise<void> => {
     await Promise.all([...fes.values(), ...agents].map((c) => stopChild(c, 5000)));
     await rm(dir, { recursive: true, force: true });
   };
+  const want = lab.backends.filter((b) => !skip.has(b.name)).map((b) => b.name);
+  const ready = async (hosts: readonly LabHost[], deadline: number): Promise<boolean> => {
+    for (;;) {
+      if (hosts.some((h) => fes.get(h.name)?.exitCode !== null)) return false;
+      const all = await Promise.all(hosts.map((h) => statsOf(h).catch(() => undefined)));
+      if (all.every((s) => s !== undefined && want.every((n) => s.perBackend[n]?.up))) return true;
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const restartFrontend: Cluster['restartFrontend'] = async (r = {}) => {
+    const h = r.host ?? lab.frontend;
+    const old = fes.get(h.name);
+    if (old && old.exitCode === null && old.signalCode === null) {
+      const exited = new Promise((res) => old.once('exit', res));
+      old.kill(r.signal ?? 'SIGKILL');
+      await exited;
+    }
+    if (r.downMs) await new Promise((res) => setTimeout(res, r.downMs));
+    spawnFrontend(h);
+    if (!(await ready([h], Date.now() + 30_000))) throw new Error(`front-end ${h.name} did not come back\n${ring.slice(-40).join('\n')}`);
+  };
   const cluster: Cluster = {
-    lab, secret, frontendConfig: feConfigFor(lab.frontend), stop, processes,
+    lab, secret, frontendConfig: feConfigFor(lab.frontend), stop, processes, restartFrontend,
     stats: () => statsOf(lab.frontend),
     statsOf,
     logs: () => ring.join('\n'),
   };
 
   // Ready when every front-end sees every started agent's channel up.
-  const want = lab.backends.filter((b) => !skip.has(b.name)).map((b) => b.name);
-  const deadline = Date.now() + (o.readyTimeoutMs ?? 30_000);
-  for (;;) {
-    if ([...fes.values()].some((c) => c.exitCode !== null)) break;
-    const all = await Promise.all(lab.frontends.map((h) => statsOf(h).catch(() => undefined)));
-    if (all.every((s) => s !== undefined && want.every((n) => s.perBackend[n]?.up))) return cluster;
-    if (Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  if (await ready(lab.frontends, Date.now() + (o.readyTimeoutMs ?? 30_000))) return cluster;
   const logs = cluster.logs();
   await stop();
   throw new Error(`cluster did not become ready\n${logs}`);
