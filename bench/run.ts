@@ -2,9 +2,9 @@
 // balancer at all, in one lab, in one run. Progress goes to stderr; the markdown report to stdout; with --json one
 // JSON object is the last stdout line. See bench/README.md for what each figure means.
 
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,9 +12,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { labUp } from '../src/lab/lab.ts';
 import { agentAvailable, startBackends, type BackendKind } from './backends.ts';
 import type { BenchEnv } from './env.ts';
-import { cellsOf, fetchDigest, runPath, type Plan, type Progress } from './measure.ts';
-import { PATH_NAMES, type PathName } from './paths.ts';
-import { markdownReport, svgPlot, type HandoffSummary, type RunMeta } from './report.ts';
+import { cellsOf, fetchDigest, runPath, type Plan, type Progress, type SegmentProbe } from './measure.ts';
+import { BPFFS_ROOT, PATH_NAMES, type PathName, type SteeringKind } from './paths.ts';
+import { markdownReport, svgPlot, type BpfBench, type HandoffSummary, type RunMeta } from './report.ts';
 import { ratios, SIZES, type ResultRow } from './results.ts';
 import type { Mode } from './wrk.ts';
 
@@ -32,9 +32,14 @@ interface Cli {
   connections: number;
   threads: number;
   backend: 'auto' | BackendKind;
+  steering: SteeringKind;
+  probe?: number;
+  bpf: boolean;
 }
 
-const MODES: readonly Mode[] = ['close', 'keepalive'];
+const MODES: readonly Mode[] = ['close', 'keepalive', 'post', 'post-seq', 'alternate'];
+/** baton-nft only when asked for (or with --steering nft, where it would duplicate baton): keeps the run short. */
+const DEFAULT_PATHS: readonly PathName[] = PATH_NAMES.filter((p) => p !== 'baton-nft');
 const DEFAULT_SIZES = ['1KB', '100KB', '1MB'];
 
 const log = (msg: string): void => {
@@ -68,7 +73,7 @@ function parseCli(argv: readonly string[]): Cli {
     .option('--out <dir>', 'directory for the report files', fileURLToPath(new URL('./results', import.meta.url)))
     .option('--paths <list>', `comma-separated subset of ${PATH_NAMES.join(',')}`, listArg(PATH_NAMES))
     .option('--sizes <list>', `comma-separated response sizes (${Object.keys(SIZES).join(',')})`, listArg(Object.keys(SIZES)))
-    .option('--modes <list>', 'comma-separated: close, keepalive', listArg(MODES))
+    .option('--modes <list>', `comma-separated: ${MODES.join(', ')}`, listArg(MODES))
     .option('--duration <s>', 'seconds per measurement (default 5, quick 1)', intArg(1))
     .option('--warmup <s>', 'seconds of warm-up per path (default 2, quick 1)', intArg(0))
     .option('--repeats <n>', 'measurements per cell, median reported (default 3, quick 1)', intArg(1))
@@ -78,7 +83,10 @@ function parseCli(argv: readonly string[]): Cli {
       new Option('--backend <kind>', "back-end servers: baton's agent, the stand-in stub, or the agent when available")
         .choices(['auto', 'agent', 'stub'])
         .default('auto'),
-    );
+    )
+    .addOption(new Option('--steering <kind>', "steering of the baton path (baton-nft is always nft)").choices(['bpf', 'nft']).default('bpf'))
+    .option('--probe <n>', 'sequential 64 KB requests of the segment probe per path, 0 for none (default 50, quick 20)', intArg(0))
+    .option('--no-bpf', 'skip the data-plane micro-benchmark (bench/bpf.ts)');
   program.parse(argv, { from: 'user' });
   return program.opts<Cli>();
 }
@@ -86,7 +94,7 @@ function parseCli(argv: readonly string[]): Cli {
 function planFrom(o: Cli): Plan {
   const quick = o.quick === true;
   return {
-    paths: o.paths ?? PATH_NAMES,
+    paths: o.paths ?? DEFAULT_PATHS,
     sizes: o.sizes ?? DEFAULT_SIZES,
     modes: o.modes ?? MODES,
     // Quick keeps every size and mode (the JSON shape promises them, and 1MB close is the headline) but measures
@@ -97,7 +105,34 @@ function planFrom(o: Cli): Plan {
     connections: o.connections,
     threads: o.threads,
     quick,
+    probeRequests: o.probe ?? (quick ? 20 : 50),
   };
+}
+
+/** bench/bpf.ts as a child (it loads programs with libbpf, unattached): its rows, or why not. */
+function runBpfBench(quick: boolean): Promise<BpfBench> {
+  const flows = quick ? 20_000 : 100_000;
+  const repeat = quick ? 50_000 : 200_000;
+  const script = fileURLToPath(new URL('./bpf.ts', import.meta.url));
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', script, '--flows', String(flows), '--repeat', String(repeat), '--json'],
+      { timeout: 120_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+        const line = stdout.split('\n').find((l) => l.startsWith('{'));
+        if (err !== null || line === undefined) {
+          resolve({ flows, backends: 64, repeat, rows: [], error: `${err?.message ?? 'no JSON'} ${stderr.trim().slice(-300)}`.trim() });
+          return;
+        }
+        resolve(JSON.parse(line) as BpfBench);
+      });
+  });
+}
+
+/** Pin directories a bpf front-end of this lab left (it keeps its maps on SIGTERM): removed whatever happened. */
+function removeLabPins(labId: string): void {
+  if (!existsSync(BPFFS_ROOT)) return;
+  for (const d of readdirSync(BPFFS_ROOT)) {
+    if (d.startsWith(`bench_${labId}_`)) rmSync(`${BPFFS_ROOT}/${d}`, { recursive: true, force: true });
+  }
 }
 
 function preflight(): void {
@@ -175,6 +210,8 @@ async function main(argv: readonly string[]): Promise<void> {
   log(`${plan.paths.length} paths × ${cells.length} cells × ${plan.repeats} repeat(s) = ${total} measurements, ~${Math.round(estimate)} s`);
   const progress = stderrProgress(total, started);
 
+  const bpf = o.bpf ? await runBpfBench(plan.quick) : undefined;
+  if (bpf !== undefined) progress.note(bpf.error === undefined ? `bpf micro-benchmark: ${bpf.rows.length} rows` : `bpf micro-benchmark: ERROR ${bpf.error}`);
   const lab = await labUp({ backends: 2 });
   const workDir = mkdtempSync('/tmp/baton-bench-');
   const env: BenchEnv = {
@@ -185,8 +222,11 @@ async function main(argv: readonly string[]): Promise<void> {
     controlPort: 7700,
     statsPort: 9900,
     secret: randomBytes(16).toString('hex'),
+    steering: o.steering,
   };
   const rows: ResultRow[] = [];
+  const probes: SegmentProbe[] = [];
+  const handoffByPath: Partial<Record<PathName, HandoffSummary>> = {};
   let handoff: HandoffSummary = { p50: null, p99: null, error: 'baton path not run' };
   let backendKind: BackendKind = 'stub';
   try {
@@ -199,13 +239,16 @@ async function main(argv: readonly string[]): Promise<void> {
       for (const name of plan.paths) {
         const out = await runPath(env, name, be, reference, plan, progress);
         rows.push(...out.rows);
-        if (out.handoff !== undefined) handoff = out.handoff;
+        if (out.probe !== undefined) probes.push(out.probe);
+        if (out.handoff !== undefined) handoffByPath[name] = out.handoff;
+        if (out.handoff !== undefined && name === 'baton') handoff = out.handoff;
       }
     } finally {
       await be.stop();
     }
   } finally {
     await lab.down();
+    removeLabPins(lab.id);
     rmSync(workDir, { recursive: true, force: true });
   }
 
@@ -219,7 +262,8 @@ async function main(argv: readonly string[]): Promise<void> {
     revision: revision(),
     settings:
       `${kind}: ${plan.durationS} s per measurement, ${plan.repeats} repeat(s) (median), ${plan.warmupS} s warm-up ` +
-      `per path, ${plan.connections} connections, ${plan.threads} wrk thread(s); run took ${elapsedS} s`,
+      `per path, ${plan.connections} connections, ${plan.threads} wrk thread(s); baton steering ${o.steering}; ` +
+      `segment probe ${plan.probeRequests} requests per path; run took ${elapsedS} s`,
     backendKind:
       backendKind === 'agent'
         ? "baton's back-end agent with its sample app, the same processes for every path"
@@ -232,12 +276,15 @@ async function main(argv: readonly string[]): Promise<void> {
   const json = {
     results: rows,
     handoffUs: handoff,
+    handoffUsByPath: handoffByPath,
+    segments64KB: probes,
+    ...(bpf === undefined ? {} : { bpf }),
     ratios: ratioRows,
     meta: { date, revision: meta.revision, machine: meta.machine, settings: meta.settings, backends: backendKind, elapsedS },
   };
   const base = join(o.out, `${date.slice(0, 10)}-${kind}${o.save === true ? '' : '.tmp'}`);
   mkdirSync(o.out, { recursive: true });
-  const report = markdownReport(meta, rows, ratioRows, handoff);
+  const report = markdownReport(meta, rows, ratioRows, handoffByPath, probes, bpf);
   writeFileSync(`${base}.md`, report);
   writeFileSync(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`);
   writeFileSync(`${base}.svg`, svgPlot(rows, `baton benchmark ${date.slice(0, 10)} (${kind})`));
