@@ -6,7 +6,7 @@ import type { Lab } from '../src/lab/lab.ts';
 import type { Backends } from './backends.ts';
 import type { BenchEnv } from './env.ts';
 import { isBaton, startPath, type HandoffStats, type PathName, type RunningPath } from './paths.ts';
-import { machineBusyMs, treeCpuMs } from './proc.ts';
+import { labCpuMs, machineBusyMs, netnsInodes, treeCpuMs } from './proc.ts';
 import type { HandoffSummary } from './report.ts';
 import {
   bucketDelta, bucketQuantile, errorRow, SIZES, summarize, type CellHandoff, type ResultRow, type Sample,
@@ -115,7 +115,9 @@ async function measureCell(env: BenchEnv, path: RunningPath, be: Backends, cell:
   const i0 = await lab.ifaceBytes(lab.frontend);
   const fe0 = treeCpuMs(path.frontendPids);
   const be0 = treeCpuMs(be.pids);
+  const ns = netnsInodes([lab.client, lab.frontend, ...lab.backends].map((h) => h.netns));
   const m0 = machineBusyMs();
+  const l0 = labCpuMs(ns);
   const w = await runWrk(lab, {
     url: cellUrl(path.baseUrl, cell),
     mode: cell.mode,
@@ -126,6 +128,7 @@ async function measureCell(env: BenchEnv, path: RunningPath, be: Backends, cell:
     ...(cell.mode === 'post' || cell.mode === 'post-seq' ? { bodyBytes: SIZES[cell.size] } : {}),
     ...(cell.mode === 'alternate' ? { expectBackends: ALTERNATE.map((a) => lab.backends[a.backendIndex]!.name) } : {}),
   });
+  const l1 = labCpuMs(ns);
   const m1 = machineBusyMs();
   const fe1 = treeCpuMs(path.frontendPids);
   const be1 = treeCpuMs(be.pids);
@@ -143,6 +146,7 @@ async function measureCell(env: BenchEnv, path: RunningPath, be: Backends, cell:
     feCpuMs: fe1 - fe0,
     beCpuMs: be1 - be0,
     machineCpuMs: m1 - m0,
+    labCpuMs: l1 - l0,
     feBytes: Number(i1.rxBytes - i0.rxBytes + (i1.txBytes - i0.txBytes)),
     fePackets: Number(i1.rxPackets - i0.rxPackets + (i1.txPackets - i0.txPackets)),
     tcp: Object.fromEntries(TCP_COUNTERS.map((k) => [k, tcpAll[k] ?? 0])),

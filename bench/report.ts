@@ -70,17 +70,17 @@ const kinds = (r: ResultRow): string =>
 
 export function markdownResults(rows: readonly ResultRow[]): string {
   const head =
-    '| path | size | mode | req/s | p50 ms | p99 ms | FE CPU ms/1k req | machine CPU ms/1k req | BE CPU ms/1k req | FE bytes/req | FE pkts/req | client retrans/1k req | errors |\n' +
-    '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n';
+    '| path | size | mode | req/s | p50 ms | p99 ms | FE CPU ms/1k req | machine CPU ms/1k req | lab CPU ms/1k req | BE CPU ms/1k req | FE bytes/req | FE pkts/req | client retrans/1k req | errors |\n' +
+    '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n';
   const body = rows
     .map((r) => {
       if (r.error !== undefined && r.rps === null) {
-        return `| ${r.path} | ${r.size} | ${r.mode} | error: ${r.error.replace(/[|\n]/g, ' ').slice(0, 200)} ||||||||||`;
+        return `| ${r.path} | ${r.size} | ${r.mode} | error: ${r.error.replace(/[|\n]/g, ' ').slice(0, 200)} |||||||||||`;
       }
       return `| ${r.path} | ${r.size} | ${r.mode} | ${fmt(r.rps, 0)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(
         r.feCpuMsPer1k,
         1,
-      )} | ${fmt(r.machineCpuMsPer1k, 1)} | ${fmt(r.beCpuMsPer1k, 1)} | ${fmt(r.feBytesPerReq, 0)} | ${fmt(
+      )} | ${fmt(r.machineCpuMsPer1k, 1)} | ${fmt(r.labCpuMsPer1k, 1)} | ${fmt(r.beCpuMsPer1k, 1)} | ${fmt(r.feBytesPerReq, 0)} | ${fmt(
         r.fePacketsPerReq,
         1,
       )} | ${fmt(r.retransPer1k, 2)} | ${r.errors}${kinds(r)} |`;
@@ -120,12 +120,12 @@ export function markdownCellHandoffs(rows: readonly ResultRow[]): string {
 export function markdownAlternate(rows: readonly ResultRow[]): string {
   const alt = rows.filter((r) => r.mode === 'alternate');
   if (alt.length === 0) return 'not run\n';
-  const head = '| path | req/s | p50 ms | p99 ms | FE CPU ms/1k req | machine CPU ms/1k req | served by the right pool | right / wrong / unattributed | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n';
+  const head = '| path | req/s | p50 ms | p99 ms | FE CPU ms/1k req | machine CPU ms/1k req | lab CPU ms/1k req | served by the right pool | right / wrong / unattributed | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n';
   return head + alt.map((r) => {
-    if (!ok(r)) return `| ${r.path} | error: ${(r.error ?? '').replace(/[|\n]/g, ' ').slice(0, 200)} ||||||||`;
+    if (!ok(r)) return `| ${r.path} | error: ${(r.error ?? '').replace(/[|\n]/g, ' ').slice(0, 200)} |||||||||`;
     const pct = r.path === 'direct' ? 'n/a (no balancer: b1 only)' : r.rightPoolPct === null || r.rightPoolPct === undefined ? dash : `${r.rightPoolPct} %`;
     const p = r.pool;
-    return `| ${r.path} | ${fmt(r.rps, 0)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.feCpuMsPer1k, 1)} | ${fmt(r.machineCpuMsPer1k, 1)} | ` +
+    return `| ${r.path} | ${fmt(r.rps, 0)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.feCpuMsPer1k, 1)} | ${fmt(r.machineCpuMsPer1k, 1)} | ${fmt(r.labCpuMsPer1k, 1)} | ` +
       `${pct} | ${p === undefined ? dash : `${p.right} / ${p.wrong} / ${p.unknown}`} | ${r.errors}${kinds(r)} |`;
   }).join('\n') + '\n';
 }
@@ -182,6 +182,9 @@ export function markdownAcceptance(rows: readonly ResultRow[], probes: readonly 
     if (b1k.machineCpuMsPer1k !== null && h1k.machineCpuMsPer1k !== null) {
       add('1 KB close: machine CPU per request baton ÷ HAProxy', fmtRatio(b1k.machineCpuMsPer1k / h1k.machineCpuMsPer1k), '≤ 1.00×', b1k.machineCpuMsPer1k <= h1k.machineCpuMsPer1k);
     }
+    if (b1k.labCpuMsPer1k !== null && h1k.labCpuMsPer1k !== null) {
+      add('1 KB close: lab CPU per request baton ÷ HAProxy (shared machine)', fmtRatio(b1k.labCpuMsPer1k / h1k.labCpuMsPer1k), '≤ 1.00×', b1k.labCpuMsPer1k <= h1k.labCpuMsPer1k);
+    }
   }
   for (const r of rows.filter((x) => x.path === 'baton' && ok(x))) {
     const d = find(rows, 'direct', r.size, r.mode);
@@ -213,7 +216,7 @@ export function markdownBpf(b: BpfBench | undefined): string {
 
 export function markdownRatios(ratios: readonly RatioRow[]): string {
   const head =
-    '| path | vs | size | mode | req/s (↑) | p99 (↓) | FE CPU/req (↓) | machine CPU/req (↓) | FE bytes/req (↓) |\n|---|---|---|---|--:|--:|--:|--:|--:|\n';
+    '| path | vs | size | mode | req/s (↑) | p99 (↓) | FE CPU/req (↓) | machine CPU/req (↓) | lab CPU/req (↓) | FE bytes/req (↓) |\n|---|---|---|---|--:|--:|--:|--:|--:|--:|\n';
   return (
     head +
     ratios
@@ -221,7 +224,7 @@ export function markdownRatios(ratios: readonly RatioRow[]): string {
         (r) =>
           `| ${r.path} | ${r.vs} | ${r.size} | ${r.mode} | ${fmtRatio(r.rps)} | ${fmtRatio(r.p99)} | ${fmtRatio(
             r.feCpu,
-          )} | ${fmtRatio(r.machineCpu)} | ${fmtRatio(r.feBytes)} |`,
+          )} | ${fmtRatio(r.machineCpu)} | ${fmtRatio(r.labCpu)} | ${fmtRatio(r.feBytes)} |`,
       )
       .join('\n') +
     '\n'

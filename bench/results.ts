@@ -39,6 +39,8 @@ export interface Sample {
   readonly feCpuMs: number;
   readonly beCpuMs: number;
   readonly machineCpuMs: number;
+  /** proc.ts labCpuMs: the lab's processes, wrk, and the machine's irq + softirq time. */
+  readonly labCpuMs: number;
   readonly feBytes: number;
   readonly fePackets: number;
   /** Deltas of the client namespace's TCP counters (tcpstat.ts TCP_COUNTERS) over the cell. */
@@ -64,6 +66,8 @@ export interface ResultRow {
   readonly beCpuMsPer1k: number | null;
   /** Whole-machine busy CPU per 1000 requests (includes the load generator and softirq work). */
   readonly machineCpuMsPer1k: number | null;
+  /** The lab's own CPU per 1000 requests (proc.ts labCpuMs): the machine figure without other users' processes. */
+  readonly labCpuMsPer1k: number | null;
   /** The client's TCP retransmitted segments (Tcp RetransSegs) per 1000 requests. */
   readonly retransPer1k: number | null;
   /** Every counter of tcpstat.ts TCP_COUNTERS per 1000 requests (client namespace). */
@@ -97,6 +101,7 @@ export interface RatioRow {
   readonly p99: number | null;
   readonly feCpu: number | null;
   readonly machineCpu: number | null;
+  readonly labCpu: number | null;
   readonly feBytes: number | null;
 }
 
@@ -144,6 +149,7 @@ export function summarize(path: PathName, size: string, mode: Mode, samples: rea
     fePacketsPerReq: round(per((s) => s.fePackets / s.requests), 2),
     beCpuMsPer1k: round(per((s) => (s.beCpuMs * 1000) / s.requests), 2),
     machineCpuMsPer1k: round(per((s) => (s.machineCpuMs * 1000) / s.requests), 2),
+    labCpuMsPer1k: round(per((s) => (s.labCpuMs * 1000) / s.requests), 2),
     retransPer1k: tcpPer1k['Tcp.RetransSegs'] ?? null,
     tcpPer1k,
     ...(hs.length === 0 ? {} : {
@@ -221,6 +227,7 @@ export function errorRow(
     fePacketsPerReq: null,
     beCpuMsPer1k: null,
     machineCpuMsPer1k: null,
+    labCpuMsPer1k: null,
     retransPer1k: null,
     ...counts,
     error,
@@ -249,6 +256,7 @@ export function ratios(rows: readonly ResultRow[], baselines: readonly PathName[
         p99: ratio(r.p99Ms, b.p99Ms),
         feCpu: ratio(r.feCpuMsPer1k, b.feCpuMsPer1k),
         machineCpu: ratio(r.machineCpuMsPer1k, b.machineCpuMsPer1k),
+        labCpu: ratio(r.labCpuMsPer1k, b.labCpuMsPer1k),
         feBytes: ratio(r.feBytesPerReq, b.feBytesPerReq),
       });
     }
