@@ -188,7 +188,7 @@ async function startBaton(env: BenchEnv, name: PathName, kind: SteeringKind): Pr
   const { lab } = env;
   if (!batonCliPresent()) throw new Error('baton front-end not available yet (src/cli/main.ts is missing)');
   // A table name of its own per run and path, so nothing another lab or an earlier run left can be adopted.
-  const table = `bench_${lab.id}_${kind}`;
+  const table = `bench_${lab.id}_${name.replace(/[^A-Za-z0-9]/g, '')}_${kind}`;
   const pinDir = kind === 'bpf' ? `${BPFFS_ROOT}/${table}` : undefined;
   if (pinDir !== undefined) ensureBpffs(`${BPFFS_ROOT}/x`);
   const steering = { kind, table, ...(pinDir === undefined ? {} : { pinDir }) };
