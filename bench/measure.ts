@@ -5,12 +5,10 @@
 import type { Lab } from '../src/lab/lab.ts';
 import type { Backends } from './backends.ts';
 import type { BenchEnv } from './env.ts';
-import { isBaton, startPath, type HandoffStats, type PathName, type RunningPath } from './paths.ts';
+import { isBaton, startPath, type PathName, type RunningPath } from './paths.ts';
 import { labCpuMs, machineBusyMs, netnsInodes, treeCpuMs } from './proc.ts';
 import type { HandoffSummary } from './report.ts';
-import {
-  bucketDelta, bucketQuantile, errorRow, SIZES, summarize, type CellHandoff, type ResultRow, type Sample,
-} from './results.ts';
+import { cellHandoff, errorRow, SIZES, summarize, type ResultRow, type Sample } from './results.ts';
 import { clientCounters, diff, ipSegments, TCP_COUNTERS } from './tcpstat.ts';
 import { ALTERNATE, runWrk, wrkErrorKinds, wrkErrors, type Mode } from './wrk.ts';
 
@@ -82,20 +80,6 @@ function cellUrl(base: string, c: Cell): string {
   return `${base}/bytes/${SIZES[c.size]}`;
 }
 
-/** A cell's own handoffs out of the front-end's cumulative figures read before and after it. */
-function cellHandoff(before: HandoffStats, after: HandoffStats): CellHandoff {
-  const buckets = (h: HandoffStats): Record<string, number> => (h.histogram ?? {}) as Record<string, number>;
-  const d = bucketDelta(buckets(before), buckets(after));
-  const count = after.count - before.count;
-  const window = Math.min(after.count, 4096);
-  return {
-    count,
-    p50Le: bucketQuantile(d, 0.5),
-    p99Le: bucketQuantile(d, 0.99),
-    ...(after.phases === undefined ? {} : { phases: after.phases }),
-    phaseShare: window === 0 ? 0 : Math.round((100 * Math.min(count, window)) / window) / 100,
-  };
-}
 
 /** sha256 of GET url as the client receives it. */
 export async function fetchDigest(lab: Lab, url: string): Promise<string> {

@@ -37,6 +37,8 @@ export interface HandoffStats {
   readonly histogram?: unknown;
   /** Where the time goes, per handoff phase (hold, capture, prepare, forward), if the front-end reports it. */
   readonly phases?: Record<string, { p50: number; p99: number }>;
+  /** Per-phase log2 histograms (bound µs -> count, over all handoffs), when the front-end reports them. */
+  readonly phaseBuckets?: Record<string, Record<string, number>>;
 }
 
 export interface RunningPath {
@@ -228,12 +230,15 @@ export function parseHandoff(doc: unknown): HandoffStats {
   // The front-end's LatencyRecorder reports log2 buckets as `buckets`: upper bound (µs) -> count.
   const histogram = h['buckets'] ?? h['histogram'];
   const phases: Record<string, { p50: number; p99: number }> = {};
+  const phaseBuckets: Record<string, Record<string, number>> = {};
   const ph = isRecord(doc) ? doc['phasesUs'] : undefined;
   if (isRecord(ph)) {
     for (const [k, v] of Object.entries(ph)) {
       if (isRecord(v) && typeof v['p50'] === 'number' && typeof v['p99'] === 'number') {
         phases[k] = { p50: round1(v['p50']), p99: round1(v['p99']) };
       }
+      const b = isRecord(v) ? v['buckets'] : undefined;
+      if (isRecord(b) && Object.values(b).every((n) => typeof n === 'number')) phaseBuckets[k] = b as Record<string, number>;
     }
   }
   return {
@@ -242,6 +247,7 @@ export function parseHandoff(doc: unknown): HandoffStats {
     count,
     ...(histogram === undefined ? {} : { histogram }),
     ...(Object.keys(phases).length === 0 ? {} : { phases }),
+    ...(Object.keys(phaseBuckets).length === 0 ? {} : { phaseBuckets }),
   };
 }
 

@@ -112,8 +112,12 @@ export function markdownCellHandoffs(rows: readonly ResultRow[]): string {
     `|---|---|---|--:|--:|--:|${phases.map(() => '--:|').join('')}--:|\n`;
   return head + bat.map((r) =>
     `| ${r.path} | ${r.size} | ${r.mode} | ${r.handoffs} | ${le(r.handoffP50LeUs)} | ${le(r.handoffP99LeUs)} | ` +
-    `${phases.map((p) => { const v = r.phasesUs?.[p]; return v === undefined ? dash : `${fmt(v.p50, 0)} / ${fmt(v.p99, 0)}`; }).join(' | ')} | ` +
-    `${r.phaseShare === undefined ? dash : `${Math.round(r.phaseShare * 100)} %`} |`).join('\n') + '\n';
+    `${phases.map((p) => {
+      const v = r.phasesUs?.[p];
+      if (v === undefined) return dash;
+      return r.phasesFromBuckets === true ? `≤ ${v.p50} / ≤ ${v.p99}` : `${fmt(v.p50, 0)} / ${fmt(v.p99, 0)}`;
+    }).join(' | ')} | ` +
+    `${r.phasesFromBuckets === true ? 'all (own buckets)' : r.phaseShare === undefined ? dash : `${Math.round(r.phaseShare * 100)} %`} |`).join('\n') + '\n';
 }
 
 /** The alternate mode: keep-alive requests picking one of two pools by path; who served them. */
@@ -264,8 +268,9 @@ export function markdownReport(
     '## baton handoffs per cell',
     '',
     'p50/p99: upper bounds of the log2 buckets holding the cell\'s own handoffs (exact counts, 2× resolution). Phases: ' +
-      'p50/p99 over the front-end\'s last 4096 handoffs, read right after the cell; the last column says how much of ' +
-      'that window the cell made (keep-alive cells make few handoffs, so their phase figures are mostly earlier cells\').',
+      'the cell\'s own bucket bounds (≤) when the front-end reports per-phase histograms; otherwise p50/p99 over the ' +
+      'front-end\'s last 4096 handoffs, read right after the cell, and the last column says how much of that window ' +
+      'the cell made (keep-alive cells make few handoffs, so their phase figures are mostly earlier cells\').',
     '',
     markdownCellHandoffs(rows),
     '## Keep-alive requests alternating between two pools by path',

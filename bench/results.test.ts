@@ -1,7 +1,7 @@
 // The pure arithmetic of a run: bucket quantiles and deltas, per-cell summaries of the new counters.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bucketDelta, bucketQuantile, summarize, type Sample } from './results.ts';
+import { bucketDelta, bucketQuantile, cellHandoff, summarize, type Sample } from './results.ts';
 
 test('bucketQuantile returns the bound of the bucket holding the quantile', () => {
   const b = { '64': 10, '128': 80, '1024': 9, '4096': 1 };
@@ -42,4 +42,28 @@ test('summarize: direct has no right-pool share (no balancer routes its requests
   const r = summarize('direct', '2-3KB', 'alternate', [sample({ pool: { right: 50, wrong: 50, unknown: 0 } })]);
   assert.equal(r.rightPoolPct, null);
   assert.equal(r.handoffs, undefined);
+});
+
+test("cellHandoff: without per-phase histograms the phases are the window's, with the cell's share of it", () => {
+  const before = { p50: 0, p99: 0, count: 5000, histogram: { '128': 5000 } };
+  const after = { p50: 0, p99: 0, count: 6024, histogram: { '128': 5000, '512': 1000, '2048': 24 }, phases: { hold: { p50: 30, p99: 90 } } };
+  const h = cellHandoff(before, after);
+  assert.equal(h.count, 1024);
+  assert.equal(h.p50Le, 512);
+  assert.equal(h.p99Le, 2048);
+  assert.deepEqual(h.phases, { hold: { p50: 30, p99: 90 } });
+  assert.equal(h.phaseShare, 0.25);
+  assert.equal(h.phasesFromBuckets, undefined);
+});
+
+test("cellHandoff: with per-phase histograms the phases are the cell's own", () => {
+  const before = { p50: 0, p99: 0, count: 10, histogram: { '64': 10 }, phaseBuckets: { hold: { '32': 10 }, prepare: { '1024': 10 } } };
+  const after = {
+    p50: 0, p99: 0, count: 20, histogram: { '64': 10, '128': 10 },
+    phaseBuckets: { hold: { '32': 10, '16': 10 }, prepare: { '1024': 10, '64': 9, '256': 1 } },
+  };
+  const h = cellHandoff(before, after);
+  assert.equal(h.phasesFromBuckets, true);
+  assert.equal(h.phaseShare, 1);
+  assert.deepEqual(h.phases, { hold: { p50: 16, p99: 16 }, prepare: { p50: 64, p99: 256 } });
 });

@@ -1,7 +1,7 @@
 // The figures of one benchmark run and how they are derived: per-cell samples, medians over repeats, and ratios
 // against the proxies. Pure: no I/O here.
 
-import type { PathName } from './paths.ts';
+import type { HandoffStats, PathName } from './paths.ts';
 import type { Mode } from './wrk.ts';
 
 export const SIZES: Readonly<Record<string, number>> = {
@@ -14,10 +14,42 @@ export interface CellHandoff {
   /** Upper bound (µs) of the log2 bucket holding the cell's median / 99th percentile handoff (exact counts). */
   readonly p50Le: number | null;
   readonly p99Le: number | null;
-  /** Per-phase p50/p99 (µs) over the front-end's last 4096 handoffs, read right after the cell. */
+  /**
+   * Per-phase p50/p99 (µs): the cell's own, as log2 bucket bounds, when the front-end reports per-phase histograms
+   * (`phasesFromBuckets`); otherwise over the front-end's last 4096 handoffs, read right after the cell.
+   */
   readonly phases?: Readonly<Record<string, { p50: number; p99: number }>>;
-  /** Share of those last handoffs that this cell made (1 = the phase figures are this cell's alone). */
+  readonly phasesFromBuckets?: boolean;
+  /** Share of the phase figures' handoffs that this cell made (1 = the phase figures are this cell's alone). */
   readonly phaseShare: number;
+}
+
+/** The window of the front-end's per-phase recorders (src/frontend/handoff.ts). */
+const PHASE_WINDOW = 4096;
+
+/** A cell's own handoffs out of the front-end's cumulative figures read before and after it. */
+export function cellHandoff(before: HandoffStats, after: HandoffStats): CellHandoff {
+  const buckets = (h: HandoffStats): Record<string, number> => (h.histogram ?? {}) as Record<string, number>;
+  const d = bucketDelta(buckets(before), buckets(after));
+  const count = after.count - before.count;
+  const head = { count, p50Le: bucketQuantile(d, 0.5), p99Le: bucketQuantile(d, 0.99) };
+  const names = Object.keys(after.phaseBuckets ?? {});
+  if (names.length > 0 && before.phaseBuckets !== undefined) {
+    const phases: Record<string, { p50: number; p99: number }> = {};
+    for (const k of names) {
+      const pd = bucketDelta(before.phaseBuckets[k] ?? {}, after.phaseBuckets![k]!);
+      const p50 = bucketQuantile(pd, 0.5);
+      const p99 = bucketQuantile(pd, 0.99);
+      if (p50 !== null && p99 !== null) phases[k] = { p50, p99 };
+    }
+    return { ...head, phases, phasesFromBuckets: true, phaseShare: 1 };
+  }
+  const window = Math.min(after.count, PHASE_WINDOW);
+  return {
+    ...head,
+    ...(after.phases === undefined ? {} : { phases: after.phases }),
+    phaseShare: window === 0 ? 0 : round(Math.min(count, window) / window, 2),
+  };
 }
 
 /** alternate mode: responses from the pool their path asks for, from the other pool, or not attributable. */
@@ -79,6 +111,8 @@ export interface ResultRow {
   /** baton paths: per-phase p50/p99 µs (median over repeats) and the share of the phase window this cell made. */
   readonly phasesUs?: Readonly<Record<string, { p50: number; p99: number }>>;
   readonly phaseShare?: number;
+  /** phasesUs are the cell's own log2 bucket bounds (the front-end reports per-phase histograms). */
+  readonly phasesFromBuckets?: boolean;
   /** alternate mode: % of attributable responses served by the pool their path asks for; null for direct. */
   readonly rightPoolPct?: number | null;
   readonly pool?: PoolCount;
@@ -157,6 +191,7 @@ export function summarize(path: PathName, size: string, mode: Mode, samples: rea
       handoffP50LeUs: medOrNull(hs.map((h) => h.p50Le)),
       handoffP99LeUs: medOrNull(hs.map((h) => h.p99Le)),
       ...(hs.some((h) => h.phases !== undefined) ? { phasesUs: medianPhases(hs), phaseShare: round(median(hs.map((h) => h.phaseShare)), 2) } : {}),
+      ...(hs.every((h) => h.phasesFromBuckets === true) ? { phasesFromBuckets: true } : {}),
     }),
     ...(pool === undefined ? {} : {
       pool,
