@@ -187,7 +187,11 @@ function stderrProgress(total: number, started: number): Progress {
       const perK = (ms: number): string => ((ms * 1000) / Math.max(1, s.requests)).toFixed(1);
       log(
         `${head} ${Math.round(s.requests / s.durationS)} req/s, p99 ${(s.p99Us / 1000).toFixed(1)} ms, ` +
-          `FE ${perK(s.feCpuMs)} ms/1k, ${Math.round(s.feBytes / Math.max(1, s.requests))} B/req, ${s.errors} errors` +
+          `FE ${perK(s.feCpuMs)} ms/1k, ${Math.round(s.feBytes / Math.max(1, s.requests))} B/req, ` +
+          `retrans ${perK(s.tcp['Tcp.RetransSegs'] ?? 0)}/1k` +
+          (s.handoff === undefined ? '' : `, ${s.handoff.count} handoffs p50 ≤ ${s.handoff.p50Le ?? '-'} µs`) +
+          (s.pool === undefined ? '' : `, right pool ${s.pool.right}/${s.pool.right + s.pool.wrong}`) +
+          `, ${s.errors} errors` +
           (s.errors === 0 ? '' : ` (${Object.entries(s.errorKinds).map(([k, n]) => `${k} ${n}`).join(', ')})`),
       );
     },
