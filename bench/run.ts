@@ -4,7 +4,7 @@
 
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -167,6 +167,20 @@ function machineDescription(): string {
   ].join('; ');
 }
 
+/** The 1-minute load average, as /proc/loadavg has it. */
+function loadAverage(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ')[0] ?? '?';
+}
+
+/** `stem` + suffix, or `stem-2`, `stem-3`, ... when a saved run of the same day already has the name. */
+function freeBase(stem: string, suffix: string): string {
+  if (suffix !== '') return `${stem}${suffix}`;
+  for (let i = 1; ; i++) {
+    const b = i === 1 ? stem : `${stem}-${i}`;
+    if (!existsSync(`${b}.md`)) return b;
+  }
+}
+
 /** The commit measured, with a marker when the working tree differs from it. */
 function revision(): string {
   const r = spawnSync('git', ['describe', '--always', '--dirty'], { encoding: 'utf8', cwd: fileURLToPath(new URL('..', import.meta.url)) });
@@ -210,6 +224,7 @@ async function main(argv: readonly string[]): Promise<void> {
   preflight();
 
   const started = Date.now();
+  const loadBefore = loadAverage();
   const cells = cellsOf(plan);
   const total = plan.paths.length * cells.length * plan.repeats;
   const estimate = (o.bpf ? (plan.quick ? 4 : 10) : 0) + 8 +
@@ -278,6 +293,9 @@ async function main(argv: readonly string[]): Promise<void> {
     notes: [
       'direct = client straight to back-end b1, no balancer: its front-end columns are the idle front-end (0 by construction).',
       'One shared 2-core VM: wrk, front-end and both back-ends compete for the same CPUs; compare paths within this run.',
+      `Load average (1 min) before the run ${loadBefore}, after it ${loadAverage()} on ${cpus().length} CPUs: ` +
+        'anything well above what the run itself adds is other work on the machine, which inflates every figure ' +
+        '(machine CPU most; lab CPU leaves other processes out).',
     ],
   };
   const json = {
@@ -289,7 +307,7 @@ async function main(argv: readonly string[]): Promise<void> {
     ratios: ratioRows,
     meta: { date, revision: meta.revision, machine: meta.machine, settings: meta.settings, backends: backendKind, elapsedS },
   };
-  const base = join(o.out, `${date.slice(0, 10)}-${kind}${o.save === true ? '' : '.tmp'}`);
+  const base = freeBase(join(o.out, `${date.slice(0, 10)}-${kind}`), o.save === true ? '' : '.tmp');
   mkdirSync(o.out, { recursive: true });
   const report = markdownReport(meta, rows, ratioRows, handoffByPath, probes, bpf);
   writeFileSync(`${base}.md`, report);
