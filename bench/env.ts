@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Lab } from '../src/lab/lab.ts';
+import type { SteeringKind } from './paths.ts';
 
 export interface BenchEnv {
   readonly lab: Lab;
@@ -18,6 +19,8 @@ export interface BenchEnv {
   readonly statsPort: number;
   /** Shared secret of the baton control channel. */
   readonly secret: string;
+  /** Steering of the `baton` path (`baton-nft` is always nft). */
+  readonly steering: SteeringKind;
 }
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));

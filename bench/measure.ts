@@ -1,14 +1,16 @@
 // Measuring one path: correctness check, warm-up, then every (size, mode) cell `repeats` times with the front-end,
-// back-end and machine counters read around each wrk run.
+// back-end, machine and client-TCP counters (and a baton front-end's handoff figures) read around each wrk run;
+// then the segment probe: sequential 64 KB responses on new connections, each right after a handoff for baton.
 
 import type { Lab } from '../src/lab/lab.ts';
 import type { Backends } from './backends.ts';
 import type { BenchEnv } from './env.ts';
-import { startPath, type PathName, type RunningPath } from './paths.ts';
-import { machineBusyMs, treeCpuMs } from './proc.ts';
+import { isBaton, startPath, type PathName, type RunningPath } from './paths.ts';
+import { labCpuMs, machineBusyMs, netnsInodes, treeCpuMs } from './proc.ts';
 import type { HandoffSummary } from './report.ts';
-import { errorRow, SIZES, summarize, type ResultRow, type Sample } from './results.ts';
-import { runWrk, wrkErrorKinds, wrkErrors, type Mode } from './wrk.ts';
+import { cellHandoff, errorRow, SIZES, summarize, type ResultRow, type Sample } from './results.ts';
+import { clientCounters, diff, ipSegments, TCP_COUNTERS } from './tcpstat.ts';
+import { ALTERNATE, runWrk, wrkErrorKinds, wrkErrors, type Mode } from './wrk.ts';
 
 export interface Plan {
   readonly paths: readonly PathName[];
@@ -20,6 +22,8 @@ export interface Plan {
   readonly connections: number;
   readonly threads: number;
   readonly quick: boolean;
+  /** Sequential 64 KB requests of the segment probe (0: no probe). */
+  readonly probeRequests: number;
 }
 
 export interface Cell {
@@ -27,10 +31,26 @@ export interface Cell {
   readonly mode: Mode;
 }
 
+/** The segment probe of one path: sequential 64 KB GETs with `Connection: close`, client counters around them. */
+export interface SegmentProbe {
+  readonly path: PathName;
+  readonly requests: number;
+  /** Packets the client's interface received per request (GSO super-packets count once). */
+  readonly rxPacketsPerReq: number | null;
+  /** IP segments the client received per request (GSO packets count as the segments their sender cut). */
+  readonly segmentsPerReq: number | null;
+  readonly retransPer1k: number | null;
+  /** baton: the probe's handoffs (sequential, on an otherwise idle lab): log2 bucket bounds of p50/p99 in µs. */
+  readonly handoffP50LeUs?: number | null;
+  readonly handoffP99LeUs?: number | null;
+  readonly error?: string;
+}
+
 export interface PathOutcome {
   readonly rows: ResultRow[];
   /** Only for paths that report handoffs (baton). */
   readonly handoff?: HandoffSummary;
+  readonly probe?: SegmentProbe;
 }
 
 /** Progress reporting, so a long run says where it is. */
@@ -40,7 +60,26 @@ export interface Progress {
   note(msg: string): void;
 }
 
-export const cellsOf = (p: Plan): Cell[] => p.sizes.flatMap((size) => p.modes.map((mode) => ({ size, mode })));
+/** Body of a `post` (many uploads at once, still streaming at handoff) and a `post-seq` (one at a time) cell. */
+export const POST_SIZE = '4MB';
+export const POST_SEQ_SIZE = '8MB';
+/** Label of the alternate cell's size (its two paths ask for 3 KB and 2 KB). */
+export const ALTERNATE_SIZE = '2-3KB';
+
+/** Every (size, mode) of the plan: the GET sizes in close and keepalive, then one cell per other mode. */
+export const cellsOf = (p: Plan): Cell[] => [
+  ...p.sizes.flatMap((size) => p.modes.filter((m) => m === 'close' || m === 'keepalive').map((mode) => ({ size, mode }))),
+  ...(p.modes.includes('post') ? [{ size: POST_SIZE, mode: 'post' as const }] : []),
+  ...(p.modes.includes('post-seq') ? [{ size: POST_SEQ_SIZE, mode: 'post-seq' as const }] : []),
+  ...(p.modes.includes('alternate') ? [{ size: ALTERNATE_SIZE, mode: 'alternate' as const }] : []),
+];
+
+function cellUrl(base: string, c: Cell): string {
+  if (c.mode === 'post' || c.mode === 'post-seq') return `${base}/sha256`;
+  if (c.mode === 'alternate') return `${base}${ALTERNATE[0].path}`;
+  return `${base}/bytes/${SIZES[c.size]}`;
+}
+
 
 /** sha256 of GET url as the client receives it. */
 export async function fetchDigest(lab: Lab, url: string): Promise<string> {
@@ -55,18 +94,32 @@ export async function fetchDigest(lab: Lab, url: string): Promise<string> {
 
 async function measureCell(env: BenchEnv, path: RunningPath, be: Backends, cell: Cell, p: Plan): Promise<Sample> {
   const { lab } = env;
+  const h0 = path.handoffStats === undefined ? undefined : await path.handoffStats();
+  const c0 = await clientCounters(lab);
+  const i0 = await lab.ifaceBytes(lab.frontend);
   const fe0 = treeCpuMs(path.frontendPids);
   const be0 = treeCpuMs(be.pids);
+  const ns = netnsInodes([lab.client, lab.frontend, ...lab.backends].map((h) => h.netns));
   const m0 = machineBusyMs();
-  const i0 = await lab.ifaceBytes(lab.frontend);
+  const l0 = labCpuMs(ns);
   const w = await runWrk(lab, {
-    url: `${path.baseUrl}/bytes/${SIZES[cell.size]}`,
+    url: cellUrl(path.baseUrl, cell),
     mode: cell.mode,
-    connections: p.connections,
+    connections: cell.mode === 'post-seq' ? 1 : p.connections,
     threads: p.threads,
     durationS: p.durationS,
+    scriptDir: env.workDir,
+    ...(cell.mode === 'post' || cell.mode === 'post-seq' ? { bodyBytes: SIZES[cell.size] } : {}),
+    ...(cell.mode === 'alternate' ? { expectBackends: ALTERNATE.map((a) => lab.backends[a.backendIndex]!.name) } : {}),
   });
+  const l1 = labCpuMs(ns);
+  const m1 = machineBusyMs();
+  const fe1 = treeCpuMs(path.frontendPids);
+  const be1 = treeCpuMs(be.pids);
   const i1 = await lab.ifaceBytes(lab.frontend);
+  const c1 = await clientCounters(lab);
+  const h1 = path.handoffStats === undefined ? undefined : await path.handoffStats();
+  const tcpAll = diff(c0, c1);
   return {
     requests: w.requests,
     durationS: w.durationUs / 1e6,
@@ -74,11 +127,47 @@ async function measureCell(env: BenchEnv, path: RunningPath, be: Backends, cell:
     errorKinds: wrkErrorKinds(w),
     p50Us: w.p50Us,
     p99Us: w.p99Us,
-    feCpuMs: treeCpuMs(path.frontendPids) - fe0,
-    beCpuMs: treeCpuMs(be.pids) - be0,
-    machineCpuMs: machineBusyMs() - m0,
+    feCpuMs: fe1 - fe0,
+    beCpuMs: be1 - be0,
+    machineCpuMs: m1 - m0,
+    labCpuMs: l1 - l0,
     feBytes: Number(i1.rxBytes - i0.rxBytes + (i1.txBytes - i0.txBytes)),
     fePackets: Number(i1.rxPackets - i0.rxPackets + (i1.txPackets - i0.txPackets)),
+    tcp: Object.fromEntries(TCP_COUNTERS.map((k) => [k, tcpAll[k] ?? 0])),
+    ...(h0 !== undefined && h1 !== undefined ? { handoff: cellHandoff(h0, h1) } : {}),
+    ...(cell.mode === 'alternate' ? { pool: { right: w.poolRight, wrong: w.poolWrong, unknown: w.poolUnknown } } : {}),
+  };
+}
+
+/**
+ * Sequential 64 KB GETs on new connections (curl, one at a time): with baton each response is the first data the
+ * injected socket sends, so its segment count shows the MSS the handoff left it with.
+ */
+async function probeSegments(env: BenchEnv, path: RunningPath, n: number): Promise<SegmentProbe> {
+  const { lab } = env;
+  const url = `${path.baseUrl}/bytes/${SIZES['64KB']}`;
+  const h0 = path.handoffStats === undefined ? undefined : await path.handoffStats();
+  const c0 = await clientCounters(lab);
+  const r = await lab.exec(
+    lab.client,
+    ['sh', '-c', `i=0; while [ $i -lt ${n} ]; do curl -sf -o /dev/null -H 'Connection: close' --max-time 5 '${url}' || exit 1; i=$((i+1)); done`],
+    { timeoutMs: 10_000 + n * 5000 },
+  );
+  const c1 = await clientCounters(lab);
+  const h1 = path.handoffStats === undefined ? undefined : await path.handoffStats();
+  if (r.code !== 0) {
+    return { path: path.name, requests: n, rxPacketsPerReq: null, segmentsPerReq: null, retransPer1k: null, error: `curl failed (exit ${r.code})` };
+  }
+  const d = diff(c0, c1);
+  const ch = h0 !== undefined && h1 !== undefined ? cellHandoff(h0, h1) : undefined;
+  const r2 = (x: number): number => Math.round(x * 100) / 100;
+  return {
+    path: path.name,
+    requests: n,
+    rxPacketsPerReq: r2((d['If.rx_packets'] ?? 0) / n),
+    segmentsPerReq: r2(ipSegments(d) / n),
+    retransPer1k: r2(((d['Tcp.RetransSegs'] ?? 0) * 1000) / n),
+    ...(ch === undefined ? {} : { handoffP50LeUs: ch.p50Le, handoffP99LeUs: ch.p99Le }),
   };
 }
 
@@ -100,10 +189,10 @@ export async function runPath(
     progress.skip(cells.length * plan.repeats);
     return {
       rows: cells.map((c) => errorRow(name, c.size, c.mode, msg)),
-      ...(name === 'baton' ? { handoff: { p50: null, p99: null, error: msg } } : {}),
+      ...(isBaton(name) ? { handoff: { p50: null, p99: null, error: msg } } : {}),
     };
   };
-  if (name === 'baton' && be.kind !== 'agent') {
+  if (isBaton(name) && be.kind !== 'agent') {
     return failed('baton needs its back-end agent (`baton backend`), which is not available; stand-in back-ends in use');
   }
   progress.note(`${name}: starting`);
@@ -126,6 +215,7 @@ export async function runPath(
         connections: plan.connections,
         threads: plan.threads,
         durationS: plan.warmupS,
+        scriptDir: env.workDir,
       });
     }
     const samples = new Map<Cell, Sample[]>(cells.map((c) => [c, []]));
@@ -146,13 +236,24 @@ export async function runPath(
       const s = samples.get(c)!;
       return s.length === 0 ? errorRow(name, c.size, c.mode, errors.get(c) ?? 'no samples') : summarize(name, c.size, c.mode, s);
     });
-    if (path.handoffStats === undefined) return { rows };
+    let probe: SegmentProbe | undefined;
+    if (plan.probeRequests > 0) {
+      try {
+        probe = await probeSegments(env, path, plan.probeRequests);
+        progress.note(`${name}: 64KB after handoff: ${probe.segmentsPerReq} segments, ${probe.rxPacketsPerReq} rx packets per response` +
+          (probe.error === undefined ? '' : ` (${probe.error})`));
+      } catch (e) {
+        probe = { path: name, requests: 0, rxPacketsPerReq: null, segmentsPerReq: null, retransPer1k: null, error: (e as Error).message };
+      }
+    }
+    const withProbe = probe === undefined ? {} : { probe };
+    if (path.handoffStats === undefined) return { rows, ...withProbe };
     try {
       const h = await path.handoffStats();
       progress.note(`${name}: handoff p50 ${h.p50} µs, p99 ${h.p99} µs over ${h.count} handoffs`);
-      return { rows, handoff: h };
+      return { rows, handoff: h, ...withProbe };
     } catch (e) {
-      return { rows, handoff: { p50: null, p99: null, error: (e as Error).message } };
+      return { rows, handoff: { p50: null, p99: null, error: (e as Error).message }, ...withProbe };
     }
   } catch (e) {
     return failed((e as Error).message);

@@ -1,20 +1,33 @@
-// The four ways a client can reach the back-ends, each started once per run in the lab:
-//   direct  - the client talks to back-end b1's application port; no balancer at all (the floor).
-//   baton   - baton's front-end owns the VIP and hands connections off to the back-end agents.
-//   haproxy - HAProxy in HTTP mode, round robin, bound to VIP:80 in the front-end namespace.
-//   nginx   - NGINX proxy_pass to an upstream group, bound to VIP:80 in the front-end namespace.
+// The ways a client can reach the back-ends, each started once per run in the lab:
+//   direct    - the client talks to back-end b1's application port; no balancer at all (the floor).
+//   baton     - baton's front-end owns the VIP and hands connections off to the back-end agents; eBPF steering
+//               unless the run says --steering nft.
+//   baton-nft - the same with nftables steering (the fallback), to compare both data planes in one run.
+//   haproxy   - HAProxy in HTTP mode, round robin, bound to VIP:80 in the front-end namespace.
+//   nginx     - NGINX proxy_pass to an upstream group, bound to VIP:80 in the front-end namespace.
 // Proxy configs are what a careful user would write: default worker/thread counts (one per CPU), keep-alive to
-// the back-ends, no logging, no disk buffering.
+// the back-ends, no logging, no disk buffering. Every balancer routes the same two path rules (ALTERNATE in
+// wrk.ts: one pool per back-end) before its default pool of both back-ends; only the `alternate` mode's paths match
+// them.
 
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { batonArgv, batonCliPresent, batonEnv, type BenchEnv } from './env.ts';
 import { captureOutput, pidOf, stopChild, waitHttp200 } from './procs.ts';
 import { frontendConfig as labFrontendConfig } from '../src/lab/cluster.ts';
+import { ensureBpffs } from '../src/steer/bpf-loader.ts';
+import { ALTERNATE } from './wrk.ts';
 
-export const PATH_NAMES = ['direct', 'baton', 'haproxy', 'nginx'] as const;
+export const PATH_NAMES = ['direct', 'baton', 'baton-nft', 'haproxy', 'nginx'] as const;
 export type PathName = (typeof PATH_NAMES)[number];
+/** The paths served by baton's front-end (they report handoffs). */
+export const isBaton = (p: PathName): boolean => p === 'baton' || p === 'baton-nft';
+export type SteeringKind = 'bpf' | 'nft';
+
+/** Where a bpf front-end pins its maps: a bpffs mounted in the host's mount namespace, outside /sys, because
+ * `ip netns exec` remounts /sys and a bpffs mounted there would die with the front-end. */
+export const BPFFS_ROOT = '/run/baton/bpffs';
 
 export interface HandoffStats {
   readonly p50: number;
@@ -24,6 +37,8 @@ export interface HandoffStats {
   readonly histogram?: unknown;
   /** Where the time goes, per handoff phase (hold, capture, prepare, forward), if the front-end reports it. */
   readonly phases?: Record<string, { p50: number; p99: number }>;
+  /** Per-phase log2 histograms (bound µs -> count, over all handoffs), when the front-end reports them. */
+  readonly phaseBuckets?: Record<string, Record<string, number>>;
 }
 
 export interface RunningPath {
@@ -50,7 +65,9 @@ export async function startPath(env: BenchEnv, name: PathName): Promise<RunningP
       return startDaemon(env, name, ['nginx', '-e', join(env.workDir, 'nginx', 'error.log'), '-c', conf]);
     }
     case 'baton':
-      return startBaton(env);
+      return startBaton(env, name, env.steering);
+    case 'baton-nft':
+      return startBaton(env, name, 'nft');
   }
 }
 
@@ -93,10 +110,12 @@ defaults
   http-reuse always
 frontend vip
   bind ${env.lab.vip}:${env.vipPort}
+${ALTERNATE.map((a, i) => `  acl pool${i} path_beg ${a.prefix}\n  use_backend pool${i} if pool${i}`).join('\n')}
   default_backend app
 backend app
   balance roundrobin
 ${servers}
+${ALTERNATE.map((a, i) => `backend pool${i}\n  server ${backendOf(env, a.backendIndex).name} ${backendOf(env, a.backendIndex).address}:${env.appPort}`).join('\n')}
 `;
   const file = join(env.workDir, 'haproxy.cfg');
   writeFileSync(file, text);
@@ -123,8 +142,13 @@ http {
 ${servers}
     keepalive 64;
   }
+${ALTERNATE.map((a, i) => `  upstream pool${i} {\n    server ${backendOf(env, a.backendIndex).address}:${env.appPort};\n    keepalive 64;\n  }`).join('\n')}
+  # Uploads: accept large bodies and stream them to the back-end as they arrive, never to a temp file.
+  client_max_body_size 1g;
+  proxy_request_buffering off;
   server {
     listen ${env.lab.vip}:${env.vipPort};
+${ALTERNATE.map((a, i) => `    location ${a.prefix} {\n      proxy_pass http://pool${i};\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";\n      proxy_max_temp_file_size 0;\n    }`).join('\n')}
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -140,18 +164,44 @@ ${servers}
   return file;
 }
 
-export function frontendConfig(env: BenchEnv): object {
-  return labFrontendConfig(env.lab, {
-    secret: env.secret, port: env.vipPort, controlPort: env.controlPort, statsPort: env.statsPort,
-  });
+function backendOf(env: BenchEnv, i: number): { name: string; address: string } {
+  const b = env.lab.backends[i];
+  if (b === undefined) throw new Error(`no back-end ${i}`);
+  return b;
 }
 
-async function startBaton(env: BenchEnv): Promise<RunningPath> {
+/** The lab's front-end config plus the two path rules and the steering of this path. */
+export function frontendConfig(env: BenchEnv, steering: Record<string, unknown>): Record<string, unknown> {
+  const base = labFrontendConfig(env.lab, {
+    secret: env.secret, port: env.vipPort, controlPort: env.controlPort, statsPort: env.statsPort,
+  });
+  return {
+    ...base,
+    pools: [
+      ...(base['pools'] as object[]),
+      ...ALTERNATE.map((a, i) => ({ name: `pool${i}`, policy: { name: 'wrr' }, members: [backendOf(env, a.backendIndex).name] })),
+    ],
+    rules: ALTERNATE.map((a, i) => ({ match: { pathPrefix: a.prefix }, pool: `pool${i}` })),
+    steering,
+  };
+}
+
+async function startBaton(env: BenchEnv, name: PathName, kind: SteeringKind): Promise<RunningPath> {
   const { lab } = env;
   if (!batonCliPresent()) throw new Error('baton front-end not available yet (src/cli/main.ts is missing)');
-  const file = join(env.workDir, 'frontend.json');
-  writeFileSync(file, JSON.stringify(frontendConfig(env), null, 2));
+  // A table name of its own per run and path, so nothing another lab or an earlier run left can be adopted.
+  const table = `bench_${lab.id}_${name.replace(/[^A-Za-z0-9]/g, '')}_${kind}`;
+  const pinDir = kind === 'bpf' ? `${BPFFS_ROOT}/${table}` : undefined;
+  if (pinDir !== undefined) ensureBpffs(`${BPFFS_ROOT}/x`);
+  const steering = { kind, table, ...(pinDir === undefined ? {} : { pinDir }) };
+  const file = join(env.workDir, `frontend-${name}.json`);
+  writeFileSync(file, JSON.stringify(frontendConfig(env, steering), null, 2));
   const child: ChildProcess = lab.spawn(lab.frontend, batonArgv(['frontend', '--config', file]), { env: batonEnv() });
+  // The front-end keeps its bpf state on SIGTERM (restart survival): the bench removes it after stopping it.
+  const stop = async (): Promise<void> => {
+    await stopChild(child);
+    if (pinDir !== undefined) rmSync(pinDir, { recursive: true, force: true });
+  };
   const out = captureOutput(child);
   const baseUrl = vipUrl(env);
   const statsUrl = `http://127.0.0.1:${env.statsPort}/stats`;
@@ -159,7 +209,7 @@ async function startBaton(env: BenchEnv): Promise<RunningPath> {
     await waitHttp200(lab, lab.frontend, statsUrl, READY_TIMEOUT_MS, child, out);
     await waitHttp200(lab, lab.client, `${baseUrl}/bytes/1`, READY_TIMEOUT_MS, child, out);
   } catch (e) {
-    await stopChild(child);
+    await stop();
     throw e;
   }
   const handoffStats = async (): Promise<HandoffStats> => {
@@ -167,7 +217,7 @@ async function startBaton(env: BenchEnv): Promise<RunningPath> {
     if (r.code !== 0) throw new Error(`baton stats: curl exit ${r.code}`);
     return parseHandoff(JSON.parse(r.stdout) as unknown);
   };
-  return { name: 'baton', baseUrl, frontendPids: [pidOf(child)], handoffStats, stop: () => stopChild(child) };
+  return { name, baseUrl, frontendPids: [pidOf(child)], handoffStats, stop };
 }
 
 /** Picks handoffUs {p50, p99, count, histogram?} out of the front-end's /stats document. */
@@ -180,12 +230,15 @@ export function parseHandoff(doc: unknown): HandoffStats {
   // The front-end's LatencyRecorder reports log2 buckets as `buckets`: upper bound (µs) -> count.
   const histogram = h['buckets'] ?? h['histogram'];
   const phases: Record<string, { p50: number; p99: number }> = {};
+  const phaseBuckets: Record<string, Record<string, number>> = {};
   const ph = isRecord(doc) ? doc['phasesUs'] : undefined;
   if (isRecord(ph)) {
     for (const [k, v] of Object.entries(ph)) {
       if (isRecord(v) && typeof v['p50'] === 'number' && typeof v['p99'] === 'number') {
         phases[k] = { p50: round1(v['p50']), p99: round1(v['p99']) };
       }
+      const b = isRecord(v) ? v['buckets'] : undefined;
+      if (isRecord(b) && Object.values(b).every((n) => typeof n === 'number')) phaseBuckets[k] = b as Record<string, number>;
     }
   }
   return {
@@ -194,6 +247,7 @@ export function parseHandoff(doc: unknown): HandoffStats {
     count,
     ...(histogram === undefined ? {} : { histogram }),
     ...(Object.keys(phases).length === 0 ? {} : { phases }),
+    ...(Object.keys(phaseBuckets).length === 0 ? {} : { phaseBuckets }),
   };
 }
 

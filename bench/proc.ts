@@ -1,7 +1,7 @@
 // CPU accounting from /proc: a process tree's user+sys time (so nginx/haproxy workers and any helper children count
 // towards their front-end) and the machine's busy time. Values are in milliseconds.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 
 /** USER_HZ; 100 on every Linux ABI Node supports. Its 10 ms tick is why cells run for seconds, not milliseconds. */
 const TICKS_PER_SECOND = 100;
@@ -61,4 +61,45 @@ export function machineBusyMs(): number {
   const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
   const idle = (v[3] ?? 0) + (v[4] ?? 0);
   return ((total - idle) * 1000) / TICKS_PER_SECOND;
+}
+
+/** Inode numbers of network namespaces named under /run/netns (what /proc/<pid>/ns/net links to). */
+export function netnsInodes(names: readonly string[]): Set<number> {
+  const out = new Set<number>();
+  for (const n of names) {
+    try {
+      out.add(statSync(`/run/netns/${n}`).ino);
+    } catch {
+      // a namespace that is gone has no processes to count
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU milliseconds of the lab, for a machine shared with unrelated work: every live process whose network namespace
+ * is one of the lab's (own time and reaped children's), plus this process's reaped children (wrk and curl, which run
+ * in the client namespace and have exited by the time a cell is read), plus the machine's irq and softirq time (packet
+ * work is charged to whatever runs; on a shared machine that softirq share also carries other users' packets).
+ */
+export function labCpuMs(nsInodes: ReadonlySet<number>): number {
+  let ticks = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let link: string;
+    try {
+      link = readlinkSync(`/proc/${name}/ns/net`);
+    } catch {
+      continue;
+    }
+    const ino = Number(/\[(\d+)\]/.exec(link)?.[1] ?? NaN);
+    if (!nsInodes.has(ino)) continue;
+    ticks += readStat(Number(name))?.ticks ?? 0;
+  }
+  const self = readFileSync('/proc/self/stat', 'utf8');
+  const f = self.slice(self.lastIndexOf(')') + 2).split(' ');
+  ticks += Number(f[13] ?? 0) + Number(f[14] ?? 0);
+  const v = (readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  ticks += (v[5] ?? 0) + (v[6] ?? 0);
+  return (ticks * 1000) / TICKS_PER_SECOND;
 }

@@ -1,7 +1,20 @@
-// Rendering a run: markdown tables (results, ratios, handoff latency) and a hand-written SVG plot.
+// Rendering a run: markdown tables (results, ratios, client TCP counters, per-cell handoffs, two-pool routing,
+// uploads, segments after a handoff, issue 9's acceptance figures, handoff latency, the data-plane micro-benchmark)
+// and a hand-written SVG plot.
 
+import type { SegmentProbe } from './measure.ts';
 import type { PathName } from './paths.ts';
 import type { RatioRow, ResultRow } from './results.ts';
+import { TCP_COUNTERS } from './tcpstat.ts';
+
+/** bench/bpf.ts's JSON: ns per packet of each program, µs per map operation. */
+export interface BpfBench {
+  readonly flows: number;
+  readonly backends: number;
+  readonly repeat: number;
+  readonly rows: readonly { what: string; value: number; unit: string }[];
+  readonly error?: string;
+}
 
 export interface RunMeta {
   readonly date: string;
@@ -57,28 +70,157 @@ const kinds = (r: ResultRow): string =>
 
 export function markdownResults(rows: readonly ResultRow[]): string {
   const head =
-    '| path | size | mode | req/s | p50 ms | p99 ms | FE CPU ms/1k req | FE bytes/req | FE pkts/req | BE CPU ms/1k req | machine CPU ms/1k req | errors |\n' +
-    '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n';
+    '| path | size | mode | req/s | p50 ms | p99 ms | FE CPU ms/1k req | machine CPU ms/1k req | lab CPU ms/1k req | BE CPU ms/1k req | FE bytes/req | FE pkts/req | client retrans/1k req | errors |\n' +
+    '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n';
   const body = rows
     .map((r) => {
       if (r.error !== undefined && r.rps === null) {
-        return `| ${r.path} | ${r.size} | ${r.mode} | error: ${r.error.replace(/[|\n]/g, ' ').slice(0, 200)} |||||||||`;
+        return `| ${r.path} | ${r.size} | ${r.mode} | error: ${r.error.replace(/[|\n]/g, ' ').slice(0, 200)} |||||||||||`;
       }
       return `| ${r.path} | ${r.size} | ${r.mode} | ${fmt(r.rps, 0)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(
         r.feCpuMsPer1k,
         1,
-      )} | ${fmt(r.feBytesPerReq, 0)} | ${fmt(r.fePacketsPerReq, 1)} | ${fmt(r.beCpuMsPer1k, 1)} | ${fmt(
-        r.machineCpuMsPer1k,
+      )} | ${fmt(r.machineCpuMsPer1k, 1)} | ${fmt(r.labCpuMsPer1k, 1)} | ${fmt(r.beCpuMsPer1k, 1)} | ${fmt(r.feBytesPerReq, 0)} | ${fmt(
+        r.fePacketsPerReq,
         1,
-      )} | ${r.errors}${kinds(r)} |`;
+      )} | ${fmt(r.retransPer1k, 2)} | ${r.errors}${kinds(r)} |`;
     })
     .join('\n');
   return head + body + '\n';
 }
 
+const ok = (r: ResultRow): boolean => r.rps !== null;
+const find = (rows: readonly ResultRow[], path: PathName, size: string, mode: string): ResultRow | undefined =>
+  rows.find((r) => r.path === path && r.size === size && r.mode === mode && ok(r));
+const short = (k: string): string => k.replace(/^(Tcp|TcpExt)\./, '');
+
+/** Every client TCP counter per 1000 requests, cell by cell. */
+export function markdownTcp(rows: readonly ResultRow[]): string {
+  const head = `| path | size | mode | ${TCP_COUNTERS.map(short).join(' | ')} |\n|---|---|---|${TCP_COUNTERS.map(() => '--:|').join('')}\n`;
+  return head + rows.filter(ok).map((r) =>
+    `| ${r.path} | ${r.size} | ${r.mode} | ${TCP_COUNTERS.map((k) => fmt(r.tcpPer1k?.[k] ?? null, 2)).join(' | ')} |`).join('\n') + '\n';
+}
+
+/** baton paths: each cell's own handoffs, and the phase split read right after it. */
+export function markdownCellHandoffs(rows: readonly ResultRow[]): string {
+  const bat = rows.filter((r) => ok(r) && r.handoffs !== undefined);
+  if (bat.length === 0) return 'no baton cell measured\n';
+  const phases = [...new Set(bat.flatMap((r) => Object.keys(r.phasesUs ?? {})))];
+  const le = (v: number | null | undefined): string => (v === null || v === undefined ? dash : `≤ ${v}`);
+  const head =
+    `| path | size | mode | handoffs | p50 µs | p99 µs | ${phases.map((p) => `${p} p50/p99 µs`).join(' | ')} | phase window from this cell |\n` +
+    `|---|---|---|--:|--:|--:|${phases.map(() => '--:|').join('')}--:|\n`;
+  return head + bat.map((r) =>
+    `| ${r.path} | ${r.size} | ${r.mode} | ${r.handoffs} | ${le(r.handoffP50LeUs)} | ${le(r.handoffP99LeUs)} | ` +
+    `${phases.map((p) => {
+      const v = r.phasesUs?.[p];
+      if (v === undefined) return dash;
+      return r.phasesFromBuckets === true ? `≤ ${v.p50} / ≤ ${v.p99}` : `${fmt(v.p50, 0)} / ${fmt(v.p99, 0)}`;
+    }).join(' | ')} | ` +
+    `${r.phasesFromBuckets === true ? 'all (own buckets)' : r.phaseShare === undefined ? dash : `${Math.round(r.phaseShare * 100)} %`} |`).join('\n') + '\n';
+}
+
+/** The alternate mode: keep-alive requests picking one of two pools by path; who served them. */
+export function markdownAlternate(rows: readonly ResultRow[]): string {
+  const alt = rows.filter((r) => r.mode === 'alternate');
+  if (alt.length === 0) return 'not run\n';
+  const head = '| path | req/s | p50 ms | p99 ms | FE CPU ms/1k req | machine CPU ms/1k req | lab CPU ms/1k req | served by the right pool | right / wrong / unattributed | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n';
+  return head + alt.map((r) => {
+    if (!ok(r)) return `| ${r.path} | error: ${(r.error ?? '').replace(/[|\n]/g, ' ').slice(0, 200)} |||||||||`;
+    const pct = r.path === 'direct' ? 'n/a (no balancer: b1 only)' : r.rightPoolPct === null || r.rightPoolPct === undefined ? dash : `${r.rightPoolPct} %`;
+    const p = r.pool;
+    return `| ${r.path} | ${fmt(r.rps, 0)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.feCpuMsPer1k, 1)} | ${fmt(r.machineCpuMsPer1k, 1)} | ${fmt(r.labCpuMsPer1k, 1)} | ` +
+      `${pct} | ${p === undefined ? dash : `${p.right} / ${p.wrong} / ${p.unknown}`} | ${r.errors}${kinds(r)} |`;
+  }).join('\n') + '\n';
+}
+
+/** Uploads: many 4 MB bodies at once (streaming at handoff) and 8 MB one at a time, against direct. */
+export function markdownUploads(rows: readonly ResultRow[]): string {
+  const up = rows.filter((r) => r.mode === 'post' || r.mode === 'post-seq');
+  if (up.length === 0) return 'not run\n';
+  const head = '| path | body | mode | req/s | p50 ms | p99 ms | p99 ÷ direct | retrans/1k req | WinProbe/1k req | machine CPU ms/1k req | errors |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n';
+  return head + up.map((r) => {
+    if (!ok(r)) return `| ${r.path} | ${r.size} | ${r.mode} | error: ${(r.error ?? '').replace(/[|\n]/g, ' ').slice(0, 200)} ||||||||`;
+    const d = find(rows, 'direct', r.size, r.mode);
+    const rel = d?.p99Ms && r.p99Ms !== null ? fmtRatio(r.p99Ms / d.p99Ms) : dash;
+    return `| ${r.path} | ${r.size} | ${r.mode} | ${fmt(r.rps, 1)} | ${fmt(r.p50Ms, 1)} | ${fmt(r.p99Ms, 1)} | ${rel} | ${fmt(r.retransPer1k, 1)} | ` +
+      `${fmt(r.tcpPer1k?.['TcpExt.TCPWinProbe'] ?? null, 1)} | ${fmt(r.machineCpuMsPer1k, 1)} | ${r.errors}${kinds(r)} |`;
+  }).join('\n') + '\n';
+}
+
+/** Segments of a 64 KB response on a new connection (right after a handoff for baton), against direct. */
+export function markdownSegments(probes: readonly SegmentProbe[]): string {
+  if (probes.length === 0) return 'not run\n';
+  const direct = probes.find((p) => p.path === 'direct' && p.segmentsPerReq !== null);
+  const head = '| path | requests | segments/response | ÷ direct | rx packets/response | retrans/1k req | handoff p50 / p99 µs (sequential) |\n|---|--:|--:|--:|--:|--:|--:|\n';
+  return head + probes.map((p) => {
+    if (p.error !== undefined) return `| ${p.path} | ${p.requests} | error: ${p.error.replace(/[|\n]/g, ' ').slice(0, 200)} |||||`;
+    const rel = direct?.segmentsPerReq && p.segmentsPerReq !== null ? fmtRatio(p.segmentsPerReq / direct.segmentsPerReq) : dash;
+    const h = p.handoffP50LeUs === undefined ? dash : `≤ ${p.handoffP50LeUs ?? dash} / ≤ ${p.handoffP99LeUs ?? dash}`;
+    return `| ${p.path} | ${p.requests} | ${fmt(p.segmentsPerReq, 1)} | ${rel} | ${fmt(p.rxPacketsPerReq, 1)} | ${fmt(p.retransPer1k, 1)} | ${h} |`;
+  }).join('\n') + '\n';
+}
+
+/** Issue 9's acceptance figures, as measured here: the figure, the target and whether this run meets it. */
+export function markdownAcceptance(rows: readonly ResultRow[], probes: readonly SegmentProbe[], handoff: HandoffSummary | undefined): string {
+  const lines: string[] = ['| check (issue 9) | measured | target | met |', '|---|---|---|---|'];
+  const add = (what: string, measured: string, target: string, met: boolean | null): void => {
+    lines.push(`| ${what} | ${measured} | ${target} | ${met === null ? dash : met ? 'yes' : '**no**'} |`);
+  };
+  // A log2 bucket bound b holds (b/2, b]: within a target t when b <= t, beyond it when b/2 >= t, else undecided.
+  const bucketMeets = (b: number | null | undefined, t: number): boolean | null =>
+    b === null || b === undefined ? null : b <= t ? true : b / 2 >= t ? false : null;
+  const both = (x: boolean | null, y: boolean | null): boolean | null => (x === false || y === false ? false : x === true && y === true ? true : null);
+  const b1k = find(rows, 'baton', '1KB', 'close');
+  const h1k = find(rows, 'haproxy', '1KB', 'close');
+  if (b1k?.handoffP50LeUs !== undefined) {
+    add('handoff p50 under the 1 KB close load', `≤ ${b1k.handoffP50LeUs} µs (log2 bucket)`, '≤ 1000 µs', bucketMeets(b1k.handoffP50LeUs, 1000));
+  }
+  const probe = probes.find((p) => p.path === 'baton');
+  if (probe?.handoffP50LeUs !== undefined) {
+    add('idle handoff p50 / p99 (sequential 64 KB probe)', `≤ ${probe.handoffP50LeUs} / ≤ ${probe.handoffP99LeUs} µs (log2 buckets)`, '≤ 100 / ≤ 500 µs',
+      both(bucketMeets(probe.handoffP50LeUs, 100), bucketMeets(probe.handoffP99LeUs, 500)));
+  }
+  if (b1k && h1k) {
+    add('1 KB close: req/s baton ÷ HAProxy', fmtRatio(b1k.rps! / h1k.rps!), '≥ 1.00×', b1k.rps! >= h1k.rps!);
+    if (b1k.machineCpuMsPer1k !== null && h1k.machineCpuMsPer1k !== null) {
+      add('1 KB close: machine CPU per request baton ÷ HAProxy', fmtRatio(b1k.machineCpuMsPer1k / h1k.machineCpuMsPer1k), '≤ 1.00×', b1k.machineCpuMsPer1k <= h1k.machineCpuMsPer1k);
+    }
+    if (b1k.labCpuMsPer1k !== null && h1k.labCpuMsPer1k !== null) {
+      add('1 KB close: lab CPU per request baton ÷ HAProxy (shared machine)', fmtRatio(b1k.labCpuMsPer1k / h1k.labCpuMsPer1k), '≤ 1.00×', b1k.labCpuMsPer1k <= h1k.labCpuMsPer1k);
+    }
+  }
+  for (const r of rows.filter((x) => x.path === 'baton' && ok(x))) {
+    const d = find(rows, 'direct', r.size, r.mode);
+    if (d === undefined || r.retransPer1k === null || d.retransPer1k === null) continue;
+    add(`client retrans/1k req, ${r.size} ${r.mode}`, `${fmt(r.retransPer1k, 2)} vs direct ${fmt(d.retransPer1k, 2)}`, '≤ direct', r.retransPer1k <= d.retransPer1k);
+  }
+  const bp = find(rows, 'baton', '8MB', 'post-seq');
+  const dp = find(rows, 'direct', '8MB', 'post-seq');
+  if (bp && dp && bp.p99Ms !== null && dp.p99Ms) {
+    add('8 MB POST p99 baton ÷ direct', `${fmt(bp.p99Ms, 1)} ms ÷ ${fmt(dp.p99Ms, 1)} ms = ${fmtRatio(bp.p99Ms / dp.p99Ms)}`, '≤ 1.20×', bp.p99Ms / dp.p99Ms <= 1.2);
+  }
+  const ds = probes.find((p) => p.path === 'direct');
+  if (probe?.segmentsPerReq && ds?.segmentsPerReq) {
+    const q = probe.segmentsPerReq / ds.segmentsPerReq;
+    add('64 KB response after a handoff: segments baton ÷ direct', `${fmt(probe.segmentsPerReq, 1)} ÷ ${fmt(ds.segmentsPerReq, 1)} = ${fmtRatio(q)}`, '0.90–1.10×', q >= 0.9 && q <= 1.1);
+  }
+  if (handoff?.phases !== undefined) {
+    add('phase split over the whole baton path (p50 µs)', Object.entries(handoff.phases).map(([k, v]) => `${k} ${v.p50}`).join(', '), '—', null);
+  }
+  return lines.length === 2 ? 'baton or direct not measured\n' : `${lines.join('\n')}\n`;
+}
+
+export function markdownBpf(b: BpfBench | undefined): string {
+  if (b === undefined) return 'not run (--no-bpf)\n';
+  if (b.error !== undefined) return `not available (${b.error.replace(/\n/g, ' ')})\n`;
+  const head = `${b.flows} flows in the map, ${b.backends} back-ends, BPF_PROG_TEST_RUN repeat ${b.repeat} (programs loaded, not attached).\n\n| what | value |\n|---|--:|\n`;
+  return head + b.rows.map((r) => `| ${r.what} | ${r.value.toFixed(r.unit === 'ns/pkt' ? 0 : 2)} ${r.unit} |`).join('\n') + '\n';
+}
+
 export function markdownRatios(ratios: readonly RatioRow[]): string {
   const head =
-    '| path | vs | size | mode | req/s (↑) | p99 (↓) | FE CPU/req (↓) | FE bytes/req (↓) |\n|---|---|---|---|--:|--:|--:|--:|\n';
+    '| path | vs | size | mode | req/s (↑) | p99 (↓) | FE CPU/req (↓) | machine CPU/req (↓) | lab CPU/req (↓) | FE bytes/req (↓) |\n|---|---|---|---|--:|--:|--:|--:|--:|--:|\n';
   return (
     head +
     ratios
@@ -86,7 +228,7 @@ export function markdownRatios(ratios: readonly RatioRow[]): string {
         (r) =>
           `| ${r.path} | ${r.vs} | ${r.size} | ${r.mode} | ${fmtRatio(r.rps)} | ${fmtRatio(r.p99)} | ${fmtRatio(
             r.feCpu,
-          )} | ${fmtRatio(r.feBytes)} |`,
+          )} | ${fmtRatio(r.machineCpu)} | ${fmtRatio(r.labCpu)} | ${fmtRatio(r.feBytes)} |`,
       )
       .join('\n') +
     '\n'
@@ -97,8 +239,11 @@ export function markdownReport(
   meta: RunMeta,
   rows: readonly ResultRow[],
   ratioRows: readonly RatioRow[],
-  handoff: HandoffSummary,
+  handoffByPath: Partial<Record<PathName, HandoffSummary>>,
+  probes: readonly SegmentProbe[],
+  bpf: BpfBench | undefined,
 ): string {
+  const handoffs = Object.entries(handoffByPath) as [PathName, HandoffSummary][];
   return [
     `# baton benchmark — ${meta.date}`,
     '',
@@ -114,13 +259,49 @@ export function markdownReport(
     '## Ratios (path ÷ proxy, same run)',
     '',
     markdownRatios(ratioRows),
-    '## baton handoff latency',
+    '## Issue 9 acceptance figures (this run)',
     '',
-    handoffSection(handoff),
+    markdownAcceptance(rows, probes, handoffByPath.baton),
+    '## Client TCP counters per 1000 requests (client namespace)',
+    '',
+    markdownTcp(rows),
+    '## baton handoffs per cell',
+    '',
+    'p50/p99: upper bounds of the log2 buckets holding the cell\'s own handoffs (exact counts, 2× resolution). Phases: ' +
+      'the cell\'s own bucket bounds (≤) when the front-end reports per-phase histograms; otherwise p50/p99 over the ' +
+      'front-end\'s last 4096 handoffs, read right after the cell, and the last column says how much of that window ' +
+      'the cell made (keep-alive cells make few handoffs, so their phase figures are mostly earlier cells\').',
+    '',
+    markdownCellHandoffs(rows),
+    '## Keep-alive requests alternating between two pools by path',
+    '',
+    'Every balancer routes `/bytes/3…` to a pool of b1 only and `/bytes/2…` to a pool of b2 only; each request picks ' +
+      'one at random, so about half the requests on a connection change pool. The response length says which was ' +
+      'asked, its `x-baton-backend` header who answered.',
+    '',
+    markdownAlternate(rows),
+    '## Uploads',
+    '',
+    `\`post\`: POST of the body with \`Connection: close\` on every connection at once, so the body is still streaming when baton hands off; \`post-seq\`: one at a time (latency without queueing).`,
+    '',
+    markdownUploads(rows),
+    '## A 64 KB response on a new connection (right after a handoff for baton)',
+    '',
+    'Segments: the client\'s IpExt In*Pkts, which count a GSO packet as the segments its sender cut (the MSS shows); ' +
+      'rx packets: the client interface\'s counter (GSO packets count once). Both include the handshake and teardown.',
+    '',
+    markdownSegments(probes),
+    ...handoffs.flatMap(([p, h]) => [`## ${p} handoff latency (whole run)`, '', handoffSection(h)]),
+    ...(handoffs.length === 0 ? ['## baton handoff latency', '', 'baton path not run\n'] : []),
+    '## Data plane micro-benchmark (bench/bpf.ts)',
+    '',
+    markdownBpf(bpf),
   ].join('\n');
 }
 
-const COLORS: Record<PathName, string> = { direct: '#888888', baton: '#d9480f', haproxy: '#1c7ed6', nginx: '#2f9e44' };
+const COLORS: Record<PathName, string> = {
+  direct: '#888888', baton: '#d9480f', 'baton-nft': '#f59f00', haproxy: '#1c7ed6', nginx: '#2f9e44',
+};
 
 interface Panel {
   readonly title: string;

@@ -1,0 +1,72 @@
+// The client namespace's TCP and IP counters (/proc/net/snmp, /proc/net/netstat) and its interface's packet
+// counters, read in one `ip netns exec` so they belong to the same instant. /proc/net is per network namespace,
+// so these count only the load generator's traffic: retransmissions, zero-window probes and received segments.
+
+import type { Lab } from '../src/lab/lab.ts';
+
+/** Counters shown per 1000 requests; the rest of the parsed set stays available to callers. */
+export const TCP_COUNTERS = [
+  'Tcp.RetransSegs',
+  'TcpExt.TCPLostRetransmit',
+  'TcpExt.TCPWinProbe',
+  'TcpExt.TCPTimeouts',
+  'TcpExt.TCPSynRetrans',
+  'TcpExt.TCPLossProbes',
+] as const;
+
+export type Counters = Readonly<Record<string, number>>;
+
+/**
+ * Parses the paired header/value lines of /proc/net/snmp and /proc/net/netstat ("Tcp: RtoAlgorithm ..." followed by
+ * "Tcp: 1 ...") into `Group.Name` -> value.
+ */
+export function parseProcNet(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const lines = text.split('\n');
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const head = lines[i]!.trim().split(/\s+/);
+    const vals = lines[i + 1]!.trim().split(/\s+/);
+    const group = head[0];
+    if (group === undefined || !group.endsWith(':') || vals[0] !== group) continue;
+    // A header line has names, its value line numbers: skip a value line mistaken for a header.
+    if (head.length > 1 && /^-?\d+$/.test(head[1]!)) continue;
+    const g = group.slice(0, -1);
+    for (let j = 1; j < head.length && j < vals.length; j++) out[`${g}.${head[j]}`] = Number(vals[j]);
+    i++;
+  }
+  return out;
+}
+
+/**
+ * Segments the namespace's IP layer received: IpExt In{NoECT,ECT0,ECT1,CE}Pkts, which the kernel bumps by an skb's
+ * GSO segment count (ip_rcv), so a GSO super-packet crossing the veth counts as the segments its sender cut.
+ */
+export function ipSegments(c: Counters): number {
+  return ['InNoECTPkts', 'InECT0Pkts', 'InECT1Pkts', 'InCEPkts'].reduce((a, k) => a + (c[`IpExt.${k}`] ?? 0), 0);
+}
+
+/** The client's counters plus its interface's rx/tx packets (`If.rx_packets`, `If.tx_packets`). */
+export async function clientCounters(lab: Lab): Promise<Counters> {
+  const dir = `/sys/class/net/${lab.client.ifname}/statistics`;
+  const r = await lab.exec(
+    lab.client,
+    ['sh', '-c', `echo "If: rx_packets tx_packets"; echo "If: $(cat ${dir}/rx_packets) $(cat ${dir}/tx_packets)"; cat /proc/net/snmp /proc/net/netstat`],
+    { timeoutMs: 5000 },
+  );
+  if (r.code !== 0) throw new Error(`client counters: exit ${r.code}: ${r.stderr.trim()}`);
+  const c = parseProcNet(r.stdout);
+  if (c['Tcp.RetransSegs'] === undefined || c['If.rx_packets'] === undefined) {
+    throw new Error('client counters: no Tcp RetransSegs or interface counters');
+  }
+  return c;
+}
+
+/** after - before for every counter present in both. */
+export function diff(before: Counters, after: Counters): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) {
+    const b = before[k];
+    if (b !== undefined) out[k] = v - b;
+  }
+  return out;
+}
