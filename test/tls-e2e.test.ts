@@ -76,7 +76,7 @@ const SPLIT_CLIENT = [
   'hello = out.read()',
   's.sendall(hello[:100]); time.sleep(1); s.sendall(hello[100:])',
   'pump(tls.do_handshake)',
-  'tls.write(b"GET /whoami HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")',
+  'tls.write(b"GET /whoami HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n")',
   's.sendall(out.read())',
   'resp = b""',
   'while True:',
