@@ -3,6 +3,8 @@
 // routes on its SNI and hands the connection off before the handshake; each back-end's sample app
 // serves HTTPS in-process with its own self-signed certificate (made here with openssl), so a
 // handshake that verifies against a name's certificate proves it happened at that name's back-end.
+// One more back-end (b4) runs its agent in upstream mode: it splices each connection, still before
+// the handshake, to an ordinary HTTPS server on its loopback, which completes it.
 // Needs root (namespaces, TCP_REPAIR, nftables) and openssl.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -10,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../src/lab/cluster.ts';
 import { labUp, type Lab } from '../src/lab/lab.ts';
@@ -30,7 +33,10 @@ const skip = !root ? 'needs root (network namespaces, TCP_REPAIR, nftables)' : !
 
 const PORT = 443;
 /** SNI name -> the back-end whose pool the rules give it. */
-const NAMES = { 'a.example': 'b1', 'b.example': 'b2' } as const;
+const NAMES = { 'a.example': 'b1', 'b.example': 'b2', 'c.example': 'b4' } as const;
+/** The TLS server b4's agent splices to, on b4's loopback. */
+const UPSTREAM_PORT = 8443;
+const SAMPLE_APP = fileURLToPath(new URL('../src/backend/sample-app.ts', import.meta.url));
 const DOWN = 'down.example';
 const MAX_HELLO = 2048;
 
@@ -87,7 +93,7 @@ const SPLIT_CLIENT = [
   'sys.stdout.write(resp.split(b"\\r\\n\\r\\n", 1)[1].decode())',
 ].join('\n');
 
-describe('TLS routed by SNI through the VIP (in-process HTTPS back-ends)', { skip }, () => {
+describe('TLS routed by SNI through the VIP (HTTPS back-ends in-process and upstream)', { skip }, () => {
   let lab: Lab;
   let cluster: Cluster;
   const dir = mkdtempSync(join(tmpdir(), 'baton-tls-e2e-'));
@@ -101,8 +107,15 @@ describe('TLS routed by SNI through the VIP (in-process HTTPS back-ends)', { ski
         '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`, '-keyout', key(name), '-out', cert(name)], { stdio: 'ignore' });
     }
     const nameOf = Object.fromEntries(Object.entries(NAMES).map(([n, b]) => [b, n]));
-    lab = await labUp({ backends: 3 });
+    lab = await labUp({ backends: 4 });
     try {
+      // b4's upstream: the sample app as a plain HTTPS server (not handed anything; the agent connects to it).
+      const b4 = lab.backends[3]!;
+      const upstream = `import(${JSON.stringify(SAMPLE_APP)}).then(async (m) => { const fs = await import('node:fs');
+        m.createSampleApp('b4', { tls: { cert: fs.readFileSync(process.argv[1]), key: fs.readFileSync(process.argv[2]) } }).listen(${UPSTREAM_PORT}, '127.0.0.1'); })`;
+      lab.spawn(b4, ['node', '--import', 'tsx', '-e', upstream, cert('c.example'), key('c.example')]);
+      const ready = await lab.exec(b4, ['sh', '-c', `for i in $(seq 100); do curl -sk https://127.0.0.1:${UPSTREAM_PORT}/whoami && exit 0; sleep 0.1; done; exit 1`], { timeoutMs: 30_000 });
+      assert.equal(ready.code, 0, `upstream TLS server did not start: ${ready.stderr}`);
       cluster = await startCluster(lab, {
         port: PORT,
         // b3's agent never starts: the pool of down.example has nothing up.
@@ -113,16 +126,22 @@ describe('TLS routed by SNI through the VIP (in-process HTTPS back-ends)', { ski
             { name: 'a', policy: { name: 'wrr' }, members: ['b1'] },
             { name: 'b', policy: { name: 'wrr' }, members: ['b2'] },
             { name: 'down', policy: { name: 'wrr' }, members: ['b3'] },
+            { name: 'c', policy: { name: 'wrr' }, members: ['b4'] },
           ],
           rules: [
             { match: { sni: 'a.example' }, pool: 'a' },
             { match: { sni: 'b.example' }, pool: 'b' },
             { match: { sni: DOWN }, pool: 'down' },
+            { match: { sni: 'c.example' }, pool: 'c' },
           ],
           defaultPool: 'a',
           limits: { helloTimeoutMs: 1500, maxHelloBytes: MAX_HELLO },
         },
-        backend: (b) => ({ app: { kind: 'sample', tls: { cert: cert(nameOf[b] ?? DOWN), key: key(nameOf[b] ?? DOWN) } } }),
+        backend: (b) => ({
+          app: b === 'b4'
+            ? { kind: 'upstream', host: '127.0.0.1', port: UPSTREAM_PORT }
+            : { kind: 'sample', tls: { cert: cert(nameOf[b] ?? DOWN), key: key(nameOf[b] ?? DOWN) } },
+        }),
       });
     } catch (e) {
       await lab.down();
@@ -162,7 +181,8 @@ describe('TLS routed by SNI through the VIP (in-process HTTPS back-ends)', { ski
 
   for (const [name, backend] of Object.entries(NAMES)) {
     for (const size of [1000, 1 << 20]) {
-      test(`${name}: a byte-exact ${size}-byte body over HTTPS from ${backend}, with ${backend}'s certificate`, async () => {
+      const how = backend === 'b4' ? 'spliced by b4 to its upstream' : `from ${backend}`;
+      test(`${name}: a byte-exact ${size}-byte body over HTTPS ${how}, with ${backend}'s certificate`, async () => {
         assert.deepEqual(await fetchVia(name, `/bytes/${size}`), { sum: patternSha256(size), backend });
       });
     }
