@@ -39,6 +39,11 @@ export const backendConfigSchema = z.strictObject({
       kind: z.literal('sample'),
       /** Also serve the sample app on this ordinary address (for direct and proxy baselines). */
       listen: hostPort.optional(),
+      /**
+       * Serve HTTPS (for a front-end listener with `tls: true`): PEM files of the certificate chain
+       * and its key. The handshake happens here, after the handoff; the front-end holds no key.
+       */
+      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
     }),
     z.strictObject({
       /** Splice each connection to an unmodified local server. */

@@ -3,14 +3,22 @@
 //   POST /sha256     the sha256 and length of the request body
 //   GET  /whoami     the back-end's name
 // Every response carries `x-baton-backend: <name>` so clients can see who answered.
+// With `tls` it serves HTTPS: handed-off connections of a tls listener arrive before the handshake
+// (their first bytes are the ClientHello) and the app completes it with this certificate.
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import { forEachPatternChunk } from '../wire/pattern.ts';
 
 const MAX_BYTES = 1 << 30;
 
-export function createSampleApp(name: string): http.Server {
-  const server = http.createServer((req, res) => {
+export interface SampleAppOptions {
+  /** Serve HTTPS with this PEM certificate (chain) and key. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+}
+
+export function createSampleApp(name: string, o: SampleAppOptions = {}): http.Server | https.Server {
+  const handler: http.RequestListener = (req, res) => {
     res.setHeader('x-baton-backend', name);
     const url = req.url ?? '/';
     const bytes = /^\/bytes\/(\d{1,10})(?:\?.*)?$/.exec(url);
@@ -34,7 +42,8 @@ export function createSampleApp(name: string): http.Server {
     }
     if (req.method === 'GET' && url === '/whoami') return void res.writeHead(200).end(`${name}\n`);
     res.writeHead(404).end('not found\n');
-  });
+  };
+  const server = o.tls ? https.createServer({ cert: o.tls.cert, key: o.tls.key }, handler) : http.createServer(handler);
   server.keepAliveTimeout = 30_000;
   return server;
 }

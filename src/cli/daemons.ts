@@ -1,6 +1,7 @@
 // `baton frontend` and `baton backend`: load and validate the config, start the daemon, stop
 // cleanly on SIGINT/SIGTERM.
 import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { BackendAgent } from '../backend/agent.ts';
 import { BpfDecapGate } from '../backend/decap.ts';
@@ -60,7 +61,8 @@ export function registerDaemons(program: Command): void {
       let deliver;
       let sample: ReturnType<typeof createSampleApp> | undefined;
       if (app.kind === 'sample') {
-        sample = createSampleApp(cfg.name);
+        const tls = app.tls && { cert: await readFile(app.tls.cert), key: await readFile(app.tls.key) };
+        sample = createSampleApp(cfg.name, { ...(tls && { tls }) });
         deliver = deliverToServer(sample);
         if (app.listen) {
           const { host, port } = app.listen;

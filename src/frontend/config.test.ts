@@ -35,3 +35,15 @@ test('errors name the field', () => {
   refused({ unknownField: 1 }, '');
   refused({ backends: [{ ...base.backends[0], address: '2001:db8::1' }] }, 'backends.0.address');
 });
+
+test('tls: off by default; hello limits have defaults; rules that can never match on the listener are refused', () => {
+  const c = parseConfig(frontendConfigSchema, base);
+  assert.equal(c.tls, false);
+  assert.deepEqual([c.limits.maxHelloBytes, c.limits.maxHelloRecords, c.limits.helloTimeoutMs], [16384, 16, 10_000]);
+  const t = parseConfig(frontendConfigSchema, { ...base, tls: true, rules: [{ match: { sni: '*.example.com', alpn: 'h2' }, pool: 'all' }, { match: { host: 'a.example' }, pool: 'all' }] });
+  assert.equal(t.tls, true);
+  refused({ tls: true, rules: [{ match: { pathPrefix: '/api' }, pool: 'all' }] }, 'rules.0.match.pathPrefix');
+  refused({ tls: true, rules: [{ match: { sni: 'a.example', header: { name: 'x' } }, pool: 'all' }] }, 'rules.0.match.header');
+  refused({ rules: [{ match: { sni: 'a.example' }, pool: 'all' }] }, 'rules.0.match.sni');
+  refused({ limits: { maxHelloBytes: 100 } }, 'limits.maxHelloBytes');
+});

@@ -13,6 +13,12 @@ export const frontendConfigSchema = z
     vip: ip,
     /** The TCP port served on the VIP. */
     port: port.default(80),
+    /**
+     * The port carries TLS: the front-end reads the ClientHello (not a request head), routes on its SNI
+     * and ALPN (`sni`/`alpn`/`host` rules) and hands the connection off before the handshake, which
+     * the back-end completes with its own certificate. See docs/tls.md.
+     */
+    tls: z.boolean().default(false),
     /** The client-facing interface: steering hooks its ingress, back-ends are reached through it. */
     interface: z.string().regex(/^[A-Za-z0-9_.:-]{1,15}$/, 'expected an interface name'),
     /** Shared secret for the control channels (>= 16 chars), inline, `env:NAME` or `file:PATH`. */
@@ -46,6 +52,12 @@ export const frontendConfigSchema = z
         maxHeaders: z.number().int().min(1).max(1000).default(100),
         /** Time allowed for the whole request head to arrive before answering 408. */
         headTimeoutMs: z.number().int().min(10).max(600_000).default(10_000),
+        /** tls: largest ClientHello (handshake message with its 4-byte header) read before refusing it. */
+        maxHelloBytes: z.number().int().min(512).max(1 << 20).default(16384),
+        /** tls: most records one ClientHello may be spread over. */
+        maxHelloRecords: z.number().int().min(1).max(256).default(16),
+        /** tls: time allowed for the whole ClientHello to arrive before the connection is closed. */
+        helloTimeoutMs: z.number().int().min(10).max(600_000).default(10_000),
         /** Time a back-end has to inject a connection and acknowledge it. */
         handoffTimeoutMs: z.number().int().min(10).max(60_000).default(2000),
         /** Back-ends tried for one connection before answering 503. */
@@ -78,6 +90,16 @@ export const frontendConfigSchema = z
   .superRefine((c, ctx) => {
     const r = routerSpecSchema.safeParse({ pools: c.pools, rules: c.rules, defaultPool: c.defaultPool });
     if (!r.success) for (const i of r.error.issues) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+    // A rule that can never match on this listener is a mistake, not a no-op: say so at load.
+    c.rules.forEach((r, i) => {
+      const never = c.tls ? (['pathPrefix', 'pathRegex', 'header'] as const) : (['sni', 'alpn'] as const);
+      for (const f of never) {
+        if (r.match[f] !== undefined) {
+          const why = c.tls ? 'a tls listener routes before any HTTP request is read' : 'only a tls listener (tls: true) reads a ClientHello';
+          ctx.addIssue({ code: 'custom', path: ['rules', i, 'match', f], message: `never matches: ${why}` });
+        }
+      }
+    });
     const ids = new Set<string>();
     c.backends.forEach((b, i) => {
       if (ids.has(b.id)) ctx.addIssue({ code: 'custom', path: ['backends', i, 'id'], message: `duplicate back-end "${b.id}"` });

@@ -23,6 +23,7 @@ import type { HandoffChannel } from './channel.ts';
 import { endpointsOf, kernelCapture, socketConnection, stopReading } from './client-conn.ts';
 import type { FrontendConfig } from './config.ts';
 import { HandoffMachine, systemClock, type CaptureInput, type CaptureResult, type Clock, type HandoffLog, type HandoffStats } from './handoff.ts';
+import { TlsAcceptor } from './tls-listener.ts';
 
 export interface FrontendDeps {
   readonly config: FrontendConfig;
@@ -55,6 +56,8 @@ export interface FrontendStats {
   readonly accepted: number;
   readonly handedOff: number;
   readonly answeredLocally: Record<string, number>;
+  /** tls listener: connections refused before the handshake, by BATON_ERR_TLS_* code or reason. */
+  readonly tlsRefused: Record<string, number>;
   readonly retries: number;
   readonly pending: number;
   /** Clients that went away between their request head and the capture. */
@@ -70,6 +73,7 @@ export class Frontend {
   readonly #table: BackendTable;
   readonly #machine: HandoffMachine;
   readonly #local = new Map<number, number>();
+  readonly #tls: TlsAcceptor;
   #config: FrontendConfig;
   #router: Router;
   #accepted = 0;
@@ -93,6 +97,13 @@ export class Frontend {
       firstHandoffId: d.firstHandoffId ?? randomFirstId(),
       flowIdsInUse: d.flowIdsInUse,
       encapSource: (id) => d.encapSources?.get(id),
+    });
+    this.#tls = new TlsAcceptor({
+      limits: () => this.#config.limits,
+      pending: { count: () => this.#pending, add: (n) => void (this.#pending += n) },
+      run: (conn, req) => this.#machine.run(conn, req),
+      hrtime: () => (d.clock ?? systemClock).hrtime(),
+      log: d.log,
     });
     this.#server = net.createServer({ noDelay: true }, (s) => this.#onConnection(s));
   }
@@ -145,6 +156,7 @@ export class Frontend {
       accepted: this.#accepted,
       handedOff: m.handedOff,
       answeredLocally: Object.fromEntries([...this.#local].map(([k, v]) => [String(k), v])),
+      tlsRefused: this.#tls.refused(),
       retries: m.retries,
       pending: this.#pending,
       vanished: m.vanished,
@@ -211,6 +223,7 @@ export class Frontend {
       sock.destroy();
       return;
     }
+    if (this.#config.tls) return this.#tls.accept(sock, ends);
     const limits = this.#config.limits;
     if (this.#pending >= limits.maxPending) return this.#answer(sock, 503);
     this.#pending++;

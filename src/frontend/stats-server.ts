@@ -15,6 +15,7 @@ export function startStatsServer(fe: Frontend, host: string, port: number): Prom
   const drained = gauge('backend_drained', 'drained by an operator (takes no new handoffs)', ['backend']);
   const vanished = gauge('vanished_total', 'clients gone between request head and capture', []);
   const local = gauge('answered_locally_total', 'responses sent by the front-end itself', ['status']);
+  const tlsRefused = gauge('tls_refused_total', 'tls listener: connections refused before the handshake', ['reason']);
   const lat = gauge('handoff_latency_us', 'handoff latency, head complete to commit', ['quantile']);
 
   const refresh = (): ReturnType<Frontend['stats']> => {
@@ -29,6 +30,7 @@ export function startStatsServer(fe: Frontend, host: string, port: number): Prom
       drained.set({ backend: id }, b.drained ? 1 : 0);
     }
     for (const [status, n] of Object.entries(s.answeredLocally)) local.set({ status }, n);
+    for (const [reason, n] of Object.entries(s.tlsRefused)) tlsRefused.set({ reason }, n);
     lat.set({ quantile: '0.5' }, s.handoffUs.p50);
     lat.set({ quantile: '0.99' }, s.handoffUs.p99);
     return s;
