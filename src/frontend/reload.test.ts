@@ -84,6 +84,8 @@ test("a back-end's address or control endpoint cannot change under the same id",
   assert.match(d.kind === 'refused' ? refusalText(d.refusals) : '', /^config: backends\.1\.address: cannot change without a restart \(.*new id/);
   const ctl = cfg({ backends: [b('b1', 11), { ...b('b2', 12), control: { host: '10.77.0.12', port: 7701 } }] });
   assert.deepEqual(refusedFields(ctl), ['backends.1.control']);
+  const encap = cfg({ steering: { kind: 'bpf' } });
+  assert.deepEqual(refusedFields(cfg({ steering: { kind: 'bpf' }, backends: [b('b1', 11), b('b2', 12, { mode: 'encap' })] }), encap), ['backends.1.mode']);
 });
 
 test('sameValue', () => {

@@ -66,6 +66,7 @@ const FIXED: ReadonlyArray<readonly [keyof FrontendConfig, string]> = [
 const FIXED_BACKEND: ReadonlyArray<readonly [keyof BackendConfig, string]> = [
   ['address', 'steered flows are forwarded to it; add the new address under a new id instead'],
   ['control', 'the control channel is connected to it; add it under a new id instead'],
+  ['mode', 'steered flows are forwarded this way; add it under a new id instead'],
 ];
 
 export function planReload(cur: FrontendConfig, next: FrontendConfig): ReloadDecision {
