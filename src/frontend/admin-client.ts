@@ -17,7 +17,7 @@ export const endpointText = (e: AdminEndpoint): string => ('socket' in e ? e.soc
 function unreachable(e: AdminEndpoint, err: NodeJS.ErrnoException): AdminError {
   const where = endpointText(e);
   const why =
-    err.code === 'ENOENT' ? `no admin socket at ${where}: is \`baton frontend\` running with this config?`
+    err.code === 'ENOENT' ? `no admin socket at ${where}: is the front-end running? (--socket or --config names another)`
     : err.code === 'ECONNREFUSED' ? `nothing answers on ${where}: the front-end is not running (stale socket or wrong port)`
     : err.code === 'EACCES' || err.code === 'EPERM' ? `permission denied on ${where}: run as the front-end's user (root)`
     : `cannot reach the admin API at ${where}: ${err.message}`;

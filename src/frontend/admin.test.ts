@@ -122,7 +122,7 @@ test('TCP only on loopback', async (t) => {
 
 test('the client says what is wrong when no front-end answers', async (t) => {
   const dir = await tmp(t);
-  await rejectsWith(adminCall({ socket: join(dir, 'missing.sock') }, 'GET', '/status'), ADMIN_ERR.UNREACHABLE, /no admin socket at .*is `baton frontend` running/);
+  await rejectsWith(adminCall({ socket: join(dir, 'missing.sock') }, 'GET', '/status'), ADMIN_ERR.UNREACHABLE, /no admin socket at .*is the front-end running/);
   const free = net.createServer();
   await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
   const port = (free.address() as net.AddressInfo).port;

@@ -150,4 +150,7 @@ export type FrontendConfig = z.infer<typeof frontendConfigSchema>;
 
 /** Where the admin API's Unix socket is: configured, or /run/baton/<steering table>.sock. */
 export const adminSocketPath = (c: Pick<FrontendConfig, 'admin' | 'steering'>): string =>
-  c.admin.socket ?? `/run/baton/${c.steering.table}.sock`;
+  c.admin.socket ?? tableSocketPath(c.steering.table);
+
+/** The default admin socket of the front-end whose steering table is `table` ("baton" by default). */
+export const tableSocketPath = (table = 'baton'): string => `/run/baton/${table}.sock`;
