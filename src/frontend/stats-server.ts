@@ -1,6 +1,8 @@
-// The front-end's observability endpoint: GET /stats (JSON) and GET /metrics (Prometheus).
+// The front-end's observability endpoint: GET /stats (JSON), GET /metrics (Prometheus), and the
+// live dashboard (GET / or /dashboard, fed by /events; dashboard.ts).
 import http from 'node:http';
 import { Gauge, Registry } from 'prom-client';
+import { dashboardRoutes } from './dashboard.ts';
 import type { Frontend } from './frontend.ts';
 
 export function startStatsServer(fe: Frontend, host: string, port: number): Promise<http.Server> {
@@ -34,7 +36,9 @@ export function startStatsServer(fe: Frontend, host: string, port: number): Prom
     return s;
   };
 
+  const dashboard = dashboardRoutes({ stats: refresh });
   const server = http.createServer((req, res) => {
+    if (dashboard(req, res)) return;
     if (req.url === '/stats') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(refresh()));
     } else if (req.url === '/metrics') {
