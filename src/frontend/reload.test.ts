@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfig } from '../util/config-file.ts';
 import { frontendConfigSchema, type FrontendConfig } from './config.ts';
-import { planReload, refusalText, sameValue, type ReloadPlan } from './reload.ts';
+import { applyReload, planReload, refusalText, RELOAD_ERR, sameValue, type ReloadPlan, type ReloadPorts } from './reload.ts';
 
 const b = (id: string, n: number, extra: Record<string, unknown> = {}) => ({
   id, address: `10.77.0.${n}`, control: { host: `10.77.0.${n}`, port: 7700 }, ...extra,
@@ -95,4 +95,57 @@ test('sameValue', () => {
   assert.equal(sameValue({ a: 1 }, { a: '1' }), false);
   assert.equal(sameValue([], {}), false);
   assert.equal(sameValue(null, {}), false);
+});
+
+/** Ports that record what is done, in order. */
+const recorder = (o: { failAdd?: string; failRouter?: boolean } = {}) => {
+  const log: string[] = [];
+  const ports: ReloadPorts<string> = {
+    router: (n) => {
+      if (o.failRouter) throw new Error('bad regex');
+      log.push(`router ${n.pools.map((p) => p.name).join(',')}`);
+      return 'R';
+    },
+    add: async (b) => {
+      if (b.id === o.failAdd) throw new Error('steering refused');
+      log.push(`add ${b.id}`);
+    },
+    undoAdd: (id) => void log.push(`undo ${id}`),
+    swap: (n, r) => void log.push(`swap ${n.backends.map((b) => b.id).join(',')} ${r}`),
+    retire: (id) => void log.push(`retire ${id}`),
+    health: (n) => void log.push(`health ${n.backends.filter((b) => b.healthCheck).map((b) => b.id).join(',')}`),
+  };
+  return { ports, log };
+};
+
+test('apply: added back-ends are reachable before the swap; removed ones retire after it', async () => {
+  const next = cfg({
+    backends: [b('b2', 12, { healthCheck: {} }), b('b3', 13), b('b4', 14)],
+    pools: [{ name: 'all', policy: { name: 'wrr' }, members: ['b2', 'b3', 'b4'] }],
+  });
+  const { ports, log } = recorder();
+  const r = await applyReload(cfg(), next, ports);
+  assert.equal(r.ok, true);
+  assert.deepEqual(log, ['router all', 'add b3', 'add b4', 'swap b2,b3,b4 R', 'retire b1', 'health b2']);
+});
+
+test('apply: a failed addition undoes the earlier ones and changes nothing', async () => {
+  const next = cfg({ backends: [...raw.backends, b('b3', 13), b('b4', 14)] });
+  const { ports, log } = recorder({ failAdd: 'b4' });
+  const r = await applyReload(cfg(), next, ports);
+  assert.deepEqual(r, { ok: false, code: RELOAD_ERR.APPLY, field: 'backends.3', message: 'config: backends.3: cannot add b4: steering refused' });
+  assert.deepEqual(log, ['router all', 'add b3', 'undo b3']);
+});
+
+test('apply: a refused plan or a router that cannot be built touches nothing', async () => {
+  const a = recorder();
+  const r = await applyReload(cfg(), cfg({ port: 81 }), a.ports);
+  assert.equal(r.ok, false);
+  assert.equal(r.ok ? '' : r.code, RELOAD_ERR.RESTART_NEEDED);
+  assert.equal(r.ok ? '' : r.field, 'port');
+  assert.deepEqual(a.log, []);
+  const c = recorder({ failRouter: true });
+  const r2 = await applyReload(cfg(), cfg({ backends: [...raw.backends, b('b3', 13)] }), c.ports);
+  assert.equal(r2.ok ? '' : r2.code, RELOAD_ERR.APPLY);
+  assert.deepEqual(c.log, []);
 });

@@ -119,3 +119,69 @@ export function planReload(cur: FrontendConfig, next: FrontendConfig): ReloadDec
 /** A refusal as one line naming each field: "config: vip: cannot change without a restart (...)". */
 export const refusalText = (rs: readonly Refusal[]): string =>
   rs.map((r) => `config: ${r.field}: ${r.message}`).join('; ');
+
+/** What applying a plan needs from the daemon (faked in tests). */
+export interface ReloadPorts<R> {
+  /** Build the router for the new pools and rules; throws on an invalid spec (nothing applied yet). */
+  router(next: FrontendConfig): R;
+  /**
+   * Make a new back-end reachable: steering knows it and its control channel is opening. Resolves
+   * when it may be picked; throws (with the reason) when it cannot be added.
+   */
+  add(b: BackendConfig): Promise<void>;
+  /** Undo `add` for a back-end whose reload was abandoned. */
+  undoAdd(id: string): void;
+  /** Swap the configuration and router in one synchronous step: new connections see the new state. */
+  swap(next: FrontendConfig, router: R): void;
+  /** A removed back-end: no new handoffs; keep what steers its flows until they end. */
+  retire(id: string): void;
+  /** Health checks for the new back-end list (state of the ids that remain is kept). */
+  health(next: FrontendConfig): void;
+}
+
+export type ReloadOutcome =
+  | { readonly ok: true; readonly changes: readonly string[] }
+  | { readonly ok: false; readonly code: string; readonly field: string; readonly message: string };
+
+export const RELOAD_ERR = {
+  /** A field that needs a restart changed. */
+  RESTART_NEEDED: 'BATON_ERR_RELOAD_RESTART',
+  /** The new state could not be built or applied (router, steering, channel); nothing changed. */
+  APPLY: 'BATON_ERR_RELOAD_APPLY',
+} as const;
+
+/**
+ * Applies a new validated configuration in the order that loses nothing: build the router, make
+ * added back-ends reachable, swap the configuration in one step, then retire removed back-ends and
+ * update health checks. Any failure before the swap undoes the additions and changes nothing.
+ * Handoffs in flight finish against the state they started with: they hold their channel, and
+ * steering never forgets a back-end's flows on retirement.
+ */
+export async function applyReload<R>(cur: FrontendConfig, next: FrontendConfig, ports: ReloadPorts<R>): Promise<ReloadOutcome> {
+  const d = planReload(cur, next);
+  if (d.kind === 'refused') {
+    return { ok: false, code: RELOAD_ERR.RESTART_NEEDED, field: d.refusals[0]!.field, message: refusalText(d.refusals) };
+  }
+  const plan = d.plan;
+  let router: R;
+  try {
+    router = ports.router(next);
+  } catch (e) {
+    return { ok: false, code: RELOAD_ERR.APPLY, field: 'pools', message: `config: router: ${(e as Error).message}` };
+  }
+  const added: string[] = [];
+  for (const b of plan.added) {
+    try {
+      await ports.add(b);
+      added.push(b.id);
+    } catch (e) {
+      for (const id of added) ports.undoAdd(id);
+      const i = next.backends.findIndex((x) => x.id === b.id);
+      return { ok: false, code: RELOAD_ERR.APPLY, field: `backends.${i}`, message: `config: backends.${i}: cannot add ${b.id}: ${(e as Error).message}` };
+    }
+  }
+  ports.swap(next, router);
+  for (const id of plan.removed) ports.retire(id);
+  ports.health(next);
+  return { ok: true, changes: plan.summary };
+}
