@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, parseConfig } from '../util/config-file.ts';
-import { adminSocketPath, frontendConfigSchema, isLoopback } from './config.ts';
+import { adminSocketPath, adminStatePath, frontendConfigSchema, isLoopback } from './config.ts';
 
 const base = {
   vip: '10.77.0.100', interface: 'eth0', secret: 'env:S',
@@ -39,6 +39,7 @@ test('errors name the field', () => {
 test('admin: default socket from the steering table; TCP only on loopback', () => {
   const c = parseConfig(frontendConfigSchema, { ...base, steering: { table: 'fe1' } });
   assert.equal(adminSocketPath(c), '/run/baton/fe1.sock');
+  assert.equal(adminStatePath(c), '/run/baton/fe1.state.json');
   const d = parseConfig(frontendConfigSchema, { ...base, admin: { socket: '/tmp/x.sock', tcp: { host: '::1', port: 9901 } } });
   assert.equal(adminSocketPath(d), '/tmp/x.sock');
   refused({ admin: { tcp: { host: '10.77.0.1', port: 9901 } } }, 'admin.tcp.host');

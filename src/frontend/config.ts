@@ -116,6 +116,8 @@ export const frontendConfigSchema = z
         socket: z.string().regex(/^\/[^\0]{1,99}$/, 'expected an absolute path of at most 100 bytes').optional(),
         /** Also listen on TCP, loopback addresses only. */
         tcp: hostPort.optional(),
+        /** Where drain and health state are kept across restarts; default /run/baton/<steering.table>.state.json. */
+        stateFile: z.string().regex(/^\/[^\0]{1,4095}$/, 'expected an absolute path').optional(),
       })
       .prefault({}),
   })
@@ -151,6 +153,10 @@ export type FrontendConfig = z.infer<typeof frontendConfigSchema>;
 /** Where the admin API's Unix socket is: configured, or /run/baton/<steering table>.sock. */
 export const adminSocketPath = (c: Pick<FrontendConfig, 'admin' | 'steering'>): string =>
   c.admin.socket ?? tableSocketPath(c.steering.table);
+
+/** Where the front-end keeps drain and health state across restarts. */
+export const adminStatePath = (c: Pick<FrontendConfig, 'admin' | 'steering'>): string =>
+  c.admin.stateFile ?? `/run/baton/${c.steering.table}.state.json`;
 
 /** The default admin socket of the front-end whose steering table is `table` ("baton" by default). */
 export const tableSocketPath = (table = 'baton'): string => `/run/baton/${table}.sock`;

@@ -58,6 +58,18 @@ test('fall consecutive failures take a back-end out, rise consecutive successes 
   assert.equal(hc.state('b1')!.lastStatus, 200);
 });
 
+test('a back-end saved as failing starts failing and needs rise successes', async () => {
+  const { probe } = scripted([ok, ok]);
+  const hc = new HealthChecker({ probe, timers: new FakeTimers() });
+  hc.configure([target('b1'), target('b2')], new Map([['b1', false]]));
+  assert.equal(hc.healthy('b1'), false);
+  assert.equal(hc.healthy('b2'), true);
+  await hc.checkNow('b1');
+  assert.equal(hc.healthy('b1'), false);
+  await hc.checkNow('b1');
+  assert.equal(hc.healthy('b1'), true);
+});
+
 test('a back-end without a check is healthy and has no state', () => {
   const hc = new HealthChecker({ probe: scripted([]).probe, timers: new FakeTimers() });
   assert.equal(hc.healthy('nobody'), true);

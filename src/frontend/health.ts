@@ -120,9 +120,10 @@ export class HealthChecker {
 
   /**
    * Check exactly these targets from now on. Back-ends already known keep their state (a reload
-   * does not reset health); new ones start healthy; ones left out are forgotten.
+   * does not reset health); new ones start healthy unless `initial` says otherwise (state saved
+   * before a restart); ones left out are forgotten.
    */
-  configure(targets: readonly HealthTarget[]): void {
+  configure(targets: readonly HealthTarget[], initial?: ReadonlyMap<string, boolean>): void {
     const keep = new Set(targets.map((t) => t.id));
     for (const [id, e] of this.#entries) {
       if (keep.has(id)) continue;
@@ -139,7 +140,7 @@ export class HealthChecker {
       }
       const fresh: Entry = {
         target: t, gen: 0, running: false,
-        state: { id: t.id, healthy: true, successes: 0, failures: 0, checks: 0, changedAt: this.#now() },
+        state: { id: t.id, healthy: initial?.get(t.id) ?? true, successes: 0, failures: 0, checks: 0, changedAt: this.#now() },
       };
       this.#entries.set(t.id, fresh);
       if (!this.#closed) this.#schedule(fresh, 0);
