@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { dashboardRoutes } from './dashboard.ts';
 
-async function serve(t: TestContext, stats: () => unknown, maxClients = 16): Promise<number> {
+async function serve(t: TestContext, stats: () => object, maxClients = 16): Promise<number> {
   const routes = dashboardRoutes({ stats, intervalMs: 20, maxClients });
   const server = http.createServer((req, res) => {
     if (!routes(req, res)) res.writeHead(404).end();
@@ -65,7 +65,7 @@ test('the page is self-contained and its inline script is allowed by hash only',
     const hash = createHash('sha256').update(script).digest('base64');
     assert.match(String(r.headers['content-security-policy']), new RegExp(`script-src 'sha256-${hash.replace(/[+/]/g, '\\$&')}'`));
     assert.doesNotMatch(r.body, /<(script|link|img)[^>]+(src|href)=/, 'no external asset');
-    assert.match(r.body, /new EventSource\('events'\)/);
+    assert.match(r.body, /new EventSource\('events' \+ location.search\)/);
     assert.doesNotThrow(() => new Function(script), 'the page script parses');
   }
   assert.equal((await get(port, '/other')).status, 404);
@@ -78,6 +78,13 @@ test('the event stream carries the stats document, sample after sample', async (
   assert.equal(r.status, 200);
   assert.deepEqual(r.data.map((d) => (d as { handedOff: number }).handedOff), [1, 2, 3]);
   assert.equal((r.data[0] as { big: string }).big, '5');
+});
+
+test('?count=N ends the stream after N samples with an end event', async (t) => {
+  const port = await serve(t, () => ({ x: 1 }));
+  const body = await get(port, '/events?count=2');
+  assert.match(body.body, /^retry: 2000\n\ndata: \{"at":\d+,"x":1\}\n\ndata: \{"at":\d+,"x":1\}\n\nevent: end\ndata: \{\}\n\n$/);
+  assert.equal((await get(port, '/events?count=0')).status, 400);
 });
 
 test('event streams beyond the limit are refused', async (t) => {

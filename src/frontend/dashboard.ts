@@ -1,13 +1,15 @@
 // The live dashboard, served by the stats server: one self-contained HTML page (no build step, no
 // external asset) at `/` and `/dashboard`, fed by server-sent events at `/events` that carry the
-// same JSON as `/stats` once a second. Rates (handoffs/s) are computed in the page from successive
-// samples. Read-only: it shows what /stats shows and offers no action.
+// same JSON as `/stats` (plus `at`, the sample's time in ms) once a second. Rates (handoffs/s)
+// are computed in the page from successive samples. Read-only: it shows what /stats shows and
+// offers no action. `/events?count=N` ends the stream after N samples with an `end` event (a
+// snapshot; the page passes its own query on).
 import { createHash } from 'node:crypto';
 import type http from 'node:http';
 
 export interface DashboardOptions {
   /** The /stats document. */
-  readonly stats: () => unknown;
+  readonly stats: () => object;
   /** Period of the event stream; default 1000 ms. */
   readonly intervalMs?: number;
   /** Event streams open at once; more are answered 503. Default 16. */
@@ -66,8 +68,10 @@ function render(s, t) {
   prev = { s, t };
   document.body.dataset.samples = String(Number(document.body.dataset.samples || 0) + 1);
 }
-const es = new EventSource('events');
-es.onmessage = (e) => { $('conn').textContent = 'live'; $('conn').className = 'ok'; render(JSON.parse(e.data), Date.now()); };
+// ?count=N on the page asks the server for N samples only (snapshots, headless tests).
+const es = new EventSource('events' + location.search);
+es.addEventListener('end', () => { es.close(); $('conn').textContent = 'ended'; $('conn').className = ''; });
+es.onmessage = (e) => { $('conn').textContent = 'live'; $('conn').className = 'ok'; const s = JSON.parse(e.data); render(s, typeof s.at === 'number' ? s.at : Date.now()); };
 es.onerror = () => { $('conn').textContent = 'reconnecting'; $('conn').className = 'bad'; };
 `;
 
@@ -125,13 +129,20 @@ export function dashboardRoutes(o: DashboardOptions): (req: http.IncomingMessage
   const max = o.maxClients ?? 16;
   let clients = 0;
   return (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = new URL(req.url ?? '/', 'http://dashboard');
+    const path = url.pathname;
     if (req.method !== 'GET') return false;
     if (path === '/' || path === '/dashboard') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': DASHBOARD_CSP, 'cache-control': 'no-store' }).end(PAGE);
       return true;
     }
     if (path !== '/events') return false;
+    const countText = url.searchParams.get('count');
+    const count = countText === null ? Infinity : Number(countText);
+    if (!(count === Infinity || (Number.isInteger(count) && count >= 1 && count <= 10_000))) {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('count: expected an integer 1..10000\n');
+      return true;
+    }
     if (clients >= max) {
       res.writeHead(503, { 'retry-after': '5' }).end();
       return true;
@@ -139,12 +150,19 @@ export function dashboardRoutes(o: DashboardOptions): (req: http.IncomingMessage
     clients++;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
+    let sent = 0;
     const send = (): void => {
-      const text = JSON.stringify(o.stats(), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      // `at`: when the sample was taken, so rates do not depend on when the page receives it.
+      const sample = { at: Date.now(), ...(o.stats() as object) };
+      const text = JSON.stringify(sample, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
       res.write(`data: ${text}\n\n`);
+      if (++sent >= count) {
+        clearInterval(timer);
+        res.end('event: end\ndata: {}\n\n');
+      }
     };
-    send();
     const timer = setInterval(send, interval);
+    send();
     res.on('close', () => {
       clearInterval(timer);
       clients--;
