@@ -32,6 +32,8 @@ export interface FrontendDeps {
   /** pino in the daemon; anything with warn/error in tests. */
   readonly log: HandoffLog;
   readonly clock?: Clock;
+  /** Active health checks' verdict per back-end (health.ts); a failing back-end gets no new handoffs. */
+  readonly healthy?: (id: string) => boolean;
   /** Replaces the kernel capture (tests). */
   readonly capture?: (input: CaptureInput) => CaptureResult;
   /** The first handoff id; default random high bits (see randomFirstId). */
@@ -80,7 +82,7 @@ export class Frontend {
     this.#config = d.config;
     this.#router = d.router;
     const stateOf = (id: string): ChannelState => d.channels.get(id)?.state ?? 'down';
-    this.#table = new BackendTable(d.config.backends, stateOf);
+    this.#table = new BackendTable(d.config.backends, stateOf, d.healthy);
     this.#machine = new HandoffMachine({
       steering: d.steering,
       channel: (id) => d.channels.get(id),

@@ -16,6 +16,9 @@ test('saved state reads back; the file is private and its directory created', as
   await saveState(path, { b1: { drained: true }, b2: { healthy: false } });
   assert.deepEqual(await loadState(path), { state: { b1: { drained: true }, b2: { healthy: false } } });
   assert.equal((await stat(path)).mode & 0o777, 0o600);
+  await saveState(path, {});
+  await assert.rejects(stat(path), /ENOENT/, 'nothing to keep: no file');
+  await saveState(path, {});
 });
 
 test('a missing file is an empty state; a foreign or broken one is an empty state with a reason', async (t) => {

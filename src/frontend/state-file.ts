@@ -2,7 +2,7 @@
 // drained and which failed their health checks, written whenever it changes and read at start,
 // so a restart neither sends new connections to a back-end taken out for maintenance nor to one
 // known to be failing before its checks run again. Small JSON, written atomically (temp + rename).
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 
@@ -33,8 +33,14 @@ export async function loadState(path: string): Promise<{ state: BackendsState; p
   }
 }
 
-/** Writes the state atomically, mode 0600, creating the directory. */
+/** Writes the state atomically, mode 0600, creating the directory; an empty state removes the file. */
 export async function saveState(path: string, state: BackendsState): Promise<void> {
+  if (Object.keys(state).length === 0) {
+    await unlink(path).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
+    return;
+  }
   await mkdir(dirname(path), { recursive: true, mode: 0o750 });
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, `${JSON.stringify({ version: 1, backends: state }, null, 2)}\n`, { mode: 0o600 });
