@@ -159,4 +159,36 @@ describe('operating a running front-end', { skip }, () => {
     for (let i = 0; i < 6; i++) seen.add((await download('/bytes/1000')).backend);
     assert.ok(seen.has('b1'), [...seen].join(','));
   });
+  test('health checks: a back-end failing them gets no new handoffs; a reload that fixes the check brings it back', async () => {
+    const good = await readFile(configFile, 'utf8');
+    const cfg = JSON.parse(good) as { backends: { id: string; healthCheck?: unknown }[] };
+    const check = (port: number) => ({ port, path: '/bytes/1', intervalMs: 200, timeoutMs: 150, rise: 1, fall: 2 });
+    const withChecks = (b2Port: number) => ({ ...cfg, backends: cfg.backends.map((b) => ({ ...b, healthCheck: check(b.id === 'b2' ? b2Port : 8080) })) });
+    const healthOf = async (id: string) => ((await adminCall(ep(), 'GET', '/backends')) as AdminBackend[]).find((b) => b.id === id)!;
+    const waitHealth = async (id: string, want: string) => {
+      for (let i = 0; i < 50 && (await healthOf(id)).health !== want; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await healthOf(id)).health, want, `${id} health`);
+    };
+    // b2's check probes a port nothing listens on.
+    await writeFile(configFile, JSON.stringify(withChecks(8081)));
+    const r = (await adminCall(ep(), 'POST', '/reload')) as ReloadReport;
+    assert.equal(r.ok, true);
+    await waitHealth('b2', 'down');
+    await waitHealth('b1', 'up');
+    const b2 = await healthOf('b2');
+    assert.equal(b2.channel, 'up');
+    assert.equal(b2.eligible, false);
+    assert.match(b2.healthError ?? '', /ECONNREFUSED/);
+    for (let i = 0; i < 6; i++) assert.equal((await download('/bytes/1000')).backend, 'b1');
+    // Fixed: b2 passes again and takes connections.
+    await writeFile(configFile, JSON.stringify(withChecks(8080)));
+    assert.equal(((await adminCall(ep(), 'POST', '/reload')) as ReloadReport).ok, true);
+    await waitHealth('b2', 'up');
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) seen.add((await download('/bytes/1000')).backend);
+    assert.ok(seen.has('b2'), [...seen].join(','));
+    await writeFile(configFile, good);
+    assert.equal(((await adminCall(ep(), 'POST', '/reload')) as ReloadReport).ok, true);
+    assert.equal((await healthOf('b2')).health, 'none');
+  });
 });

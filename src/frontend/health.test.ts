@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { BackendTable } from './backends.ts';
 import { HealthChecker, httpProbe, type HealthState, type HealthTarget, type ProbeRequest, type ProbeResult, type Timers } from './health.ts';
 
 const target = (id: string, check: Partial<HealthTarget['check']> = {}, port = 80): HealthTarget => ({
@@ -154,4 +155,16 @@ test('httpProbe against a local server: status, path and Host header, refusal, t
   const refused = await httpProbe({ ...req('/'), port: deadPort });
   assert.equal(refused.ok, false);
   assert.match(refused.ok ? '' : refused.reason, /ECONNREFUSED/);
+});
+
+test('a back-end failing its health check is not offered to the policies; the others are', async () => {
+  const { probe } = scripted([bad, bad, bad]);
+  const hc = new HealthChecker({ probe, timers: new FakeTimers() });
+  hc.configure([target('b1')]);
+  const table = new BackendTable([{ id: 'b1', weight: 1 }, { id: 'b2', weight: 1 }], () => 'up', (id) => hc.healthy(id));
+  const up = () => table.views().map((v) => [v.id, v.up]);
+  assert.deepEqual(up(), [['b1', true], ['b2', true]]);
+  for (let i = 0; i < 3; i++) await hc.checkNow('b1');
+  assert.deepEqual(up(), [['b1', false], ['b2', true]]);
+  assert.equal(table.list()[0]!.state, 'up', 'the channel state itself is unchanged');
 });
