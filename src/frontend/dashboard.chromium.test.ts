@@ -37,6 +37,7 @@ test('headless Chromium renders the figures of /stats', { skip: browser ? false 
       perBackend: {
         b1: { handoffs: 50 + n, failures: 1, active: 7, up: true, drained: false },
         b2: { handoffs: 40, failures: 0, active: 0, up: true, drained: true },
+        b3: { handoffs: 0, failures: 2, active: 0, up: true, drained: false, healthy: false },
       },
     };
   };
@@ -65,6 +66,7 @@ test('headless Chromium renders the figures of /stats', { skip: browser ? false 
   const row = (id: string) => new RegExp(`<tr data-backend="${id}">(.*?)</tr>`).exec(dom)?.[1] ?? '';
   assert.match(row('b1'), /class="st up">up<.*data-k="active">7<.*data-k="handoffs">53<.*data-k="failures">1</);
   assert.match(row('b2'), /class="st drained">drained<.*data-k="active">0<.*data-k="handoffs">40</);
+  assert.match(row('b3'), /class="st unhealthy">unhealthy</);
   // handoffs/s is computed from successive samples: positive for b1 (its count grows), 0 for b2.
   assert.doesNotMatch(row('b1'), /data-k="handoffs">53<\/td><td>0</);
   assert.match(row('b2'), /data-k="handoffs">40<\/td><td>0</);

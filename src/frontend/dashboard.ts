@@ -41,7 +41,7 @@ function render(s, t) {
   const rows = Object.entries(s.perBackend || {}).map(([id, b]) => {
     const old = prev && prev.s.perBackend ? prev.s.perBackend[id] : undefined;
     const r = old ? rate(b.handoffs, old.handoffs, dt) : 0;
-    const state = b.drained ? 'drained' : b.up ? 'up' : 'down';
+    const state = b.drained ? 'drained' : !b.up ? 'down' : b.healthy === false ? 'unhealthy' : 'up';
     return '<tr data-backend="' + esc(id) + '"><td>' + esc(id) + '</td><td class="st ' + state + '">' + state + '</td>' +
       '<td data-k="active">' + num(b.active) + '</td><td data-k="handoffs">' + num(b.handoffs) + '</td><td>' + num(r) + '</td>' +
       '<td data-k="failures">' + num(b.failures) + '</td></tr>';
@@ -85,8 +85,8 @@ h1{font-size:1.3em;margin:0 0 .5em}h2{font-size:1em;margin:1.2em 0 .4em;color:#5
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.5em .8em}
 .card b{display:block;font-size:1.5em}.card small{color:#777}
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:.25em .7em;text-align:right}
-td:first-child,th:first-child{text-align:left}.st.up{color:#080}.st.down{color:#b00}.st.drained{color:#a60}
-.bar{display:flex;align-items:center;gap:.5em;font-size:12px}.lbl{width:7em;text-align:right;color:#555}
+td:first-child,th:first-child{text-align:left}.st.up{color:#080}.st.down{color:#b00}.st.drained{color:#a60}.st.unhealthy{color:#b00}
+.bar{display:flex;align-items:center;gap:.5em;font-size:12px}.lbl{width:9em;flex:none;text-align:right;color:#555}
 .fill{display:inline-block;height:.9em;background:#4a7bd0}.n{color:#555}
 .ok{color:#080}.bad{color:#b00}svg{background:#fff;border:1px solid #ddd}
 </style></head>

@@ -63,7 +63,8 @@ export interface FrontendStats {
   readonly vanished: number;
   readonly handoffUs: HandoffStats['handoffUs'];
   readonly phasesUs: HandoffStats['phasesUs'];
-  readonly perBackend: Record<string, { handoffs: number; failures: number; active: number; up: boolean; drained: boolean }>;
+  /** `up`: control channel up; `healthy`: passing its active health check (true without one). */
+  readonly perBackend: Record<string, { handoffs: number; failures: number; active: number; up: boolean; drained: boolean; healthy: boolean }>;
 }
 
 export class Frontend {
@@ -141,7 +142,10 @@ export class Frontend {
     const m = this.#machine.stats();
     const perBackend: FrontendStats['perBackend'] = {};
     for (const b of this.#table.list()) {
-      perBackend[b.id] = { handoffs: b.handoffs, failures: b.failures, active: b.active, up: b.state === 'up', drained: b.drained };
+      perBackend[b.id] = {
+        handoffs: b.handoffs, failures: b.failures, active: b.active, up: b.state === 'up', drained: b.drained,
+        healthy: this.#d.healthy?.(b.id) ?? true,
+      };
     }
     return {
       accepted: this.#accepted,

@@ -15,6 +15,7 @@ export function startStatsServer(fe: Frontend, host: string, port: number): Prom
   const active = gauge('backend_active', 'active connections per back-end (reported + own)', ['backend']);
   const up = gauge('backend_up', 'control channel up', ['backend']);
   const drained = gauge('backend_drained', 'drained by an operator (takes no new handoffs)', ['backend']);
+  const healthy = gauge('backend_healthy', 'passing its active health check (1 without one)', ['backend']);
   const vanished = gauge('vanished_total', 'clients gone between request head and capture', []);
   const local = gauge('answered_locally_total', 'responses sent by the front-end itself', ['status']);
   const lat = gauge('handoff_latency_us', 'handoff latency, head complete to commit', ['quantile']);
@@ -29,6 +30,7 @@ export function startStatsServer(fe: Frontend, host: string, port: number): Prom
       active.set({ backend: id }, b.active);
       up.set({ backend: id }, b.up ? 1 : 0);
       drained.set({ backend: id }, b.drained ? 1 : 0);
+      healthy.set({ backend: id }, b.healthy ? 1 : 0);
     }
     for (const [status, n] of Object.entries(s.answeredLocally)) local.set({ status }, n);
     lat.set({ quantile: '0.5' }, s.handoffUs.p50);
