@@ -91,11 +91,13 @@ describe('operating a running front-end', { skip }, () => {
     const listed = l.flows.filter((f) => f.state === 'forward').map((f) => f.client).sort();
     assert.ok(listed.length >= 4, `expected the 4 downloads in flight, got ${JSON.stringify(l)}`);
     assert.deepEqual(listed, live);
+    for (const f of l.flows.filter((x) => x.state === 'forward')) assert.ok(f.ageMs !== undefined && f.ageMs >= 0, `age of ${f.client}`);
     for (const d of await Promise.all(downloads)) assert.equal(d.sum, patternSha256(size));
   });
 
   test('reload adds a back-end and a rule while 20 downloads run: all complete, the rule applies', async () => {
     const size = 8 << 20;
+    const before = await cluster.stats();
     const downloads = Array.from({ length: 20 }, () => download(`/bytes/${size}`, '4M'));
     await new Promise((r) => setTimeout(r, 500));
     const cfg = JSON.parse(await readFile(configFile, 'utf8')) as Record<string, unknown> & { backends: unknown[] };
@@ -111,6 +113,9 @@ describe('operating a running front-end', { skip }, () => {
     assert.deepEqual(r, { ok: true, changes: [`back-end b3 added (${b3.address}, weight 1)`, 'pools/rules changed (router rebuilt)'] });
     const results = await Promise.all(downloads);
     assert.deepEqual(results.filter((d) => d.sum !== patternSha256(size)), [], cluster.logs().slice(-3000));
+    const after = await cluster.stats();
+    assert.deepEqual(after.answeredLocally, before.answeredLocally, 'no connection answered locally (503) across the reload');
+    assert.equal(after.handedOff - before.handedOff, 20);
     // b3's channel comes up, then the new rule sends /bytes/3... to it.
     for (let i = 0; i < 50; i++) {
       const bs = (await adminCall(ep(), 'GET', '/backends')) as AdminBackend[];

@@ -1,12 +1,52 @@
 // The running front-end seen through the admin API's AdminTarget (admin.ts): back-end rows merged
 // from the back-end table, the channels, the health checker and the retired back-ends; flows from
 // steering's own listing (what the kernel holds); drain, undrain and reload passed through.
-import type { Steering } from '../steer/types.ts';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { FlowKey, Steering } from '../steer/types.ts';
 import { flowKeyString } from '../steer/types.ts';
 import { ADMIN_ERR, AdminError, type AdminBackend, type AdminFlow, type AdminStatus, type AdminTarget, type DrainReport, type ReloadReport } from './admin.ts';
 import type { FrontendConfig } from './config.ts';
 import type { Frontend } from './frontend.ts';
 import type { HealthChecker } from './health.ts';
+
+/**
+ * When each steered tuple was handed off, from the `baton:handoff:done` diagnostics channel, so
+ * `flows` can show connection ages (steering keeps no such time). Bounded: past `max` tuples the
+ * oldest are forgotten (their age shows as unknown).
+ */
+export class FlowAges {
+  readonly #at = new Map<string, { readonly backend: string; readonly at: number }>();
+  readonly #max: number;
+  readonly #now: () => number;
+  readonly #onDone = (m: unknown): void => {
+    const { backend, flow } = m as { backend: string; flow: FlowKey };
+    const k = flowKeyString(flow);
+    this.#at.delete(k); // re-insert: the Map's order stays oldest first
+    this.#at.set(k, { backend, at: this.#now() });
+    if (this.#at.size > this.#max) this.#at.delete(this.#at.keys().next().value!);
+  };
+
+  constructor(o: { max?: number; now?: () => number } = {}) {
+    this.#max = o.max ?? 1 << 20;
+    this.#now = o.now ?? Date.now;
+    subscribe('baton:handoff:done', this.#onDone);
+  }
+
+  /** Milliseconds since the tuple was handed off to `backend`, if known. */
+  ageMs(client: string, backend: string | undefined): number | undefined {
+    const e = this.#at.get(client);
+    return e !== undefined && e.backend === backend ? this.#now() - e.at : undefined;
+  }
+
+  /** Forget tuples steering no longer holds. */
+  keepOnly(clients: ReadonlySet<string>): void {
+    for (const k of this.#at.keys()) if (!clients.has(k)) this.#at.delete(k);
+  }
+
+  close(): void {
+    unsubscribe('baton:handoff:done', this.#onDone);
+  }
+}
 
 /** A back-end removed by a reload whose channel stays open until its connections end. */
 export interface RetiredBackend {
@@ -24,6 +64,7 @@ export interface AdminTargetParts {
   readonly undrain: (id: string) => boolean;
   readonly steering: Steering;
   readonly health: HealthChecker;
+  readonly ages?: FlowAges;
   readonly channelState: (id: string) => string;
   readonly retired: () => ReadonlyMap<string, RetiredBackend>;
   readonly reload: () => Promise<ReloadReport>;
@@ -79,14 +120,20 @@ export function adminTargetOf(p: AdminTargetParts): AdminTarget {
     backends,
     async flows(filter): Promise<AdminFlow[]> {
       const entries = await p.steering.list();
+      if (filter.backend === undefined) p.ages?.keepOnly(new Set(entries.map((e) => flowKeyString(e.flow))));
       return entries
         .filter((e) => filter.backend === undefined || e.backend === filter.backend)
-        .map((e) => ({
-          client: flowKeyString(e.flow), state: e.verdict,
-          ...(e.backend !== undefined ? { backend: e.backend } : {}),
-          ...(e.idleMs !== undefined ? { idleMs: e.idleMs } : {}),
-          ...(e.handoffId !== undefined ? { handoffId: e.handoffId.toString() } : {}),
-        }));
+        .map((e) => {
+          const client = flowKeyString(e.flow);
+          const ageMs = e.verdict === 'hold' ? undefined : p.ages?.ageMs(client, e.backend);
+          return {
+            client, state: e.verdict,
+            ...(e.backend !== undefined ? { backend: e.backend } : {}),
+            ...(e.idleMs !== undefined ? { idleMs: e.idleMs } : {}),
+            ...(ageMs !== undefined ? { ageMs } : {}),
+            ...(e.handoffId !== undefined ? { handoffId: e.handoffId.toString() } : {}),
+          };
+        });
     },
     drain(id): DrainReport {
       if (!p.drain(id)) throw new AdminError(ADMIN_ERR.UNKNOWN_BACKEND, `no back-end "${id}"`);

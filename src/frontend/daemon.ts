@@ -15,7 +15,7 @@ import { createSteering } from '../steer/create.ts';
 import type { Steering } from '../steer/types.ts';
 import { ConfigError, loadConfigFile, resolveSecret } from '../util/config-file.ts';
 import { AdminServer, type ReloadReport } from './admin.ts';
-import { adminTargetOf, type RetiredBackend } from './admin-target.ts';
+import { adminTargetOf, FlowAges, type RetiredBackend } from './admin-target.ts';
 import { adminSocketPath, adminStatePath, frontendConfigSchema, type FrontendConfig } from './config.ts';
 import { Frontend } from './frontend.ts';
 import { HealthChecker, type HealthTarget } from './health.ts';
@@ -69,6 +69,7 @@ export class FrontendDaemon {
   #address: AddressInfo | undefined;
   #stats: http.Server | undefined;
   #admin: AdminServer | undefined;
+  #ages: FlowAges | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #reloading: Promise<unknown> = Promise.resolve();
@@ -167,6 +168,7 @@ export class FrontendDaemon {
     for (const ch of this.#channels.values()) ch.start();
     this.#stats = cfg.stats ? await startStatsServer(fe, cfg.stats.host, cfg.stats.port) : undefined;
     if (o.admin !== false) {
+      this.#ages = new FlowAges();
       this.#admin = await AdminServer.start({
         target: adminTargetOf({
           frontend: fe,
@@ -174,6 +176,7 @@ export class FrontendDaemon {
           undrain: (id) => this.undrain(id),
           steering: this.#steering,
           health: this.#health,
+          ages: this.#ages,
           channelState: (id) => this.#channels.get(id)?.state ?? 'down',
           retired: () => this.#retiredView(),
           reload: () => this.reload(),
@@ -352,6 +355,7 @@ export class FrontendDaemon {
       this.#stopping = true;
       this.#health.close();
       await this.#admin?.close();
+      this.#ages?.close();
       await this.frontend.close();
       this.#stats?.close();
       await Promise.all([...this.#channels.values()].map((c) => c.close()));
