@@ -12,6 +12,7 @@ import { adminCall } from '../src/frontend/admin-client.ts';
 import type { AdminBackend, FlowList, ReloadReport } from '../src/frontend/admin.ts';
 import { agentConfig, startCluster, type Cluster } from '../src/lab/cluster.ts';
 import { labUp, stopChild, type Lab } from '../src/lab/lab.ts';
+import { ensureBpffs, pinnedFlows, removeFrontendPins } from '../src/steer/bpf-loader.ts';
 import { parseSetElements } from '../src/steer/nft-script.ts';
 import { patternSha256 } from '../src/wire/pattern.ts';
 
@@ -20,14 +21,29 @@ const skip = root ? false : 'needs root (network namespaces, TCP_REPAIR, nftable
 const run = promisify(execFile);
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', 'src/cli/main.ts')];
 
-describe('operating a running front-end', { skip }, () => {
+/** As test/e2e.test.ts: bpf pins on a bpffs of the host's mount namespace. */
+function steeringFor(kind: 'bpf' | 'nft', labId: string): { kind: 'bpf' | 'nft'; table: string; lingerMs: number; pinDir?: string } {
+  const table = `baton_${labId}`;
+  if (kind === 'nft') return { kind, table, lingerMs: 1000 };
+  ensureBpffs('/run/baton/bpffs/x');
+  return { kind, table, lingerMs: 1000, pinDir: `/run/baton/bpffs/${table}` };
+}
+
+for (const kind of ['bpf', 'nft'] as const) describe(`operating a running front-end (${kind} steering)`, { skip }, () => {
   let lab: Lab;
   let cluster: Cluster;
   let socket: string;
   let configFile: string;
   let b3Agent: ReturnType<Lab['spawn']> | undefined;
   const ep = () => ({ socket });
-  const table = () => (cluster.frontendConfig.steering as { table: string }).table;
+  const steering = () => cluster.frontendConfig.steering as { table: string; pinDir?: string };
+  const table = () => steering().table;
+  /** Client tuples the data plane forwards now. */
+  const forwarded = async (): Promise<string[]> => {
+    if (kind === 'bpf') return pinnedFlows(steering().pinDir!).filter((e) => e.state.verdict === 'forward').map((e) => `${e.flow.clientAddress}:${e.flow.clientPort}`).sort();
+    const nft = await lab.exec(lab.frontend, ['nft', '-j', 'list', 'table', 'netdev', table()]);
+    return [...parseSetElements(nft.stdout)].filter(([n]) => n.startsWith('live')).flatMap(([, ks]) => ks.map((k) => `${k.clientAddress}:${k.clientPort}`)).sort();
+  };
 
   before(async () => {
     lab = await labUp({ backends: 3 });
@@ -38,6 +54,7 @@ describe('operating a running front-end', { skip }, () => {
       cluster = await startCluster(lab, {
         skipAgents: ['b3'],
         frontend: {
+          steering: steeringFor(kind, lab.id),
           backends: [be(b1!), be(b2!)],
           pools: [{ name: 'all', policy: { name: 'wrr' }, members: ['b1', 'b2'] }],
         },
@@ -59,6 +76,7 @@ describe('operating a running front-end', { skip }, () => {
   after(async () => {
     if (b3Agent) await stopChild(b3Agent, 3000);
     await cluster?.stop();
+    if (kind === 'bpf' && cluster) removeFrontendPins(steering().pinDir!);
     await lab?.down();
   });
 
@@ -85,9 +103,7 @@ describe('operating a running front-end', { skip }, () => {
     const downloads = [0, 1, 2, 3].map(() => download(`/bytes/${size}`, '4M'));
     await new Promise((r) => setTimeout(r, 1500));
     const l = (await adminCall(ep(), 'GET', '/flows')) as FlowList;
-    const nft = await lab.exec(lab.frontend, ['nft', '-j', 'list', 'table', 'netdev', table()]);
-    const sets = parseSetElements(nft.stdout);
-    const live = [...sets].filter(([n]) => n.startsWith('live')).flatMap(([, ks]) => ks.map((k) => `${k.clientAddress}:${k.clientPort}`)).sort();
+    const live = await forwarded();
     const listed = l.flows.filter((f) => f.state === 'forward').map((f) => f.client).sort();
     assert.ok(listed.length >= 4, `expected the 4 downloads in flight, got ${JSON.stringify(l)}`);
     assert.deepEqual(listed, live);

@@ -64,6 +64,8 @@ export class FrontendDaemon {
   /** Channels closed on purpose: their going down is no lost back-end. */
   readonly #closing = new WeakSet<ControlClient>();
   readonly #steered = new Map<string, string>();
+  /** encap back-end id -> this host's source address toward it (shared with steering and the Frontend). */
+  readonly #encapSources: Map<string, string>;
   /** Drain and health state, kept across restarts (state-file.ts). */
   readonly #state: StateWriter;
   #address: AddressInfo | undefined;
@@ -84,8 +86,9 @@ export class FrontendDaemon {
     steering: Steering,
     o: DaemonOptions,
     flowIdsInUse: ReadonlySet<number>,
-    encapSources: ReadonlyMap<string, string>,
+    encapSources: Map<string, string>,
   ) {
+    this.#encapSources = encapSources;
     this.#log = log;
     this.#secret = secret;
     this.#steering = steering;
@@ -305,6 +308,7 @@ export class FrontendDaemon {
         const known = this.#steered.get(b.id);
         if (known === undefined) {
           if (!this.#steering.addBackend) throw new Error('this steering cannot add back-ends while running; restart the front-end');
+          if (b.mode === 'encap') this.#encapSources.set(b.id, cur.steering.source ?? sourceAddressFor(b.address));
           await this.#steering.addBackend({ id: b.id, address: b.address, mode: b.mode });
           this.#steered.set(b.id, steeredAs(b));
         } else if (known !== steeredAs(b)) {
