@@ -156,11 +156,9 @@ export async function drain(ep: AdminEndpoint, id: string, o: DrainOptions, out:
     const bs = (await adminCall(ep, 'GET', '/backends')) as AdminBackend[];
     const b = bs.find((x) => x.id === id);
     const next = b?.active ?? 0;
-    if (next !== remaining && !o.json) {
-      remaining = next;
-      out.write(`${id}: ${progress()}\n`);
-    }
+    const changed = next !== remaining;
     remaining = next;
+    if (changed && !o.json) out.write(`${id}: ${progress()}\n`);
   }
   const res = outcome(remaining > 0);
   if (o.json) out.write(json(res));

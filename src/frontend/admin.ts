@@ -142,37 +142,44 @@ const bad = (message: string, status = 400): HttpError => new HttpError(status, 
 
 async function route(t: AdminTarget, method: string, url: URL): Promise<unknown> {
   const p = url.pathname;
-  const get = (): void => {
-    if (method !== 'GET') throw bad(`${p}: use GET`, 405);
+  const expect = (m: 'GET' | 'POST'): void => {
+    if (method !== m) throw bad(`${p}: use ${m}`, 405);
   };
-  const post = (): void => {
-    if (method !== 'POST') throw bad(`${p}: use POST`, 405);
-  };
-  if (p === '/status') return get(), t.status();
-  if (p === '/backends') return get(), t.backends();
-  if (p === '/flows') {
-    get();
-    const backend = url.searchParams.get('backend') ?? undefined;
-    const limitText = url.searchParams.get('limit');
-    const limit = limitText === null ? DEFAULT_FLOW_LIMIT : Number(limitText);
-    if (!Number.isInteger(limit) || limit < 0 || limit > MAX_FLOW_LIMIT) throw bad(`limit: expected an integer 0..${MAX_FLOW_LIMIT}`);
-    if (backend !== undefined && !t.backends().some((b) => b.id === backend)) {
-      throw new HttpError(404, ADMIN_ERR.UNKNOWN_BACKEND, `no back-end "${backend}"`);
-    }
-    const all = await t.flows(backend === undefined ? {} : { backend });
-    const byBackend: Record<string, number> = {};
-    for (const f of all) byBackend[f.backend ?? ''] = (byBackend[f.backend ?? ''] ?? 0) + 1;
-    const list: FlowList = { total: all.length, byBackend, flows: all.slice(0, limit) };
-    return list;
+  switch (p) {
+    case '/status':
+      expect('GET');
+      return t.status();
+    case '/backends':
+      expect('GET');
+      return t.backends();
+    case '/flows':
+      expect('GET');
+      return flows(t, url);
+    case '/reload':
+      expect('POST');
+      return t.reload();
   }
-  if (p === '/reload') return post(), t.reload();
   const m = /^\/backends\/([^/]+)\/(drain|undrain)$/.exec(p);
   if (m) {
-    post();
+    expect('POST');
     const id = decodeURIComponent(m[1]!);
     return m[2] === 'drain' ? t.drain(id) : t.undrain(id);
   }
   throw new HttpError(404, ADMIN_ERR.BAD_REQUEST, `no such endpoint: ${method} ${p}`);
+}
+
+async function flows(t: AdminTarget, url: URL): Promise<FlowList> {
+  const backend = url.searchParams.get('backend') ?? undefined;
+  const limitText = url.searchParams.get('limit');
+  const limit = limitText === null ? DEFAULT_FLOW_LIMIT : Number(limitText);
+  if (!Number.isInteger(limit) || limit < 0 || limit > MAX_FLOW_LIMIT) throw bad(`limit: expected an integer 0..${MAX_FLOW_LIMIT}`);
+  if (backend !== undefined && !t.backends().some((b) => b.id === backend)) {
+    throw new HttpError(404, ADMIN_ERR.UNKNOWN_BACKEND, `no back-end "${backend}"`);
+  }
+  const all = await t.flows(backend === undefined ? {} : { backend });
+  const byBackend: Record<string, number> = {};
+  for (const f of all) byBackend[f.backend ?? ''] = (byBackend[f.backend ?? ''] ?? 0) + 1;
+  return { total: all.length, byBackend, flows: all.slice(0, limit) };
 }
 
 function errorBody(e: unknown): { status: number; body: unknown } {
