@@ -143,6 +143,23 @@ for (const kind of ['bpf', 'nft'] as const) describe(`operating a running front-
     assert.notEqual((await download('/bytes/1000')).backend, 'b3');
   });
 
+  test('SIGHUP reloads the file', async () => {
+    const good = await readFile(configFile, 'utf8');
+    const cfg = JSON.parse(good) as { backends: { id: string; weight?: number }[] };
+    const st = (await adminCall(ep(), 'GET', '/status')) as { pid: number; reloads: number };
+    await writeFile(configFile, JSON.stringify({ ...cfg, backends: cfg.backends.map((b) => (b.id === 'b2' ? { ...b, weight: 2 } : b)) }));
+    process.kill(st.pid, 'SIGHUP');
+    let weight = 0;
+    for (let i = 0; i < 50 && weight !== 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      weight = ((await adminCall(ep(), 'GET', '/backends')) as AdminBackend[]).find((b) => b.id === 'b2')!.weight;
+    }
+    assert.equal(weight, 2);
+    assert.equal(((await adminCall(ep(), 'GET', '/status')) as { reloads: number }).reloads, st.reloads + 1);
+    await writeFile(configFile, good);
+    assert.equal(((await adminCall(ep(), 'POST', '/reload')) as ReloadReport).ok, true);
+  });
+
   test('an invalid file is refused with the field path and nothing changes', async () => {
     const before = (await adminCall(ep(), 'GET', '/backends')) as AdminBackend[];
     const good = await readFile(configFile, 'utf8');
