@@ -3,13 +3,14 @@
 // run (none may fail), an invalid reload that changes nothing, and drain/undrain.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { adminCall } from '../src/frontend/admin-client.ts';
-import type { AdminBackend, FlowList, ReloadReport } from '../src/frontend/admin.ts';
+import { AdminServer, type AdminBackend, type FlowList, type ReloadReport } from '../src/frontend/admin.ts';
+import { FakeAdminTarget } from '../src/frontend/admin-testing.ts';
 import { agentConfig, startCluster, type Cluster } from '../src/lab/cluster.ts';
 import { labUp, stopChild, type Lab } from '../src/lab/lab.ts';
 import { ensureBpffs, pinnedFlows, removeFrontendPins } from '../src/steer/bpf-loader.ts';
@@ -63,9 +64,8 @@ for (const kind of ['bpf', 'nft'] as const) describe(`operating a running front-
       const file = join(tmpdir(), `baton-${lab.id}-b3.json`);
       await writeFile(file, JSON.stringify({ ...agentConfig(lab, b3, { secret: 'env:BATON_SECRET' }), setupRealServer: true }));
       b3Agent = lab.spawn(b3, ['node', ...CLI, 'backend', '--config', file], { env: { ...process.env, BATON_SECRET: cluster.secret, BATON_LOG: 'warn' } });
-      socket = `/run/baton/${table()}.sock`;
-      const dirs = (await readdir(tmpdir())).filter((d) => d.startsWith(`baton-${lab.id}-`) && !d.endsWith('.json'));
-      configFile = join(tmpdir(), dirs[0]!, 'frontend.json');
+      socket = (cluster.frontendConfig.admin as { socket: string }).socket;
+      configFile = ((await adminCall(ep(), 'GET', '/status')) as { configFile: string }).configFile;
       await stat(configFile);
     } catch (e) {
       await cluster?.stop();
@@ -75,6 +75,7 @@ for (const kind of ['bpf', 'nft'] as const) describe(`operating a running front-
   });
   after(async () => {
     if (b3Agent) await stopChild(b3Agent, 3000);
+    if (lab) await rm(join(tmpdir(), `baton-${lab.id}-b3.json`), { force: true });
     await cluster?.stop();
     if (kind === 'bpf' && cluster) removeFrontendPins(steering().pinDir!);
     await lab?.down();
@@ -180,7 +181,7 @@ for (const kind of ['bpf', 'nft'] as const) describe(`operating a running front-
     assert.match(stdout, /^b1: drained, no new handoffs/);
     assert.match(stdout, /b1: holds no connection \(finished \d+, moved 0\)\n$/);
     for (let i = 0; i < 6; i++) assert.notEqual((await download('/bytes/1000')).backend, 'b1');
-    const stateFile = `/run/baton/${table()}.state.json`;
+    const stateFile = (cluster.frontendConfig.admin as { stateFile: string }).stateFile;
     assert.deepEqual(JSON.parse(await readFile(stateFile, 'utf8')), { version: 1, backends: { b1: { drained: true } } });
     assert.equal(((await adminCall(ep(), 'POST', '/reload')) as ReloadReport).ok, true);
     const bs = (await adminCall(ep(), 'GET', '/backends')) as AdminBackend[];
@@ -228,5 +229,21 @@ for (const kind of ['bpf', 'nft'] as const) describe(`operating a running front-
     await writeFile(configFile, good);
     assert.equal(((await adminCall(ep(), 'POST', '/reload')) as ReloadReport).ok, true);
     assert.equal((await healthOf('b2')).health, 'none');
+  });
+});
+
+describe('a front-end whose admin socket is taken', { skip }, () => {
+  test('serves clients without the admin API and says why', async (t) => {
+    const socket = join(tmpdir(), `baton-admin-taken-${process.pid}.sock`);
+    const other = await AdminServer.start({ target: new FakeAdminTarget(), socket });
+    t.after(() => other.close());
+    const lab = await labUp({ backends: 1 });
+    t.after(() => lab.down());
+    const cluster = await startCluster(lab, { frontend: { admin: { socket } }, logLevel: 'info' });
+    t.after(() => cluster.stop());
+    const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '10', `http://${lab.vip}/bytes/100`]);
+    assert.equal(r.stdout.length, 100, r.stderr);
+    assert.match(cluster.logs(), /admin API not started \(set admin\.socket to a free path\)/);
+    assert.equal(((await adminCall({ socket }, 'GET', '/status')) as { vip: string }).vip, '10.77.0.100', 'the other server still answers');
   });
 });

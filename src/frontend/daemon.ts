@@ -170,8 +170,22 @@ export class FrontendDaemon {
     this.#address = await fe.listen();
     for (const ch of this.#channels.values()) ch.start();
     this.#stats = cfg.stats ? await startStatsServer(fe, cfg.stats.host, cfg.stats.port) : undefined;
-    if (o.admin !== false) {
-      this.#ages = new FlowAges();
+    if (o.admin !== false) await this.#startAdmin(cfg);
+    this.#log.info(
+      { vip: this.#address.address, port: this.#address.port, backends: cfg.backends.length, admin: this.#admin?.socket },
+      'front-end listening',
+    );
+  }
+
+  /**
+   * The admin API. Its socket lives in the host's filesystem while the front-end may run in a network
+   * namespace (labs, containers), so another front-end can hold the same default path: then this one
+   * runs without it, says so, and names the setting to change, rather than refusing to serve clients.
+   */
+  async #startAdmin(cfg: FrontendConfig): Promise<void> {
+    const fe = this.frontend;
+    this.#ages = new FlowAges();
+    try {
       this.#admin = await AdminServer.start({
         target: adminTargetOf({
           frontend: fe,
@@ -189,11 +203,11 @@ export class FrontendDaemon {
         tcp: cfg.admin.tcp,
         onError: (err) => this.#log.error({ err }, 'admin request failed'),
       });
+    } catch (err) {
+      this.#ages.close();
+      this.#ages = undefined;
+      this.#log.error({ err }, 'admin API not started (set admin.socket to a free path); serving without it');
     }
-    this.#log.info(
-      { vip: this.#address.address, port: this.#address.port, backends: cfg.backends.length, admin: this.#admin?.socket },
-      'front-end listening',
-    );
   }
 
   /** No new handoffs to the back-end (kept across reloads and restarts); false if unknown. */

@@ -191,6 +191,8 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
       ...(steering !== undefined ? { kind: steering } : {}),
       ...(steering === 'bpf' && pinRoot !== undefined ? { pinDir: join(pinRoot, h.name) } : {}),
     },
+    // Front-ends of one lab share the host's filesystem: each gets its own admin socket and state file.
+    admin: { socket: `/run/baton/${lab.id}-${h.name}.sock`, stateFile: `/run/baton/${lab.id}-${h.name}.state.json` },
     ...o.frontend,
   });
   const fes = new Map<string, ChildProcess>();
