@@ -213,6 +213,8 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
   const stop = async (): Promise<void> => {
     await Promise.all([...fes.values(), ...agents].map((c) => stopChild(c, 5000)));
     await rm(dir, { recursive: true, force: true });
+    // Drain/health state the front-ends kept for a restart that will not come.
+    await Promise.all(lab.frontends.map((h) => rm(`/run/baton/${lab.id}-${h.name}.state.json`, { force: true })));
   };
   const cluster: Cluster = {
     lab, secret, frontendConfig: feConfigFor(lab.frontend), stop, processes,
