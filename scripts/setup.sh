@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs what baton needs on a fresh Debian machine (as root): system tools and npm packages.
 # Idempotent and quiet when everything is already there. --bench also installs the benchmark baselines; --bgp
-# installs BIRD 2 for labs with several front-ends (`baton lab up --frontends N`).
+# installs BIRD 2 for labs with several front-ends (`baton lab up --frontends N`); --test installs what the browser
+# tests use (chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-quiet=0; bench=0; bgp=0
+quiet=0; bench=0; bgp=0; tests=0
 for a in "$@"; do
   case "$a" in
     --quiet) quiet=1 ;;
     --bench) bench=1 ;;
     --bgp) bgp=1 ;;
+    --test) tests=1 ;;
     *) echo "setup: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -30,6 +32,9 @@ if [ "$bench" = 1 ]; then
   command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
   command -v nginx   >/dev/null 2>&1 || need+=(nginx-light)
   command -v wrk     >/dev/null 2>&1 || need+=(wrk)
+fi
+if [ "$tests" = 1 ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 if [ "$bgp" = 1 ]; then
   command -v bird >/dev/null 2>&1 || need+=(bird2)

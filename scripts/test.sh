@@ -3,7 +3,7 @@
 # with node's test runner. Kernel tests skip themselves when not root; CI runs as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --quiet --bgp
+bash scripts/setup.sh --quiet --bgp --test
 npx tsc -p tsconfig.json --noEmit
 mapfile -t files < <(find src test -name '*.test.ts' | sort)
 exec node --import tsx --test --test-concurrency=2 "${files[@]}"

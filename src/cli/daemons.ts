@@ -1,5 +1,5 @@
 // `baton frontend` and `baton backend`: load and validate the config, start the daemon, stop
-// cleanly on SIGINT/SIGTERM.
+// cleanly on SIGINT/SIGTERM; the front-end reloads its config file on SIGHUP.
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -28,8 +28,10 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
   process.on('SIGTERM', handler);
 }
 
-export async function runFrontend(cfg: FrontendConfig, log: Logger, o: { fresh?: boolean } = {}): Promise<() => Promise<void>> {
+export async function runFrontend(cfg: FrontendConfig, log: Logger, o: { fresh?: boolean; configFile?: string } = {}): Promise<() => Promise<void>> {
   const d = await FrontendDaemon.start(cfg, log, o);
+  // SIGHUP re-reads the file (as `baton reload`); the daemon logs what changed or why not.
+  process.on('SIGHUP', () => void d.reload());
   // bpf steering outlives the process: a restart or upgrade adopts it and handed-off connections keep
   // flowing meanwhile (as LVS keeps its table in the kernel). `--fresh` at the next start discards it.
   return () => d.stop({ keepSteering: cfg.steering.kind === 'bpf' });
@@ -44,7 +46,7 @@ export function registerDaemons(program: Command): void {
     .action(async (o: { config: string; fresh?: boolean }) => {
       const log = createLogger('baton-frontend');
       const cfg = await loadConfigFile(frontendConfigSchema, o.config);
-      const stop = await runFrontend(cfg, log, { fresh: o.fresh === true });
+      const stop = await runFrontend(cfg, log, { fresh: o.fresh === true, configFile: o.config });
       onSignals(log, stop);
     });
 

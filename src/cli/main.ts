@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerLab } from '../lab/cli.ts';
 import { BatonError } from '../wire/errors.ts';
+import { registerAdmin } from './admin.ts';
 import { registerDaemons } from './daemons.ts';
 import { registerDemo } from './demo.ts';
 import { registerSimulate } from './simulate.ts';
@@ -15,6 +16,7 @@ registerDaemons(program);
 registerLab(program);
 registerDemo(program);
 registerSimulate(program);
+registerAdmin(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const msg = e instanceof BatonError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);

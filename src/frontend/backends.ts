@@ -41,9 +41,12 @@ interface Entry {
 export class BackendTable {
   #entries = new Map<string, Entry>();
   readonly #stateOf: (id: string) => ChannelState;
+  readonly #healthy: (id: string) => boolean;
 
-  constructor(specs: readonly BackendSpec[], stateOf: (id: string) => ChannelState) {
+  /** `healthy`: the active health check's verdict (health.ts); always true without checks. */
+  constructor(specs: readonly BackendSpec[], stateOf: (id: string) => ChannelState, healthy: (id: string) => boolean = () => true) {
     this.#stateOf = stateOf;
+    this.#healthy = healthy;
     this.replace(specs);
   }
 
@@ -73,7 +76,7 @@ export class BackendTable {
     for (const [id, e] of this.#entries) {
       out.push({
         id: id as BackendId,
-        up: this.#stateOf(id) === 'up' && !e.drained && exclude?.has(id) !== true,
+        up: this.#stateOf(id) === 'up' && !e.drained && this.#healthy(id) && exclude?.has(id) !== true,
         weight: e.spec.weight,
         active: e.load.active,
       });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, parseConfig } from '../util/config-file.ts';
-import { frontendConfigSchema } from './config.ts';
+import { adminSocketPath, adminStatePath, frontendConfigSchema, isLoopback } from './config.ts';
 
 const base = {
   vip: '10.77.0.100', interface: 'eth0', secret: 'env:S',
@@ -46,4 +46,30 @@ test('tls: off by default; hello limits have defaults; rules that can never matc
   refused({ tls: true, rules: [{ match: { sni: 'a.example', header: { name: 'x' } }, pool: 'all' }] }, 'rules.0.match.header');
   refused({ rules: [{ match: { sni: 'a.example' }, pool: 'all' }] }, 'rules.0.match.sni');
   refused({ limits: { maxHelloBytes: 100 } }, 'limits.maxHelloBytes');
+});
+
+test('admin: default socket from the steering table; TCP only on loopback', () => {
+  const c = parseConfig(frontendConfigSchema, { ...base, steering: { table: 'fe1' } });
+  assert.equal(adminSocketPath(c), '/run/baton/fe1.sock');
+  assert.equal(adminStatePath(c), '/run/baton/fe1.state.json');
+  const d = parseConfig(frontendConfigSchema, { ...base, admin: { socket: '/tmp/x.sock', tcp: { host: '::1', port: 9901 } } });
+  assert.equal(adminSocketPath(d), '/tmp/x.sock');
+  refused({ admin: { tcp: { host: '10.77.0.1', port: 9901 } } }, 'admin.tcp.host');
+  refused({ admin: { tcp: { host: '0.0.0.0', port: 9901 } } }, 'admin.tcp.host');
+  refused({ admin: { socket: 'relative.sock' } }, 'admin.socket');
+});
+
+test('isLoopback', () => {
+  for (const a of ['127.0.0.1', '127.1.2.3', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) assert.equal(isLoopback(a), true, a);
+  for (const a of ['10.0.0.1', '0.0.0.0', '::', '::2', '2001:db8::1', '::ffff:10.0.0.1', 'localhost']) assert.equal(isLoopback(a), false, a);
+});
+
+test('healthCheck: defaults, and timeout within interval', () => {
+  const c = parseConfig(frontendConfigSchema, { ...base, backends: [{ ...base.backends[0], healthCheck: {} }] });
+  assert.deepEqual(c.backends[0]!.healthCheck, { path: '/', intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 3 });
+  const hc = (h: Record<string, unknown>) => ({ backends: [{ ...base.backends[0], healthCheck: h }] });
+  refused(hc({ timeoutMs: 5000, intervalMs: 1000 }), 'backends.0.healthCheck.timeoutMs');
+  refused(hc({ path: 'health' }), 'backends.0.healthCheck.path');
+  refused(hc({ host: 'a b' }), 'backends.0.healthCheck.host');
+  refused(hc({ rise: 0 }), 'backends.0.healthCheck.rise');
 });

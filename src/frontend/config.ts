@@ -1,11 +1,44 @@
 // The front-end's configuration: one typed object with defaults, validated once at start.
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 import { routerSpecSchema } from '../policy/index.ts';
 
 const ip = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address');
 const port = z.number().int().min(1).max(65535);
 const hostPort = z.strictObject({ host: ip, port });
+
+const loopback = new BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+
+/** True for an address only this host can reach: 127.0.0.0/8, ::1, or ::ffff:127.x.y.z. */
+export const isLoopback = (a: string): boolean => {
+  const v4 = a.toLowerCase().startsWith('::ffff:') ? a.slice(7) : a;
+  if (isIP(v4) === 4) return loopback.check(v4, 'ipv4');
+  return isIP(a) === 6 && loopback.check(a, 'ipv6');
+};
+
+/** An optional active health check: HTTP GET against the back-end, in addition to the control channel. */
+export const healthCheckSchema = z
+  .strictObject({
+    /** Request path (origin-form). */
+    path: z.string().regex(/^\/[\x21-\x7e]*$/, 'expected a path starting with /').max(1024).default('/'),
+    /** Port probed on the back-end's address (default: the front-end's service `port`). */
+    port: port.optional(),
+    /** Host header sent (default: the back-end's address). */
+    host: z.string().regex(/^[\x21-\x7e]{1,255}$/, 'expected a host name without spaces').optional(),
+    /** Time between the end of one probe and the start of the next. */
+    intervalMs: z.number().int().min(100).max(3_600_000).default(2000),
+    /** A probe not answered with a status line within this long fails. */
+    timeoutMs: z.number().int().min(10).max(60_000).default(1000),
+    /** Consecutive successes that bring a failed back-end back. */
+    rise: z.number().int().min(1).max(100).default(2),
+    /** Consecutive failures that take a back-end out (no new handoffs). */
+    fall: z.number().int().min(1).max(100).default(3),
+  })
+  .refine((h) => h.timeoutMs <= h.intervalMs, { path: ['timeoutMs'], message: 'must not exceed intervalMs' });
+
+export type HealthCheckConfig = z.infer<typeof healthCheckSchema>;
 
 export const frontendConfigSchema = z
   .strictObject({
@@ -39,6 +72,8 @@ export const frontendConfigSchema = z
            * (flow-id encapsulation across L3: needs `steering.kind` "bpf" and the agent's `dataplane`).
            */
           mode: z.enum(['l2', 'encap']).default('l2'),
+          /** Optional active health check; a back-end failing it gets no new handoffs. */
+          healthCheck: healthCheckSchema.optional(),
         }),
       )
       .min(1)
@@ -86,6 +121,17 @@ export const frontendConfigSchema = z
       .prefault({}),
     /** Optional HTTP endpoint with /stats (JSON) and /metrics (Prometheus text). */
     stats: hostPort.optional(),
+    /** The operator's admin API (status, back-ends, flows, drain, reload); never reachable from clients. */
+    admin: z
+      .strictObject({
+        /** Unix socket path (mode 0600, directory created); default /run/baton/<steering.table>.sock. */
+        socket: z.string().regex(/^\/[^\0]{1,99}$/, 'expected an absolute path of at most 100 bytes').optional(),
+        /** Also listen on TCP, loopback addresses only. */
+        tcp: hostPort.optional(),
+        /** Where drain and health state are kept across restarts; default /run/baton/<steering.table>.state.json. */
+        stateFile: z.string().regex(/^\/[^\0]{1,4095}$/, 'expected an absolute path').optional(),
+      })
+      .prefault({}),
   })
   .superRefine((c, ctx) => {
     const r = routerSpecSchema.safeParse({ pools: c.pools, rules: c.rules, defaultPool: c.defaultPool });
@@ -115,6 +161,9 @@ export const frontendConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['backends', i, 'mode'], message: 'encap needs steering.kind "bpf"' });
       }
     });
+    if (c.admin.tcp && !isLoopback(c.admin.tcp.host)) {
+      ctx.addIssue({ code: 'custom', path: ['admin', 'tcp', 'host'], message: 'must be a loopback address (127.0.0.0/8 or ::1)' });
+    }
     const fam = isIP(c.vip);
     c.backends.forEach((b, i) => {
       if (isIP(b.address) !== fam) ctx.addIssue({ code: 'custom', path: ['backends', i, 'address'], message: `must be IPv${fam} like the vip` });
@@ -122,3 +171,14 @@ export const frontendConfigSchema = z
   });
 
 export type FrontendConfig = z.infer<typeof frontendConfigSchema>;
+
+/** Where the admin API's Unix socket is: configured, or /run/baton/<steering table>.sock. */
+export const adminSocketPath = (c: Pick<FrontendConfig, 'admin' | 'steering'>): string =>
+  c.admin.socket ?? tableSocketPath(c.steering.table);
+
+/** Where the front-end keeps drain and health state across restarts. */
+export const adminStatePath = (c: Pick<FrontendConfig, 'admin' | 'steering'>): string =>
+  c.admin.stateFile ?? `/run/baton/${c.steering.table}.state.json`;
+
+/** The default admin socket of the front-end whose steering table is `table` ("baton" by default). */
+export const tableSocketPath = (table = 'baton'): string => `/run/baton/${table}.sock`;

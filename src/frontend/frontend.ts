@@ -33,6 +33,8 @@ export interface FrontendDeps {
   /** pino in the daemon; anything with warn/error in tests. */
   readonly log: HandoffLog;
   readonly clock?: Clock;
+  /** Active health checks' verdict per back-end (health.ts); a failing back-end gets no new handoffs. */
+  readonly healthy?: (id: string) => boolean;
   /** Replaces the kernel capture (tests). */
   readonly capture?: (input: CaptureInput) => CaptureResult;
   /** The first handoff id; default random high bits (see randomFirstId). */
@@ -64,7 +66,8 @@ export interface FrontendStats {
   readonly vanished: number;
   readonly handoffUs: HandoffStats['handoffUs'];
   readonly phasesUs: HandoffStats['phasesUs'];
-  readonly perBackend: Record<string, { handoffs: number; failures: number; active: number; up: boolean; drained: boolean }>;
+  /** `up`: control channel up; `healthy`: passing its active health check (true without one). */
+  readonly perBackend: Record<string, { handoffs: number; failures: number; active: number; up: boolean; drained: boolean; healthy: boolean }>;
 }
 
 export class Frontend {
@@ -84,7 +87,7 @@ export class Frontend {
     this.#config = d.config;
     this.#router = d.router;
     const stateOf = (id: string): ChannelState => d.channels.get(id)?.state ?? 'down';
-    this.#table = new BackendTable(d.config.backends, stateOf);
+    this.#table = new BackendTable(d.config.backends, stateOf, d.healthy);
     this.#machine = new HandoffMachine({
       steering: d.steering,
       channel: (id) => d.channels.get(id),
@@ -150,7 +153,10 @@ export class Frontend {
     const m = this.#machine.stats();
     const perBackend: FrontendStats['perBackend'] = {};
     for (const b of this.#table.list()) {
-      perBackend[b.id] = { handoffs: b.handoffs, failures: b.failures, active: b.active, up: b.state === 'up', drained: b.drained };
+      perBackend[b.id] = {
+        handoffs: b.handoffs, failures: b.failures, active: b.active, up: b.state === 'up', drained: b.drained,
+        healthy: this.#d.healthy?.(b.id) ?? true,
+      };
     }
     return {
       accepted: this.#accepted,

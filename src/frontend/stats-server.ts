@@ -1,6 +1,8 @@
-// The front-end's observability endpoint: GET /stats (JSON) and GET /metrics (Prometheus).
+// The front-end's observability endpoint: GET /stats (JSON), GET /metrics (Prometheus), and the
+// live dashboard (GET / or /dashboard, fed by /events; dashboard.ts).
 import http from 'node:http';
 import { Gauge, Registry } from 'prom-client';
+import { dashboardRoutes } from './dashboard.ts';
 import type { Frontend } from './frontend.ts';
 
 export function startStatsServer(fe: Frontend, host: string, port: number): Promise<http.Server> {
@@ -13,6 +15,7 @@ export function startStatsServer(fe: Frontend, host: string, port: number): Prom
   const active = gauge('backend_active', 'active connections per back-end (reported + own)', ['backend']);
   const up = gauge('backend_up', 'control channel up', ['backend']);
   const drained = gauge('backend_drained', 'drained by an operator (takes no new handoffs)', ['backend']);
+  const healthy = gauge('backend_healthy', 'passing its active health check (1 without one)', ['backend']);
   const vanished = gauge('vanished_total', 'clients gone between request head and capture', []);
   const local = gauge('answered_locally_total', 'responses sent by the front-end itself', ['status']);
   const tlsRefused = gauge('tls_refused_total', 'tls listener: connections refused before the handshake', ['reason']);
@@ -28,6 +31,7 @@ export function startStatsServer(fe: Frontend, host: string, port: number): Prom
       active.set({ backend: id }, b.active);
       up.set({ backend: id }, b.up ? 1 : 0);
       drained.set({ backend: id }, b.drained ? 1 : 0);
+      healthy.set({ backend: id }, b.healthy ? 1 : 0);
     }
     for (const [status, n] of Object.entries(s.answeredLocally)) local.set({ status }, n);
     for (const [reason, n] of Object.entries(s.tlsRefused)) tlsRefused.set({ reason }, n);
@@ -36,7 +40,9 @@ export function startStatsServer(fe: Frontend, host: string, port: number): Prom
     return s;
   };
 
+  const dashboard = dashboardRoutes({ stats: refresh });
   const server = http.createServer((req, res) => {
+    if (dashboard(req, res)) return;
     if (req.url === '/stats') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(refresh()));
     } else if (req.url === '/metrics') {

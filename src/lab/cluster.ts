@@ -196,6 +196,8 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
       ...(steering !== undefined ? { kind: steering } : {}),
       ...(steering === 'bpf' && pinRoot !== undefined ? { pinDir: join(pinRoot, h.name) } : {}),
     },
+    // Front-ends of one lab share the host's filesystem: each gets its own admin socket and state file.
+    admin: { socket: `/run/baton/${lab.id}-${h.name}.sock`, stateFile: `/run/baton/${lab.id}-${h.name}.state.json` },
     ...o.frontend,
   });
   const fes = new Map<string, ChildProcess>();
@@ -220,6 +222,8 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
   const stop = async (): Promise<void> => {
     await Promise.all([...fes.values(), ...agents].map((c) => stopChild(c, 5000)));
     await rm(dir, { recursive: true, force: true });
+    // Drain/health state the front-ends kept for a restart that will not come.
+    await Promise.all(lab.frontends.map((h) => rm(`/run/baton/${lab.id}-${h.name}.state.json`, { force: true })));
   };
   const want = lab.backends.filter((b) => !skip.has(b.name)).map((b) => b.name);
   const ready = async (hosts: readonly LabHost[], deadline: number): Promise<boolean> => {

@@ -65,10 +65,12 @@ export class BpfSteering implements Steering {
   readonly #idleNs: bigint;
   readonly #lingerNs: bigint;
   readonly #sweep: NodeJS.Timeout;
+  readonly #localFor: ((backendId: string) => string | undefined) | undefined;
   #closed = false;
 
   constructor(table: FlowTable, o: BpfSteeringOptions) {
     this.#t = table;
+    this.#localFor = o.localFor;
     if (o.backends.length > 64) throw new RangeError(`steering: at most 64 back-ends (got ${o.backends.length})`);
     o.backends.forEach((b, i) => {
       this.#index.set(b.id, i);
@@ -85,6 +87,24 @@ export class BpfSteering implements Steering {
     this.#lingerNs = BigInt(lingerMs) * NS_PER_MS;
     this.#sweep = setInterval(() => this.sweep(), o.sweepMs ?? Math.min(1000, lingerMs));
     this.#sweep.unref();
+  }
+
+  /**
+   * A back-end added while running (configuration reload): it takes the next unused slot, so flows
+   * already steered (to back-ends since removed, too) keep theirs. Slots are not reused in a process.
+   */
+  addBackend(b: SteerBackend): Promise<void> {
+    return this.#apply(`add back-end ${b.id}`, () => {
+      if (this.#index.has(b.id)) throw new TypeError(`back-end ${b.id} is already known`);
+      const i = this.#ids.length;
+      if (i >= 64) throw new RangeError('at most 64 back-ends per process (slots are not reused)');
+      const mode = b.mode ?? 'l2';
+      const local = mode === 'encap' ? this.#localFor?.(b.id) : undefined;
+      if (mode === 'encap' && local === undefined) throw new TypeError(`back-end ${b.id} is encap but no source address is known`);
+      this.#t.setBackend(i, { mode, address: b.address, local });
+      this.#index.set(b.id, i);
+      this.#ids[i] = b.id;
+    });
   }
 
   #backendIndex(id: string): number {

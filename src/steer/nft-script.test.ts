@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addElement, deleteElement, parseSetElements, tableScript, type NftConfig } from './nft-script.ts';
+import { addBackendScript, addElement, deleteElement, parseSetElements, tableScript, type NftConfig } from './nft-script.ts';
 
 const cfg: NftConfig = {
   table: 'baton_t', device: 'eth0', family: 4, vip: '10.77.0.100', port: 80,
@@ -60,4 +60,25 @@ test('parses nft -j set elements, with and without timeouts', () => {
   assert.deepEqual(m.get('hold4'), [{ family: 4, clientAddress: '10.77.0.2', clientPort: 40000 }]);
   assert.deepEqual(m.get('live4_0'), [{ family: 4, clientAddress: '10.77.0.3', clientPort: 1 }]);
   assert.deepEqual(m.get('ack'), []);
+});
+
+test('a back-end added to a running table: its sets, a non-accepting SYN rule at the head, its forwarding rules', () => {
+  const s = addBackendScript(cfg, { index: 2, address: '10.77.0.13' });
+  assert.equal(s, [
+    'table netdev baton_t {',
+    '  set live4_2 {', '    type ipv4_addr . inet_service', '    flags timeout', '    timeout 300s', '  }',
+    '  set closing4_2 {', '    type ipv4_addr . inet_service', '    flags timeout', '    timeout 2s', '  }',
+    '}',
+    'insert rule netdev baton_t ingress ip daddr 10.77.0.100 tcp dport 80 tcp flags & (syn | ack) == syn ' +
+      'delete @live4_2 { ip saddr . tcp sport } delete @closing4_2 { ip saddr . tcp sport }',
+    'add rule netdev baton_t ingress ip daddr 10.77.0.100 tcp dport 80 ip saddr . tcp sport @closing4_2 fwd ip to 10.77.0.13 device "eth0"',
+    'add rule netdev baton_t ingress ip daddr 10.77.0.100 tcp dport 80 ip saddr . tcp sport @live4_2 ' +
+      'update @live4_2 { ip saddr . tcp sport timeout 300s } fwd ip to 10.77.0.13 device "eth0"',
+    '',
+  ].join('\n'));
+  // The same rule text as the table's own rules for that back-end.
+  const whole = tableScript({ ...cfg, backends: [...cfg.backends, { index: 2, address: '10.77.0.13' }] });
+  for (const r of s.split('\n').filter((l) => l.startsWith('add rule'))) {
+    assert.ok(whole.includes(r.replace('add rule netdev baton_t ingress ', '    ')), r);
+  }
 });

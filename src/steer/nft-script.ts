@@ -48,8 +48,7 @@ function setDecl(name: string, addrType: string, timeoutS: number): string {
 export function tableScript(c: NftConfig): string {
   validateNftConfig(c);
   const f = fam(c.family);
-  const match = `${f.ip} daddr ${c.vip} tcp dport ${c.port}`;
-  const key = `${f.ip} saddr . tcp sport`;
+  const { match, key } = matchOf(c);
   const lingerS = Math.max(1, Math.ceil(c.lingerMs / 1000));
   const sets = [
     [`  set ${ACK_SET} {`, `    type ${f.addr} . inet_service`, `  }`].join('\n'),
@@ -62,16 +61,11 @@ export function tableScript(c: NftConfig): string {
   // A bare SYN means the client has no connection on this tuple any more (it reused a port):
   // whatever was steered for it is stale. Forget it in the data path and let the front-end's
   // stack take the new connection; otherwise the handshake would go to the old owner.
-  const forget = c.backends
-    .map((b) => `delete @${liveSet(c.family, b.index)} { ${key} } delete @${closingSet(c.family, b.index)} { ${key} }`)
-    .join(' ');
+  const forget = c.backends.map((b) => forgetStale(c, b)).join(' ');
   const rules = [
     `    ${match} tcp flags & (syn | ack) == syn ${forget}${forget ? ' ' : ''}accept`,
     `    ${match} ${key} @${holdSet(c.family)} drop`,
-    ...c.backends.flatMap((b) => [
-      `    ${match} ${key} @${closingSet(c.family, b.index)} fwd ${f.ip} to ${b.address} device "${c.device}"`,
-      `    ${match} ${key} @${liveSet(c.family, b.index)} update @${liveSet(c.family, b.index)} { ${key} timeout ${c.idleTimeoutS}s } fwd ${f.ip} to ${b.address} device "${c.device}"`,
-    ]),
+    ...c.backends.flatMap((b) => forwardRules(c, b).map((r) => `    ${r}`)),
   ];
   return [
     `table netdev ${c.table}`,
@@ -84,6 +78,48 @@ export function tableScript(c: NftConfig): string {
     ...rules,
     `  }`,
     `}`,
+    '',
+  ].join('\n');
+}
+
+const matchOf = (c: NftConfig): { match: string; key: string } => {
+  const f = fam(c.family);
+  return { match: `${f.ip} daddr ${c.vip} tcp dport ${c.port}`, key: `${f.ip} saddr . tcp sport` };
+};
+
+/** The statements that forget a tuple's steering to back-end `b` (part of the SYN rule). */
+function forgetStale(c: NftConfig, b: NftConfig['backends'][number]): string {
+  const { key } = matchOf(c);
+  return `delete @${liveSet(c.family, b.index)} { ${key} } delete @${closingSet(c.family, b.index)} { ${key} }`;
+}
+
+/** Back-end b's two rules: closing flows forwarded as they are, live ones with their idle timeout refreshed. */
+function forwardRules(c: NftConfig, b: NftConfig['backends'][number]): string[] {
+  const { match, key } = matchOf(c);
+  const ip = fam(c.family).ip;
+  return [
+    `${match} ${key} @${closingSet(c.family, b.index)} fwd ${ip} to ${b.address} device "${c.device}"`,
+    `${match} ${key} @${liveSet(c.family, b.index)} update @${liveSet(c.family, b.index)} { ${key} timeout ${c.idleTimeoutS}s } fwd ${ip} to ${b.address} device "${c.device}"`,
+  ];
+}
+
+/**
+ * Adds back-end `b` to a running table (configuration reload) without touching existing flows:
+ * its sets, a SYN rule inserted at the head of the chain that forgets its stale tuples (it does
+ * not accept, so the table's own SYN rule still follows), and its forwarding rules appended.
+ */
+export function addBackendScript(c: NftConfig, b: NftConfig['backends'][number]): string {
+  validateNftConfig(c);
+  const f = fam(c.family);
+  const { match } = matchOf(c);
+  const lingerS = Math.max(1, Math.ceil(c.lingerMs / 1000));
+  return [
+    `table netdev ${c.table} {`,
+    setDecl(liveSet(c.family, b.index), f.addr, c.idleTimeoutS),
+    setDecl(closingSet(c.family, b.index), f.addr, lingerS),
+    `}`,
+    `insert rule netdev ${c.table} ingress ${match} tcp flags & (syn | ack) == syn ${forgetStale(c, b)}`,
+    ...forwardRules(c, b).map((r) => `add rule netdev ${c.table} ingress ${r}`),
     '',
   ].join('\n');
 }

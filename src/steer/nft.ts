@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { NftNetlink, type ElementOp } from './nft-netlink.ts';
 import { NftSession } from './nft-session.ts';
 import {
-  addElement, closingSet, deleteElement, holdSet, liveSet, parseSetElements, tableScript, type NftConfig,
+  addBackendScript, addElement, closingSet, deleteElement, holdSet, liveSet, parseSetElements, tableScript, type NftConfig,
 } from './nft-script.ts';
 import {
   flowKeyString, type FlowIds, type FlowKey, type SteerBackend, type SteerCounters, type SteerEntry, type Steering,
@@ -153,6 +153,20 @@ export class NftSteering implements Steering {
       await run('nft', ['delete', 'table', 'netdev', cfg.table]).catch(() => undefined);
       throw e;
     }
+  }
+
+  /**
+   * A back-end added by a configuration reload: its sets and rules join the running table; flows
+   * already steered are untouched. Indexes are never reused, so a removed back-end's lingering
+   * flows keep their own sets.
+   */
+  async addBackend(b: SteerBackend): Promise<void> {
+    if (this.#index.has(b.id)) throw new TypeError(`steering: back-end ${b.id} is already known`);
+    if ((b.mode ?? 'l2') === 'encap') throw new TypeError(`steering: nftables cannot encapsulate (back-end ${b.id}); use steering.kind "bpf"`);
+    const index = Math.max(-1, ...this.#index.values()) + 1;
+    await applyScript(addBackendScript(this.#cfg, { index, address: b.address }));
+    this.#index.set(b.id, index);
+    this.#modes.set(b.id, b.mode ?? 'l2');
   }
 
   #backendIndex(id: string): number {

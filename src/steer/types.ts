@@ -70,6 +70,11 @@ export interface Steering {
   release(flow: FlowKey, handoffId: bigint): Promise<void>;
   /** A back-end is gone (its channel was declared lost): release every flow steered to it. Returns how many. */
   releaseBackend(backendId: string): Promise<number>;
+  /**
+   * A back-end added while running (configuration reload); flows already steered are untouched.
+   * Absent when the implementation cannot (then adding a back-end needs a restart).
+   */
+  addBackend?(b: SteerBackend): Promise<void>;
   /** What the kernel holds now. */
   list(): Promise<SteerEntry[]>;
   /** Data-path counters per back-end id (empty when the implementation has none). */
