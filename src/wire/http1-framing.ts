@@ -30,12 +30,26 @@ export type ResponseHeadResult =
   | { readonly kind: 'ok'; readonly head: ResponseHead; readonly headBytes: number };
 
 const INCOMPLETE: ResponseHeadResult = { kind: 'incomplete' };
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const STATUS_LINE = /^HTTP\/1\.([01]) ([0-9]{3})(?: [\t\x20-\x7e\x80-\xff]*)?$/;
+
+// tchar (RFC 9110 §5.6.2), for field names.
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = TCHAR[c + 0x20] = 1;
+const STATUS_PREFIX = [0x48, 0x54, 0x54, 0x50, 0x2f, 0x31, 0x2e]; // "HTTP/1."
+const isDigit = (c: number | undefined): c is number => c !== undefined && c >= 0x30 && c <= 0x39;
+
+/** True when buf[s..s+name.length) equals `name` (lower-case ASCII) ignoring case. */
+function nameIs(buf: Uint8Array, s: number, e: number, name: string): boolean {
+  if (e - s !== name.length) return false;
+  for (let i = 0; i < name.length; i++) if (((buf[s + i] ?? 0) | 0x20) !== name.charCodeAt(i)) return false;
+  return true;
+}
 
 /**
  * Parses the response head at the start of `buf` (at most `maxHeadBytes`, CRLF line ends only).
- * Never throws. Only the fields that frame the message are interpreted.
+ * Never throws. Only the fields that frame the message are interpreted, and only their values
+ * become strings: this runs once per response on the agent's data path.
  */
 export function parseResponseHead(buf: Uint8Array, maxHeadBytes: number): ResponseHeadResult {
   const end = Math.min(buf.length, maxHeadBytes);
@@ -55,48 +69,73 @@ export function parseResponseHead(buf: Uint8Array, maxHeadBytes: number): Respon
   if (headEnd === -1) {
     return buf.length >= maxHeadBytes ? { kind: 'error', reason: `response head larger than ${maxHeadBytes} bytes` } : INCOMPLETE;
   }
-  const lines = latin1(buf, 0, headEnd - 4).split('\r\n');
-  const m = STATUS_LINE.exec(lines[0] ?? '');
-  if (m === null) return { kind: 'error', reason: 'malformed status line' };
-  const version = m[1] === '0' ? '1.0' : '1.1';
-  const status = Number(m[2]);
+  // status-line = "HTTP/1." DIGIT SP 3DIGIT [ SP reason ] CRLF
+  for (let i = 0; i < STATUS_PREFIX.length; i++) if (buf[i] !== STATUS_PREFIX[i]) return { kind: 'error', reason: 'malformed status line' };
+  const minor = buf[7];
+  if ((minor !== 0x30 && minor !== 0x31) || buf[8] !== 0x20 || !isDigit(buf[9]) || !isDigit(buf[10]) || !isDigit(buf[11])) {
+    return { kind: 'error', reason: 'malformed status line' };
+  }
+  if (buf[12] !== CR && buf[12] !== 0x20) return { kind: 'error', reason: 'malformed status line' };
+  const version = minor === 0x30 ? '1.0' : '1.1';
+  const status = (buf[9]! - 0x30) * 100 + (buf[10]! - 0x30) * 10 + (buf[11]! - 0x30);
+  let i = 12;
+  while (buf[i] !== CR) {
+    const c = buf[i]!;
+    if (c === 0x7f || (c < 0x20 && c !== 0x09)) return { kind: 'error', reason: 'malformed status line' };
+    i++;
+  }
+  i += 2;
+
   let contentLength: number | undefined;
-  const codings: string[] = [];
   let transferEncoding = false;
-  const connection: string[] = [];
-  for (let n = 1; n < lines.length; n++) {
-    const line = lines[n] ?? '';
-    const colon = line.indexOf(':');
-    if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) return { kind: 'error', reason: 'malformed field line' };
-    const name = line.slice(0, colon).toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    if (name === 'content-length') {
-      for (const part of value.split(',')) {
-        const t = part.trim();
-        if (!/^[0-9]{1,15}$/.test(t)) return { kind: 'error', reason: 'invalid Content-Length' };
-        const v = Number(t);
-        if (contentLength !== undefined && contentLength !== v) return { kind: 'error', reason: 'conflicting Content-Length' };
-        contentLength = v;
+  let chunkedLast = false;
+  let close = false;
+  let keepAliveToken = false;
+  while (i < headEnd - 2) {
+    const s = i;
+    while (TCHAR[buf[i] ?? 0] === 1) i++;
+    if (i === s || buf[i] !== 0x3a) return { kind: 'error', reason: 'malformed field line' };
+    const nameEnd = i;
+    i++;
+    let lineEnd = i;
+    while (buf[lineEnd] !== CR) lineEnd++;
+    const first = (buf[s] ?? 0) | 0x20;
+    if (first === 0x63 /* c */ || first === 0x74 /* t */) {
+      const value = (): string => latin1(buf, i, lineEnd).trim();
+      if (nameIs(buf, s, nameEnd, 'content-length')) {
+        for (const part of value().split(',')) {
+          const t = part.trim();
+          if (!/^[0-9]{1,15}$/.test(t)) return { kind: 'error', reason: 'invalid Content-Length' };
+          const v = Number(t);
+          if (contentLength !== undefined && contentLength !== v) return { kind: 'error', reason: 'conflicting Content-Length' };
+          contentLength = v;
+        }
+      } else if (nameIs(buf, s, nameEnd, 'transfer-encoding')) {
+        transferEncoding = true;
+        for (const c of value().split(',')) {
+          const t = (c.split(';')[0] ?? '').trim().toLowerCase();
+          if (t === '') continue;
+          // chunked must be last: anything after it (in this or a later field) is an error.
+          if (chunkedLast) return { kind: 'error', reason: 'chunked is not the last transfer coding' };
+          chunkedLast = t === 'chunked';
+        }
+      } else if (nameIs(buf, s, nameEnd, 'connection')) {
+        for (const t of value().split(',')) {
+          const tok = t.trim().toLowerCase();
+          if (tok === 'close') close = true;
+          else if (tok === 'keep-alive') keepAliveToken = true;
+        }
       }
-    } else if (name === 'transfer-encoding') {
-      transferEncoding = true;
-      for (const c of value.split(',')) {
-        const t = (c.split(';')[0] ?? '').trim().toLowerCase();
-        if (t !== '') codings.push(t);
-      }
-    } else if (name === 'connection') {
-      for (const t of value.split(',')) connection.push(t.trim().toLowerCase());
     }
+    i = lineEnd + 2;
   }
   // RFC 9112 §6.3 lets Transfer-Encoding override Content-Length; a server that sends both is
   // confused or hostile, so the tracker gives up instead of choosing.
   if (transferEncoding && contentLength !== undefined) return { kind: 'error', reason: 'both Content-Length and Transfer-Encoding' };
-  const chunkedAt = codings.indexOf('chunked');
-  if (chunkedAt !== -1 && chunkedAt !== codings.length - 1) return { kind: 'error', reason: 'chunked is not the last transfer coding' };
-  const keepAlive = connection.includes('close') ? false : version === '1.1' || connection.includes('keep-alive');
+  const keepAlive = close ? false : version === '1.1' || keepAliveToken;
   return {
     kind: 'ok',
-    head: { status, version, contentLength, transferEncoding, chunked: chunkedAt !== -1, keepAlive },
+    head: { status, version, contentLength, transferEncoding, chunked: chunkedLast, keepAlive },
     headBytes: headEnd,
   };
 }
