@@ -12,14 +12,61 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
+import { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { wrapConnection, newBoundaryStats } from '../src/backend/boundary.ts';
 import { RoutingTable } from '../src/policy/snapshot.ts';
 import type { RequestHead } from '../src/wire/http-head.ts';
 
-type Mode = 'direct' | 'layer' | 'layer+snapshot';
-const MODES: readonly Mode[] = ['direct', 'layer', 'layer+snapshot'];
+type Mode = 'direct' | 'relay' | 'layer' | 'layer+snapshot';
+const MODES: readonly Mode[] = ['direct', 'relay', 'layer', 'layer+snapshot'];
+
+/**
+ * 'relay': the smallest Duplex that can stand in for the socket (no tracking), to split the
+ * layer's cost into "any JavaScript stream in between" and "finding boundaries and deciding".
+ */
+class Relay extends Duplex {
+  constructor(readonly real: net.Socket) {
+    super({ allowHalfOpen: true });
+    real.on('data', (d: Buffer) => {
+      if (!this.push(d)) real.pause();
+    });
+    real.on('end', () => this.push(null));
+    real.on('close', () => this.destroy());
+    real.on('error', (e) => this.destroy(e));
+    real.on('timeout', () => this.emit('timeout'));
+  }
+  get remoteAddress(): string | undefined {
+    return this.real.remoteAddress;
+  }
+  setTimeout(ms: number): this {
+    this.real.setTimeout(ms);
+    return this;
+  }
+  override _read(): void {
+    this.real.resume();
+  }
+  override _write(chunk: Buffer, _e: BufferEncoding, cb: () => void): void {
+    if (this.real.write(chunk)) cb();
+    else this.real.once('drain', cb);
+  }
+  override _writev(chunks: { chunk: Buffer }[], cb: () => void): void {
+    this.real.cork();
+    let ok = true;
+    for (const { chunk } of chunks) ok = this.real.write(chunk);
+    this.real.uncork();
+    if (ok) cb();
+    else this.real.once('drain', cb);
+  }
+  override _final(cb: () => void): void {
+    this.real.end(cb);
+  }
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    this.real.destroy();
+    cb(err);
+  }
+}
 const LIMITS = { maxHeadBytes: 16384, maxHeaders: 100 };
 
 /** Child: serve until stdin closes; answer "stats" with {requests, cpuUs}. */
@@ -56,6 +103,7 @@ async function serve(mode: Mode, size: number): Promise<void> {
     table.decide({ method: h.method, target: h.target, path: h.path, host: h.host, headers: h.headerMap }).kind;
   const listener = net.createServer((socket) => {
     if (mode === 'direct') server.emit('connection', socket);
+    else if (mode === 'relay') server.emit('connection', new Relay(socket));
     else {
       server.emit(
         'connection',

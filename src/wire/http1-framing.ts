@@ -100,31 +100,25 @@ export function parseResponseHead(buf: Uint8Array, maxHeadBytes: number): Respon
     let lineEnd = i;
     while (buf[lineEnd] !== CR) lineEnd++;
     const first = (buf[s] ?? 0) | 0x20;
-    if (first === 0x63 /* c */ || first === 0x74 /* t */) {
-      const value = (): string => latin1(buf, i, lineEnd).trim();
-      if (nameIs(buf, s, nameEnd, 'content-length')) {
-        for (const part of value().split(',')) {
-          const t = part.trim();
-          if (!/^[0-9]{1,15}$/.test(t)) return { kind: 'error', reason: 'invalid Content-Length' };
-          const v = Number(t);
-          if (contentLength !== undefined && contentLength !== v) return { kind: 'error', reason: 'conflicting Content-Length' };
-          contentLength = v;
-        }
-      } else if (nameIs(buf, s, nameEnd, 'transfer-encoding')) {
-        transferEncoding = true;
-        for (const c of value().split(',')) {
-          const t = (c.split(';')[0] ?? '').trim().toLowerCase();
-          if (t === '') continue;
-          // chunked must be last: anything after it (in this or a later field) is an error.
-          if (chunkedLast) return { kind: 'error', reason: 'chunked is not the last transfer coding' };
-          chunkedLast = t === 'chunked';
-        }
-      } else if (nameIs(buf, s, nameEnd, 'connection')) {
-        for (const t of value().split(',')) {
-          const tok = t.trim().toLowerCase();
-          if (tok === 'close') close = true;
-          else if (tok === 'keep-alive') keepAliveToken = true;
-        }
+    if (first === 0x63 /* c */ && nameIs(buf, s, nameEnd, 'content-length')) {
+      const v = contentLengthOf(buf, i, lineEnd);
+      if (v === undefined) return { kind: 'error', reason: 'invalid Content-Length' };
+      if (contentLength !== undefined && contentLength !== v) return { kind: 'error', reason: 'conflicting Content-Length' };
+      contentLength = v;
+    } else if (first === 0x74 /* t */ && nameIs(buf, s, nameEnd, 'transfer-encoding')) {
+      transferEncoding = true;
+      for (const c of latin1(buf, i, lineEnd).split(',')) {
+        const t = (c.split(';')[0] ?? '').trim().toLowerCase();
+        if (t === '') continue;
+        // chunked must be last: anything after it (in this or a later field) is an error.
+        if (chunkedLast) return { kind: 'error', reason: 'chunked is not the last transfer coding' };
+        chunkedLast = t === 'chunked';
+      }
+    } else if (first === 0x63 /* c */ && nameIs(buf, s, nameEnd, 'connection')) {
+      for (const t of latin1(buf, i, lineEnd).split(',')) {
+        const tok = t.trim().toLowerCase();
+        if (tok === 'close') close = true;
+        else if (tok === 'keep-alive') keepAliveToken = true;
       }
     }
     i = lineEnd + 2;
@@ -286,6 +280,31 @@ export class BodyReader {
   }
 }
 
+/**
+ * A Content-Length value: one or more comma-separated copies of the same decimal number
+ * (RFC 9110 §8.6), optional whitespace around each; undefined when anything else.
+ */
+function contentLengthOf(buf: Uint8Array, s: number, e: number): number | undefined {
+  let value: number | undefined;
+  let i = s;
+  for (;;) {
+    while (i < e && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
+    let n = 0;
+    let digits = 0;
+    while (i < e && isDigit(buf[i])) {
+      n = n * 10 + (buf[i]! - 0x30);
+      if (++digits > 15) return undefined;
+      i++;
+    }
+    if (digits === 0 || (value !== undefined && value !== n)) return undefined;
+    value = n;
+    while (i < e && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
+    if (i === e) return value;
+    if (buf[i] !== 0x2c /* , */) return undefined;
+    i++;
+  }
+}
+
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x41 && c <= 0x46) return c - 0x37;
@@ -293,8 +312,9 @@ function hexValue(c: number): number {
   return -1;
 }
 
+/** Field values here are short: a plain loop beats spreading a subarray. */
 function latin1(buf: Uint8Array, start: number, end: number): string {
   let s = '';
-  for (let i = start; i < end; i += 4096) s += String.fromCharCode(...buf.subarray(i, Math.min(end, i + 4096)));
+  for (let i = start; i < end; i++) s += String.fromCharCode(buf[i] ?? 0);
   return s;
 }
