@@ -157,6 +157,42 @@ describe('boundary layer, in-process http.Server', () => {
     assert.deepEqual({ moves: r.stats.moves, kept: r.stats.kept, stays: r.stats.stays }, { moves: 1, kept: 1, stays: 1 });
   });
 
+  it("the bytes Node read ahead while a move waited are held too, and tracked when the connection stays", async (t) => {
+    let finishA: (() => void) | undefined;
+    let held = '';
+    const r = await rig(
+      t,
+      (req, res) => {
+        if (req.url !== '/a') return hello(req, res);
+        res.writeHead(200, { 'content-length': 8 });
+        res.write('hel');
+        finishA = () => res.end('lo /a');
+      },
+      {
+        decideAs: (h) => (h.path === '/move' ? 'move' : 'stay'),
+        move: async (ctx) => {
+          held = Buffer.concat(ctx.held).toString('latin1');
+          return 'kept';
+        },
+      },
+    );
+    const socket = net.connect(r.port, '127.0.0.1');
+    await once(socket, 'connect');
+    let got = '';
+    socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    socket.write(get('/a') + get('/move'));
+    while (finishA === undefined) await new Promise((res) => setImmediate(res));
+    socket.write(get('/late'));
+    // The layer paused the real socket for the move; Node still reads ahead into its buffer.
+    while (r.reals[0]!.readableLength === 0) await new Promise((res) => setImmediate(res));
+    finishA();
+    while (!got.endsWith('hello /late')) await once(socket, 'data');
+    socket.destroy();
+    assert.equal(held, get('/move') + get('/late'));
+    assert.deepEqual(r.seen, ['/a', '/move', '/late']);
+    assert.deepEqual(r.decided, ['/move', '/late']);
+  });
+
   it("'moved' takes the connection: the application never sees the request", async (t) => {
     const r = await rig(t, hello, {
       decideAs: (h) => (h.path === '/away' ? 'move' : 'stay'),

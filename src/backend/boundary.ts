@@ -35,7 +35,9 @@ export interface MoveContext {
   readonly index: number;
   /**
    * Client bytes read from the socket but not given to the application, from the first byte of
-   * this request on. A capture must prepend them to the kernel's receive queue.
+   * this request on (Node's read-ahead included). A capture must prepend them to the kernel's
+   * receive queue (tcp/capture.ts `consumed`). The hook must stop the socket's reading before
+   * it first awaits, so that no byte is read between this list and the capture.
    */
   readonly held: readonly Uint8Array[];
 }
@@ -92,10 +94,11 @@ export class BoundarySocket extends Duplex {
   /** Client bytes and boundaries not yet given to the application, in order. */
   readonly #queue: Item[] = [];
   /** A 'move' waiting for idle, or running. */
-  #moving: { readonly item: Item & { kind: 'boundary' }; started: boolean } | undefined;
+  #moving: { readonly item: Item & { kind: 'boundary' }; started: boolean; unread: Buffer[] } | undefined;
   /** Writes handed to the real socket whose callback has not run (bytes not yet in the kernel). */
   #unflushed = 0;
   #readPaused = false;
+  #takingUnread = false;
   #gone = false;
 
   constructor(real: net.Socket, o: BoundaryOptions) {
@@ -104,7 +107,9 @@ export class BoundarySocket extends Duplex {
     this.#o = o;
     this.#stats = o.stats ?? newBoundaryStats();
     this.#tracker = new Http1Stream(o.limits);
-    real.on('data', (chunk: Buffer) => this.#fromClient(chunk));
+    real.on('data', (chunk: Buffer) => {
+      if (!this.#takingUnread) this.#fromClient(chunk);
+    });
     real.on('end', () => {
       // Nothing more will arrive: a boundary still waiting for its head can never be decided.
       for (const it of this.#queue) if (it.kind === 'boundary' && it.head === undefined) it.pass = true;
@@ -238,7 +243,7 @@ export class BoundarySocket extends Duplex {
           this.#queue.shift();
         } else {
           this.#stats.moves++;
-          this.#moving = { item: it, started: false };
+          this.#moving = { item: it, started: false, unread: [] };
           this.#pauseReal();
           this.#tryMove();
           return;
@@ -264,8 +269,16 @@ export class BoundarySocket extends Duplex {
     m.started = true;
     const held: Uint8Array[] = [];
     for (const it of this.#queue) if (it.kind === 'bytes') held.push(it.bytes);
+    // A paused net.Socket may still have read ahead into its buffer: those bytes are the
+    // connection's too. They have not been tracked; if the connection stays they are fed later.
+    // read() also emits 'data' for what it returns: #fromClient must not see these twice.
+    const unread: Buffer[] = [];
+    this.#takingUnread = true;
+    for (let b = this.#real.read() as Buffer | null; b !== null; b = this.#real.read() as Buffer | null) unread.push(b);
+    this.#takingUnread = false;
+    m.unread = unread;
     const move = this.#o.move ?? (async (): Promise<MoveOutcome> => 'kept');
-    move({ socket: this.#real, head: m.item.head, index: m.item.index, held }).then(
+    move({ socket: this.#real, head: m.item.head, index: m.item.index, held: [...held, ...unread] }).then(
       (outcome) => this.#finishMove(outcome),
       () => this.#finishMove('kept'),
     );
@@ -286,6 +299,7 @@ export class BoundarySocket extends Duplex {
     this.#stats.kept++;
     const i = this.#queue.indexOf(m.item);
     if (i !== -1) this.#queue.splice(i, 1);
+    for (const b of m.unread) this.#fromClient(b);
     this.#resumeReal();
     this.#drain();
   }
