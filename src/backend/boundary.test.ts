@@ -212,6 +212,51 @@ describe('boundary layer, in-process http.Server', () => {
     assert.ok(r.wrapped[0]!.destroyed);
   });
 
+  it('moveIdle (drain): an idle connection moves with nothing held; a busy one is left alone', async (t) => {
+    const contexts: { head: string | undefined; index: number; held: number }[] = [];
+    let finishB: (() => void) | undefined;
+    let outcome: 'kept' | 'moved' = 'kept';
+    const r = await rig(
+      t,
+      (req, res) => {
+        if (req.url !== '/slow') return hello(req, res);
+        res.writeHead(200, { 'content-length': 2 });
+        res.write('o');
+        finishB = () => res.end('k');
+      },
+      {
+        move: async (ctx) => {
+          contexts.push({ head: ctx.head?.path, index: ctx.index, held: ctx.held.length });
+          if (outcome === 'moved') ctx.socket.destroy();
+          return outcome;
+        },
+      },
+    );
+    const socket = net.connect(r.port, '127.0.0.1');
+    await once(socket, 'connect');
+    let got = '';
+    socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    socket.write(get('/a'));
+    while (!got.endsWith('hello /a')) await once(socket, 'data');
+    const w = r.wrapped[0]!;
+    assert.equal(await w.moveIdle(), 'kept');
+    assert.deepEqual(contexts, [{ head: undefined, index: 1, held: 0 }]);
+    // Still usable after a kept idle move, and later requests are decided as before.
+    socket.write(get('/slow'));
+    while (finishB === undefined) await new Promise((res) => setImmediate(res));
+    assert.equal(await w.moveIdle(), 'busy');
+    finishB();
+    while (!got.endsWith('ok')) await once(socket, 'data');
+    outcome = 'moved';
+    const closed = new Promise((res) => socket.once('close', res));
+    assert.equal(await w.moveIdle(), 'moved');
+    await closed;
+    assert.deepEqual(r.seen, ['/a', '/slow']);
+    assert.deepEqual(r.decided, ['/slow']);
+    assert.equal(contexts.length, 2);
+    assert.ok(w.destroyed);
+  });
+
   it('a decide that throws keeps the request here', async (t) => {
     const r = await rig(t, hello, {
       decideAs: () => {

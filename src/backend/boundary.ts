@@ -30,8 +30,11 @@ export type MoveOutcome = 'kept' | 'moved';
 export interface MoveContext {
   /** The real, handed-off socket; nothing is being written to it (every earlier response is flushed). */
   readonly socket: net.Socket;
-  /** The request that should move, and its position on the connection (1 = second request). */
-  readonly head: RequestHead;
+  /**
+   * The request that should move, and its position on the connection (1 = second request);
+   * head is undefined for an idle move (moveIdle, for a drain), index then the next request's.
+   */
+  readonly head: RequestHead | undefined;
   readonly index: number;
   /**
    * Client bytes read from the socket but not given to the application, from the first byte of
@@ -78,6 +81,17 @@ type Item =
   | { readonly kind: 'boundary'; readonly index: number; head: RequestHead | undefined; pass: boolean }
   | { readonly kind: 'eof' };
 
+interface Moving {
+  /** The held request's boundary; undefined for an idle move (drain). */
+  readonly item: (Item & { kind: 'boundary' }) | undefined;
+  readonly index: number;
+  readonly head: RequestHead | undefined;
+  started: boolean;
+  /** Bytes Node had read ahead when the move started; tracked only if the connection stays. */
+  unread: Buffer[];
+  readonly settle?: (outcome: MoveOutcome) => void;
+}
+
 /**
  * Wraps a handed-off socket; give the returned Duplex to the application in its place
  * (`server.emit('connection', wrapConnection(socket, o))`, or pipe it to an upstream).
@@ -94,7 +108,7 @@ export class BoundarySocket extends Duplex {
   /** Client bytes and boundaries not yet given to the application, in order. */
   readonly #queue: Item[] = [];
   /** A 'move' waiting for idle, or running. */
-  #moving: { readonly item: Item & { kind: 'boundary' }; started: boolean; unread: Buffer[] } | undefined;
+  #moving: Moving | undefined;
   /** Writes handed to the real socket whose callback has not run (bytes not yet in the kernel). */
   #unflushed = 0;
   #readPaused = false;
@@ -233,8 +247,9 @@ export class BoundarySocket extends Duplex {
         this.#queue.shift();
       } else if (it.head === undefined) {
         return;
-      } else if (this.#moving?.item === it) {
-        this.#tryMove();
+      } else if (this.#moving !== undefined) {
+        // Nothing passes while a move is pending: it resumes the queue when it ends.
+        if (this.#moving.item === it) this.#tryMove();
         return;
       } else {
         this.#stats.requests++;
@@ -243,7 +258,7 @@ export class BoundarySocket extends Duplex {
           this.#queue.shift();
         } else {
           this.#stats.moves++;
-          this.#moving = { item: it, started: false, unread: [] };
+          this.#moving = { item: it, index: it.index, head: it.head, started: false, unread: [] };
           this.#pauseReal();
           this.#tryMove();
           return;
@@ -264,8 +279,8 @@ export class BoundarySocket extends Duplex {
   /** Starts the pending move once every earlier response is complete and in the kernel. */
   #tryMove(): void {
     const m = this.#moving;
-    if (m === undefined || m.started || m.item.head === undefined) return;
-    if (this.#tracker.answered < m.item.index || this.#unflushed > 0) return;
+    if (m === undefined || m.started) return;
+    if (this.#tracker.answered < m.index || this.#unflushed > 0) return;
     m.started = true;
     const held: Uint8Array[] = [];
     for (const it of this.#queue) if (it.kind === 'bytes') held.push(it.bytes);
@@ -278,7 +293,7 @@ export class BoundarySocket extends Duplex {
     this.#takingUnread = false;
     m.unread = unread;
     const move = this.#o.move ?? (async (): Promise<MoveOutcome> => 'kept');
-    move({ socket: this.#real, head: m.item.head, index: m.item.index, held: [...held, ...unread] }).then(
+    move({ socket: this.#real, head: m.head, index: m.index, held: [...held, ...unread] }).then(
       (outcome) => this.#finishMove(outcome),
       () => this.#finishMove('kept'),
     );
@@ -294,14 +309,36 @@ export class BoundarySocket extends Duplex {
       this.#gone = true;
       this.#queue.length = 0;
       this.destroy();
+      m.settle?.(outcome);
       return;
     }
     this.#stats.kept++;
-    const i = this.#queue.indexOf(m.item);
-    if (i !== -1) this.#queue.splice(i, 1);
+    if (m.item !== undefined) {
+      const i = this.#queue.indexOf(m.item);
+      if (i !== -1) this.#queue.splice(i, 1);
+    }
     for (const b of m.unread) this.#fromClient(b);
     this.#resumeReal();
     this.#drain();
+    m.settle?.(outcome);
+  }
+
+  /**
+   * Moves the connection now if it is idle, for a drain: every request answered, no byte of
+   * another held, not pinned or closing. move() is called with `head` undefined and `index` the
+   * next request's. Resolves 'busy', doing nothing, when the connection is not idle.
+   */
+  moveIdle(): Promise<MoveOutcome | 'busy'> {
+    const t = this.#tracker;
+    if (this.#moving !== undefined || this.#gone || !t.idle || this.#queue.some((it) => it.kind !== 'boundary')) {
+      return Promise.resolve('busy');
+    }
+    this.#stats.moves++;
+    return new Promise((resolve) => {
+      this.#moving = { item: undefined, index: t.requests, head: undefined, started: false, unread: [], settle: resolve };
+      this.#pauseReal();
+      this.#tryMove();
+    });
   }
 
   #pauseReal(): void {
