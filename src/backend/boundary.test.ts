@@ -257,6 +257,52 @@ describe('boundary layer, in-process http.Server', () => {
     assert.ok(w.destroyed);
   });
 
+  it("Node's own framings pass the tracker: chunked responses, 100 Continue, HEAD, 204 and 304", async (t) => {
+    const r = await rig(t, (req, res) => {
+      if (req.url === '/chunked') {
+        res.write('part1-');
+        setImmediate(() => res.end('part2'));
+      } else if (req.url === '/upload') {
+        let n = 0;
+        req.on('data', (d: Buffer) => (n += d.length));
+        req.on('end', () => res.end(`got ${n}`));
+      } else if (req.url === '/none') {
+        res.writeHead(204);
+        res.end();
+      } else if (req.url === '/same') {
+        res.writeHead(304, { etag: '"x"' });
+        res.end();
+      } else {
+        hello(req, res);
+      }
+    });
+    const socket = net.connect(r.port, '127.0.0.1');
+    await once(socket, 'connect');
+    let got = '';
+    socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    const until = async (s: string): Promise<void> => {
+      while (!got.includes(s)) await once(socket, 'data');
+    };
+    socket.write(get('/chunked'));
+    await until('part2\r\n0\r\n\r\n');
+    socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
+    await until('100 Continue');
+    socket.write('12345');
+    await until('got 5');
+    socket.write('HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until('HTTP/1.1 200 OK');
+    socket.write(get('/none'));
+    await until('204 No Content');
+    socket.write(get('/same'));
+    await until('304 Not Modified');
+    socket.write(get('/last'));
+    await until('hello /last');
+    socket.destroy();
+    assert.deepEqual(r.decided, ['/upload', '/h', '/none', '/same', '/last']);
+    assert.equal(r.stats.pinned, 0);
+    assert.equal(r.wrapped[0]!.tracker.answered, 6);
+  });
+
   it('a decide that throws keeps the request here', async (t) => {
     const r = await rig(t, hello, {
       decideAs: () => {
