@@ -431,6 +431,44 @@ describe('boundary layer, in-process http.Server', () => {
     socket.destroy();
   });
 
+  it('backpressure: a client that does not read stops the application writing', async (t) => {
+    const total = 256 * 1024 * 1024;
+    let sent = 0;
+    let blocked = false;
+    const r = await rig(t, (req, res) => {
+      if (req.url !== '/flood') return hello(req, res);
+      res.writeHead(200, { 'content-length': total });
+      const block = Buffer.alloc(1 << 20);
+      const pump = (): void => {
+        while (sent < total) {
+          sent += block.length;
+          if (!res.write(block)) {
+            blocked = true;
+            return void res.once('drain', pump);
+          }
+        }
+        res.end();
+      };
+      pump();
+    });
+    const socket = net.connect(r.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.pause();
+    socket.write(get('/flood'));
+    // Wait until the kernel buffers are full and the layer has said "stop" to the application.
+    const w = await (async () => {
+      for (;;) {
+        const wr = r.wrapped[0];
+        if (sent >= total || (wr !== undefined && blocked && r.reals[0]!.writableLength > 0)) return wr;
+        await new Promise((res) => setImmediate(res));
+      }
+    })();
+    assert.ok(sent < total, 'the application was stopped before writing everything');
+    assert.ok(w !== undefined);
+    assert.ok(w.writableLength + r.reals[0]!.writableLength <= 4 * (1 << 20), `buffered ${w.writableLength} + ${r.reals[0]!.writableLength}`);
+    socket.destroy();
+  });
+
   it('an Upgrade pins the connection: raw bytes flow both ways, nothing more is decided', async (t) => {
     const r = await rig(t, hello, {}, (server) => {
       server.on('upgrade', (_req, sock: net.Socket, head: Buffer) => {
