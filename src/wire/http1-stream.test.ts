@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Http1Stream, type StreamEvent } from './http1-stream.ts';
+import { Http1Stream, MAX_PIPELINED, type StreamEvent } from './http1-stream.ts';
 import { BodyReader, parseResponseHead } from './http1-framing.ts';
 import type { HeadLimits } from './http-head.ts';
 
@@ -260,6 +260,13 @@ describe('Http1Stream: table', () => {
     assert.equal(t.clientOffset, 35 + 3 + 4);
     assert.equal(t.serverOffset, 19);
     assert.equal(t.pinned, 'connect');
+  });
+
+  it('pins when more than MAX_PIPELINED requests are in flight', () => {
+    const t = new Http1Stream(LIMITS);
+    const evs = t.fromClient(b(g1.repeat(MAX_PIPELINED)));
+    assert.equal(evs.filter((e) => e.kind === 'pinned').length, 0);
+    assert.deepEqual(brief(t.fromClient(b(g1))).slice(-1), ['pinned error']);
   });
 
   it('accepts a request head byte by byte', () => {

@@ -14,7 +14,7 @@
 //   so the tracker stops (every later feed only counts bytes). A CONNECT pins at its head,
 //   whatever the answer, because a tunnel may start before the tracker sees the 2xx.
 // - Anything malformed or over the limits (request head, response head, chunk lines, trailers,
-//   a response with no request) pins the connection with reason 'error': never a guess, never
+//   a response with no request, more than MAX_PIPELINED requests in flight) pins the connection with reason 'error': never a guess, never
 //   a throw. The server may frame such bytes differently, so no boundary is trusted after it.
 // - `Connection: close` on either side, an HTTP/1.0 exchange without keep-alive, and a
 //   close-delimited response make the connection `closing`: it is never idle again.
@@ -25,6 +25,9 @@ import { parseRequestHead, type HeadLimits, type RequestHead } from './http-head
 import { BodyReader, parseResponseHead, type BodyFraming, type ResponseHead } from './http1-framing.ts';
 
 export type PinReason = 'upgrade' | 'connect' | 'error';
+
+/** Requests in flight (received, not yet answered) beyond which tracking stops. */
+export const MAX_PIPELINED = 256;
 
 export type StreamEvent =
   /** A request head is complete: bytes [start, end) of the client stream (leading empty lines included). */
@@ -200,6 +203,10 @@ export class Http1Stream {
     this.#reqIndex = index;
     out.push({ kind: 'requestHead', index, head, start: this.#headStart, end: this.#clientOffset });
     this.#pending.push({ index, method: head.method });
+    if (this.#pending.length > MAX_PIPELINED) {
+      this.#pin(out, 'error', `more than ${MAX_PIPELINED} requests in flight`);
+      return from + used;
+    }
     if (head.method === 'CONNECT') {
       this.#pin(out, 'connect', 'CONNECT request');
       return from + used;
