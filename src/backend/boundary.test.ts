@@ -195,6 +195,38 @@ describe('boundary layer, in-process http.Server', () => {
     assert.deepEqual(r.decided, ['/move', '/late']);
   });
 
+  it('a client that half-closes while a move waits cancels the move', async (t) => {
+    let finishA: (() => void) | undefined;
+    let moveCalls = 0;
+    const r = await rig(
+      t,
+      (req, res) => {
+        if (req.url !== '/a') return hello(req, res);
+        res.writeHead(200, { 'content-length': 8 });
+        res.write('hel');
+        finishA = () => res.end('lo /a');
+      },
+      {
+        decideAs: (h) => (h.path === '/move' ? 'move' : 'stay'),
+        move: async () => {
+          moveCalls++;
+          return 'kept';
+        },
+      },
+    );
+    const socket = net.connect(r.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.on('data', () => {});
+    socket.on('error', () => {});
+    socket.end(get('/a') + get('/move'));
+    // Bounded wait, so a broken cancel fails instead of hanging (the move would wait for /a forever).
+    for (let i = 0; i < 1000 && r.stats.kept === 0; i++) await new Promise((res) => setTimeout(res, 10));
+    finishA!();
+    socket.destroy();
+    assert.equal(moveCalls, 0);
+    assert.deepEqual({ moves: r.stats.moves, kept: r.stats.kept }, { moves: 1, kept: 1 });
+  });
+
   it("'moved' takes the connection: the application never sees the request", async (t) => {
     const r = await rig(t, hello, {
       decideAs: (h) => (h.path === '/away' ? 'move' : 'stay'),

@@ -125,10 +125,12 @@ export class BoundarySocket extends Duplex {
       if (!this.#takingUnread) this.#fromClient(chunk);
     });
     real.on('end', () => {
-      // Nothing more will arrive: a boundary still waiting for its head can never be decided.
+      // Nothing more will arrive: a boundary still waiting for its head can never be decided,
+      // and a half-closed connection is not worth moving (capture refuses CLOSE_WAIT anyway).
       for (const it of this.#queue) if (it.kind === 'boundary' && it.head === undefined) it.pass = true;
       this.#queue.push({ kind: 'eof' });
-      this.#drain();
+      if (this.#moving !== undefined && !this.#moving.started) this.#finishMove('kept');
+      else this.#drain();
     });
     real.on('error', (err) => this.destroy(err));
     real.on('close', () => {
