@@ -2,15 +2,19 @@
 //   in-process: any net.Server / http.Server receives the socket as a 'connection' event;
 //   upstream:   for unmodified servers, connect to a local address and pipe both ways,
 //               optionally prefixed by a PROXY protocol v2 header carrying the client address.
+// With `boundary` options, the application gets the socket through the request-boundary layer
+// (boundary.ts), which decides every later request on the connection.
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { encodeProxyV2 } from '../wire/proxy-v2.ts';
+import { wrapConnection, type BoundaryOptions } from './boundary.ts';
 import type { FlowInfo } from './receiver.ts';
 
 export type Deliver = (socket: net.Socket, flow: FlowInfo) => void;
 
-export function deliverToServer(server: net.Server): Deliver {
+export function deliverToServer(server: net.Server, boundary?: BoundaryOptions): Deliver {
   return (socket) => {
-    server.emit('connection', socket);
+    server.emit('connection', boundary === undefined ? socket : wrapConnection(socket, boundary));
   };
 }
 
@@ -20,10 +24,13 @@ export interface UpstreamOptions {
   readonly proxyProtocol?: boolean;
   readonly connectTimeoutMs?: number;
   readonly onError?: (err: Error, flow: FlowInfo) => void;
+  /** Decide every later request at the relay (boundary.ts). */
+  readonly boundary?: BoundaryOptions;
 }
 
 export function deliverToUpstream(o: UpstreamOptions): Deliver {
-  return (client, flow) => {
+  return (socket, flow) => {
+    const client: Duplex = o.boundary === undefined ? socket : wrapConnection(socket, o.boundary);
     const up = net.connect({ host: o.host, port: o.port, noDelay: true });
     const timer = setTimeout(() => up.destroy(new Error(`upstream ${o.host}:${o.port}: connect timeout`)), o.connectTimeoutMs ?? 5000);
     up.once('connect', () => {
