@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster, type ClusterOptions } from '../src/lab/cluster.ts';
 import { labUp, type Lab } from '../src/lab/lab.ts';
 import { runDriver } from '../src/lab/run-driver.ts';
-import { ensureBpffs, pinnedFlows, removeFrontendPins } from '../src/steer/bpf-loader.ts';
+import { pinnedFlows } from '../src/steer/bpf-loader.ts';
 import { parseSetElements } from '../src/steer/nft-script.ts';
 import { patternSha256 } from '../src/wire/pattern.ts';
 
@@ -23,15 +23,6 @@ async function clusterUp(backends: number | Lab, o: ClusterOptions): Promise<{ l
 }
 const skip = root ? false : 'needs root (network namespaces, TCP_REPAIR, nftables)';
 
-/** Steering config for a lab's front-end; bpf pins live on a bpffs of the host's mount namespace (a daemon under
- * `ip netns exec` gets a fresh /sys, and pins made there would die with it). */
-function steeringFor(kind: 'bpf' | 'nft', labId: string): { kind: 'bpf' | 'nft'; table: string; lingerMs: number; pinDir?: string } {
-  const table = `baton_${labId}`;
-  if (kind === 'nft') return { kind, table, lingerMs: 1000 };
-  ensureBpffs('/run/baton/bpffs/x');
-  return { kind, table, lingerMs: 1000, pinDir: `/run/baton/bpffs/${table}` };
-}
-
 for (const kind of ['bpf', 'nft'] as const) describe(`handoff end to end (${kind} steering)`, { skip }, () => {
   let lab: Lab;
   let cluster: Cluster;
@@ -48,8 +39,8 @@ for (const kind of ['bpf', 'nft'] as const) describe(`handoff end to end (${kind
   before(async () => {
     lab = await labUp({ backends: 3 });
     ({ cluster } = await clusterUp(lab, {
+      steering: kind,
       frontend: {
-        steering: steeringFor(kind, lab.id),
         pools: [
           { name: 'all', policy: { name: 'wrr' }, members: ['b1', 'b2', 'b3'] },
           { name: 'only-b2', policy: { name: 'wrr' }, members: ['b2'] },
@@ -70,9 +61,7 @@ for (const kind of ['bpf', 'nft'] as const) describe(`handoff end to end (${kind
   });
   after(async () => {
     await cluster?.stop();
-    // The front-end keeps bpf steering on SIGTERM (restart survival): remove what it left.
-    if (kind === 'bpf' && cluster) removeFrontendPins(steering().pinDir!);
-    await lab?.down();
+    await lab?.down(); // unmounts the lab's bpffs: the pins the front-end kept on SIGTERM go with it
   });
 
   const curl = async (args: string[]): Promise<string> => {

@@ -54,7 +54,7 @@ export function registerDemo(program: Command): void {
     .option('--routed', 'client, front-end and back-ends in separate subnets behind a router; back-ends in encap mode')
     .option('--ipv6', 'serve the IPv6 VIP (dual-stack lab)')
     .option('--frontends <n>', 'N front-ends behind a router that spreads flows over them by ECMP (BGP, BIRD 2)')
-    .addOption(new Option('--steering <kind>', 'front-end steering (default: bpf with --routed, else the front-end default)').choices(['nft', 'bpf']))
+    .addOption(new Option('--steering <kind>', 'front-end steering (default: bpf)').choices(['nft', 'bpf']))
     .action(async (o: DemoOptions) => {
       const n = Number(o.requests);
       const family = o.ipv6 === true ? 6 : 4;

@@ -14,6 +14,7 @@ test('a minimal config gets its defaults', () => {
   assert.equal(c.port, 80);
   assert.equal(c.limits.maxHeadBytes, 16384);
   assert.equal(c.steering.lingerMs, 2000);
+  assert.equal(c.steering.kind, 'bpf');
   assert.equal(c.backends[0]!.weight, 1);
 });
 

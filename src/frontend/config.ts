@@ -104,7 +104,7 @@ export const frontendConfigSchema = z
     steering: z
       .strictObject({
         /** `bpf` (eBPF at tc ingress, maps pinned so handed-off flows survive a restart) or `nft` (fallback). */
-        kind: z.enum(['bpf', 'nft']).default('nft'),
+        kind: z.enum(['bpf', 'nft']).default('bpf'),
         /** Names the kernel state: the nftables table, or the pin directory /sys/fs/bpf/baton/<table>. */
         table: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,30}$/).default('baton'),
         /** Forget a forwarded flow after this long without a client packet. */

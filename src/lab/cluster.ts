@@ -169,7 +169,8 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
 
   const family = o.family ?? 4;
   const forwarding = o.forwarding ?? (lab.routed ? 'encap' : 'l2');
-  const steering = o.steering ?? (forwarding === 'encap' ? 'bpf' : undefined);
+  // eBPF steering is the front-end's default; its pins go on the lab's bpffs (see lab.pinRoot).
+  const steering = o.steering ?? 'bpf';
   const pinRoot = steering === 'bpf' || forwarding === 'encap' ? await lab.pinRoot() : undefined;
   for (const b of lab.backends) {
     if (skip.has(b.name)) continue;
@@ -193,7 +194,7 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
     steering: {
       table: `baton_${lab.id}`,
       lingerMs: 1000,
-      ...(steering !== undefined ? { kind: steering } : {}),
+      kind: steering,
       ...(steering === 'bpf' && pinRoot !== undefined ? { pinDir: join(pinRoot, h.name) } : {}),
     },
     // Front-ends of one lab share the host's filesystem: each gets its own admin socket and state file.
