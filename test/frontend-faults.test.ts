@@ -7,16 +7,23 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCluster, type Cluster } from '../src/lab/cluster.ts';
 import { labUp, type Lab } from '../src/lab/lab.ts';
+import { pinnedFlows } from '../src/steer/bpf-loader.ts';
 import { liveSet, parseSetElements } from '../src/steer/nft-script.ts';
 
 const root = process.getuid?.() === 0;
 const skip = root ? false : 'needs root (network namespaces, TCP_REPAIR, nftables)';
 
-describe('front-end faults', { skip }, () => {
+for (const kind of ['bpf', 'nft'] as const) describe(`front-end faults (${kind} steering)`, { skip }, () => {
   let lab: Lab;
   let cluster: Cluster;
   const table = (): string => (cluster.frontendConfig.steering as { table: string }).table;
   const liveEntries = async (backendIndex: number): Promise<string[]> => {
+    if (kind === 'bpf') {
+      const { pinDir } = cluster.frontendConfig.steering as { pinDir: string };
+      return pinnedFlows(pinDir)
+        .filter((e) => e.state.verdict === 'forward' && e.state.backend === backendIndex)
+        .map((e) => `${e.flow.clientAddress}:${e.flow.clientPort}`);
+    }
     const r = await lab.exec(lab.frontend, ['nft', '-j', 'list', 'table', 'netdev', table()]);
     return (parseSetElements(r.stdout).get(liveSet(4, backendIndex)) ?? []).map((f) => `${f.clientAddress}:${f.clientPort}`);
   };
@@ -28,6 +35,7 @@ describe('front-end faults', { skip }, () => {
     lab = await labUp({ backends: 3 });
     try {
       cluster = await startCluster(lab, {
+        steering: kind,
         frontend: {
           pools: [
             { name: 'all', policy: { name: 'wrr' }, members: ['b1', 'b2', 'b3'] },

@@ -94,7 +94,7 @@ const SPLIT_CLIENT = [
   'sys.stdout.write(resp.split(b"\\r\\n\\r\\n", 1)[1].decode())',
 ].join('\n');
 
-// nft is the cluster helper's default steering; bpf pins its maps on the lab's bpffs (lab.pinRoot, unmounted by down).
+// Both steering kinds; bpf pins its maps on the lab's bpffs (lab.pinRoot, unmounted by down).
 for (const steering of ['nft', 'bpf'] as const) describe(`TLS routed by SNI through the VIP (${steering} steering; HTTPS back-ends in-process and upstream)`, { skip }, () => {
   let lab: Lab;
   let cluster: Cluster;
@@ -120,7 +120,7 @@ for (const steering of ['nft', 'bpf'] as const) describe(`TLS routed by SNI thro
       assert.equal(ready.code, 0, `upstream TLS server did not start: ${ready.stderr}`);
       cluster = await startCluster(lab, {
         port: PORT,
-        ...(steering === 'bpf' && { steering }),
+        steering,
         // b3's agent never starts: the pool of down.example has nothing up.
         skipAgents: ['b3'],
         frontend: {

@@ -254,7 +254,8 @@ test('a flow end whose front-end is away (restarting) is delivered when it conne
   const seenByOther: bigint[] = [];
   other.on('flowEnd', (_f: FlowInfo, id: bigint) => seenByOther.push(id));
   assert.equal(server.flowEnded(flow, 5n), 0, 'fe-a is away: nobody is told yet, not even fe-b');
-  const back = await startUpClient(t, port, { name: 'fe-a' });
+  // Listening before it is up: the kept report follows the handshake at once.
+  const back = startClient(t, port, { name: 'fe-a' });
   const got = deferred<bigint>();
   back.on('flowEnd', (_f: FlowInfo, id: bigint) => got.resolve(id));
   assert.equal(await got.promise, 5n);
