@@ -107,6 +107,11 @@ for (const kind of ['bpf', 'nft'] as const) describe(`handoff end to end (${kind
     assert.equal(s.errors, 0, s.firstErrors.join('; '));
     const fe = Number(afterC.rxBytes - before.rxBytes + afterC.txBytes - before.txBytes);
     assert.ok(fe < 0.05 * s.bytesServed, `front-end moved ${fe} bytes for ${s.bytesServed} served`);
+    // The data plane counts what it steers, per back-end (bpf only): the clients' ACKs of 20 MB went through it.
+    if (kind === 'bpf') {
+      const steered = Object.values((await cluster.stats()).steering?.perBackend ?? {});
+      assert.ok(steered.reduce((n, c) => n + c.packets, 0) > 100, JSON.stringify(steered));
+    }
   });
 
   test('a 4 MB POST body still streaming at handoff time arrives intact', async () => {

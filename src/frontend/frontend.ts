@@ -149,6 +149,13 @@ export class Frontend {
     return this.#table.setDrained(id, false);
   }
 
+  /** Packets and bytes the data plane steered to each back-end (empty with nftables steering). */
+  async dataPathCounters(): Promise<Record<string, { packets: number; bytes: number }>> {
+    const out: Record<string, { packets: number; bytes: number }> = {};
+    for (const [id, c] of await this.#d.steering.counters()) out[id] = { packets: Number(c.packets), bytes: Number(c.bytes) };
+    return out;
+  }
+
   stats(): FrontendStats {
     const m = this.#machine.stats();
     const perBackend: FrontendStats['perBackend'] = {};

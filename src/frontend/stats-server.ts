@@ -20,6 +20,16 @@ export function startStatsServer(fe: Frontend, host: string, port: number): Prom
   const local = gauge('answered_locally_total', 'responses sent by the front-end itself', ['status']);
   const tlsRefused = gauge('tls_refused_total', 'tls listener: connections refused before the handshake', ['reason']);
   const lat = gauge('handoff_latency_us', 'handoff latency, head complete to commit', ['quantile']);
+  const steeredPackets = gauge('steered_packets_total', 'client packets the data plane forwarded to the back-end', ['backend']);
+  const steeredBytes = gauge('steered_bytes_total', 'client bytes the data plane forwarded to the back-end', ['backend']);
+  const dataPath = async (): Promise<Awaited<ReturnType<Frontend['dataPathCounters']>>> => {
+    const c = await fe.dataPathCounters().catch(() => ({}));
+    for (const [id, v] of Object.entries(c)) {
+      steeredPackets.set({ backend: id }, v.packets);
+      steeredBytes.set({ backend: id }, v.bytes);
+    }
+    return c;
+  };
 
   const refresh = (): ReturnType<Frontend['stats']> => {
     const s = fe.stats();
@@ -44,10 +54,15 @@ export function startStatsServer(fe: Frontend, host: string, port: number): Prom
   const server = http.createServer((req, res) => {
     if (dashboard(req, res)) return;
     if (req.url === '/stats') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(refresh()));
+      const s = refresh();
+      void dataPath().then((steered) =>
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...s, steering: { perBackend: steered } })),
+      );
     } else if (req.url === '/metrics') {
       refresh();
-      reg.metrics().then((m) => res.writeHead(200, { 'content-type': reg.contentType }).end(m));
+      void dataPath()
+        .then(() => reg.metrics())
+        .then((m) => res.writeHead(200, { 'content-type': reg.contentType }).end(m));
     } else res.writeHead(404).end();
   });
   return new Promise((resolve, reject) => {

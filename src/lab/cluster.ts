@@ -70,7 +70,8 @@ export interface FrontendStatsJson {
   handoffUs: { count: number; p50: number; p90: number; p99: number; max: number; buckets: Record<string, number> };
   phasesUs: Record<string, { p50: number; p99: number }>;
   perBackend: Record<string, { handoffs: number; failures: number; active: number; up: boolean }>;
-  steering?: { entries: number };
+  /** Data-path counters per back-end (bpf steering; empty with nft). */
+  steering?: { perBackend: Record<string, { packets: number; bytes: number }> };
 }
 
 const cli = (): string[] => ['node', '--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
