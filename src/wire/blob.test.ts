@@ -430,27 +430,16 @@ describe('blob properties', () => {
 });
 
 describe('ENCAP extension (the flow-id mapping the back-end needs)', () => {
-  const base = (): HandoffBlob => decodeBlob(encodeBlob(sampleForEncap()));
-  function sampleForEncap(): HandoffBlob {
-    return {
-      handoffId: 9n,
-      flowId: 0x1234,
-      state: {
-        family: 4, client: { address: '10.0.0.2', port: 40000 }, vip: { address: '10.0.0.100', port: 80 },
-        sendSeq: 1, recvSeq: 2, window: { sndWl1: 2, sndWnd: 65535, maxWindow: 65535, rcvWnd: 65535, rcvWup: 2 },
-        mss: 1460, sndWscale: 7, rcvWscale: 7, sackPermitted: true, timestamps: true, finReceived: false, tsVal: 5,
-        recvQueue: Uint8Array.of(1, 2, 3), sendQueue: new Uint8Array(0),
-      },
-    };
-  }
+  /** Where the ENCAP TLV starts in FIXED's encoding: after the fixed part and both queues. */
+  const TLV_AT = BLOB_FIXED_LENGTH + FIXED.state.recvQueue.length + FIXED.state.sendQueue.length;
 
   it('round-trips the front-end address for IPv4 and IPv6, and is absent when not given', () => {
-    assert.equal(base().encap, undefined);
-    const v4 = { ...sampleForEncap(), encap: { frontend: '10.77.2.10' } };
+    assert.equal(decodeBlob(encodeBlob(FIXED)).encap, undefined);
+    const v4 = { ...FIXED, encap: { frontend: '10.77.2.10' } };
     assert.deepEqual(decodeBlob(encodeBlob(v4)).encap, { frontend: '10.77.2.10' });
-    const s6 = sampleForEncap().state;
+    const s6 = FIXED.state;
     const v6: HandoffBlob = {
-      ...sampleForEncap(),
+      ...FIXED,
       state: { ...s6, family: 6, client: { address: 'fd77::2', port: 1 }, vip: { address: 'fd77::100', port: 80 } },
       encap: { frontend: 'fd77:2::10' },
     };
@@ -458,16 +447,16 @@ describe('ENCAP extension (the flow-id mapping the back-end needs)', () => {
   });
 
   it('is written as TLV type 1, not skippable, 16 bytes, after the queues', () => {
-    const bytes = encodeBlob({ ...sampleForEncap(), encap: { frontend: '10.77.2.10' } });
-    const at = BLOB_FIXED_LENGTH + 3;
+    const bytes = encodeBlob({ ...FIXED, encap: { frontend: '10.77.2.10' } });
+    const at = TLV_AT;
     assert.deepEqual([...bytes.subarray(at, at + 4)], [1, 0, 0, 16]);
     assert.deepEqual([...bytes.subarray(at + 4 + 10, at + 4 + 16)], [0xff, 0xff, 10, 77, 2, 10]);
-    assert.equal(bytes.length, BLOB_MIN_LENGTH + 3 + 20);
+    assert.equal(bytes.length, BLOB_MIN_LENGTH + TLV_AT - BLOB_FIXED_LENGTH + 20);
   });
 
   it('a wrong length or a second copy is refused naming the extension', () => {
-    const good = encodeBlob({ ...sampleForEncap(), encap: { frontend: '10.77.2.10' } });
-    const at = BLOB_FIXED_LENGTH + 3;
+    const good = encodeBlob({ ...FIXED, encap: { frontend: '10.77.2.10' } });
+    const at = TLV_AT;
     const reseal = (b: Uint8Array): Uint8Array => {
       new DataView(b.buffer, b.byteOffset).setUint32(b.length - 4, crc32c(b, 0, b.length - 4));
       return b;
@@ -484,8 +473,8 @@ describe('ENCAP extension (the flow-id mapping the back-end needs)', () => {
   });
 
   it('an IPv4 blob whose encap address is not IPv4-mapped is refused', () => {
-    const b = encodeBlob({ ...sampleForEncap(), encap: { frontend: '10.77.2.10' } });
-    const at = BLOB_FIXED_LENGTH + 3 + 4;
+    const b = encodeBlob({ ...FIXED, encap: { frontend: '10.77.2.10' } });
+    const at = TLV_AT + 4;
     b[at + 10] = 0;
     new DataView(b.buffer).setUint32(b.length - 4, crc32c(b, 0, b.length - 4));
     assert.throws(() => decodeBlob(b), (e: unknown) => e instanceof WireError && e.field === 'encap.frontend');
