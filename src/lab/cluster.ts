@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopChild, type Lab, type LabHost } from './lab.ts';
 
@@ -15,7 +15,7 @@ export type ForwardMode = 'l2' | 'encap';
 export const CONTROL_PORT = 7700;
 export const APP_PORT = 8080;
 export const STATS_PORT = 9900;
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
+const HERE = fileURLToPath(import.meta.url);
 
 export interface ClusterOptions {
   /** Serve the IPv6 VIP (the lab must have IPv6): back-ends are addressed by their IPv6 addresses; default 4. */
@@ -74,7 +74,11 @@ export interface FrontendStatsJson {
   steering?: { perBackend: Record<string, { packets: number; bytes: number }> };
 }
 
-const cli = (): string[] => ['node', '--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
+// Run the CLI the way this module runs: compiled (the installed package, dist/) needs no TypeScript loader.
+const cli = (): string[] =>
+  HERE.endsWith('.js')
+    ? [process.execPath, join(dirname(HERE), '../cli/main.js')]
+    : [process.execPath, '--import', 'tsx', join(dirname(HERE), '../cli/main.ts')];
 
 function capture(name: string, child: ChildProcess, ring: string[]): void {
   const push = (d: Buffer): void => {

@@ -1,18 +1,22 @@
 // Runs lab/driver.ts in the lab's client namespace and relays its progress.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DriverJob, DriverSummary } from './driver.ts';
 import type { Lab } from './lab.ts';
 
-const DRIVER = join(resolve(fileURLToPath(import.meta.url), '..'), 'driver.ts');
+const HERE = fileURLToPath(import.meta.url);
+// Compiled (the installed package, dist/): run driver.js with no TypeScript loader.
+const DRIVER_ARGV = HERE.endsWith('.js')
+  ? [process.execPath, join(dirname(HERE), 'driver.js')]
+  : [process.execPath, '--import', 'tsx', join(dirname(HERE), 'driver.ts')];
 
 export async function runDriver(lab: Lab, job: DriverJob, onProgress?: (done: number, total: number) => void): Promise<DriverSummary> {
   const dir = await mkdtemp(join(tmpdir(), 'baton-job-'));
   const file = join(dir, 'job.json');
   await writeFile(file, JSON.stringify(job));
-  const child = lab.spawn(lab.client, ['node', '--import', 'tsx', DRIVER, file]);
+  const child = lab.spawn(lab.client, [...DRIVER_ARGV, file]);
   return new Promise<DriverSummary>((resolvePromise, reject) => {
     let buf = '';
     let summary: DriverSummary | undefined;
