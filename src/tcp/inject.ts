@@ -1,7 +1,7 @@
 // Inject: re-create a captured connection in this host's kernel (DESIGN.md step 7), in the
 // order verified in KERNEL-NOTES.md. The result is a connected descriptor (ESTABLISHED, or
-// CLOSE_WAIT for a client that had half-closed) that sent nothing on the wire except, at repair
-// off, one window probe (and, for a half-closed client, the ACK of the re-created FIN).
+// CLOSE_WAIT for a client that had half-closed) that sent nothing on the wire (except, for a
+// half-closed client, the ACK of the re-created FIN).
 import * as C from '../sys/constants.ts';
 import { SysError } from '../sys/errors.ts';
 import { bind, connect, send, setsockoptInt, socket } from '../sys/socket.ts';
@@ -146,8 +146,15 @@ export function injectState(s: TcpState, opts: InjectOptions = {}): OwnedFd {
       step = 'fin';
       restoreFin(fd, s);
     }
+    // Without the window probe: the probe carries seq snd_una - 1, which the client discards as an
+    // old segment (it answers with a duplicate ACK and ignores the window in it), and it goes out
+    // before the front-end forwards, so the client's answer is dropped anyway. A client whose window
+    // had closed (an upload streaming into the front-end's full buffer) then waited for its own
+    // zero-window probe, ~200 ms. Without it, the restored window stays as small as the front-end
+    // last advertised, so the application's first read after commit sends a real window update
+    // (tcp_cleanup_rbuf), with seq snd_nxt, which the client takes.
     step = 'repair off';
-    setRepair(fd, C.TCP_REPAIR_OFF);
+    setRepair(fd, C.TCP_REPAIR_OFF_NO_WP);
     return owned;
   } catch (err) {
     owned.dropSilently();
