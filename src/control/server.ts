@@ -226,7 +226,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       if (this.#unsent.length > MAX_UNSENT_FLOW_ENDS) this.#unsent.shift();
       return 0;
     }
-    for (const p of targets) p.link.send(m);
+    for (const p of targets) p.link.send(m, true);
     return targets.length;
   }
 
@@ -429,7 +429,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       this.#capacity === undefined
         ? { kind: 'load', active, seq: this.#loadSeq, commits }
         : { kind: 'load', active, capacity: this.#capacity, seq: this.#loadSeq, commits };
-    peer.link.send(m);
+    peer.link.send(m, true);
     peer.lastLoadAt = performance.now();
     peer.lastLoadSent = active;
     peer.lastCommitsSent = commits;
