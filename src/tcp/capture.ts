@@ -23,9 +23,9 @@ export interface CaptureInput {
   readonly consumed: Uint8Array;
 }
 
-function peekQueue(fd: number, queue: typeof C.TCP_RECV_QUEUE | typeof C.TCP_SEND_QUEUE, len: number, label: string): Buffer {
+/** Peeks the queue the caller selected last (TCP_REPAIR_QUEUE); one recv. */
+function peekQueue(fd: number, len: number, label: string): Buffer {
   if (len === 0) return Buffer.alloc(0);
-  selectQueue(fd, queue);
   const data = recv(fd, len, C.MSG_PEEK | C.MSG_DONTWAIT, `recv(${label}, MSG_PEEK)`);
   if (data.length !== len) throw new TcpStateError(TCP_ERR.CAPTURE_SHORT, `capture: ${label} peeked ${data.length} of ${len} bytes`);
   return data;
@@ -56,10 +56,10 @@ export function captureState(input: CaptureInput): TcpState {
   const outq = ioctlInt(fd, C.SIOCOUTQ, 'SIOCOUTQ');
   selectQueue(fd, C.TCP_RECV_QUEUE);
   const recvSeq = getQueueSeq(fd);
-  const unread = peekQueue(fd, C.TCP_RECV_QUEUE, inq, 'receive queue');
+  const unread = peekQueue(fd, inq, 'receive queue');
   selectQueue(fd, C.TCP_SEND_QUEUE);
   const sendSeq = getQueueSeq(fd);
-  const sendQueue = peekQueue(fd, C.TCP_SEND_QUEUE, outq, 'send queue');
+  const sendQueue = peekQueue(fd, outq, 'send queue');
   const window = getWindow(fd);
   const mss = getMss(fd);
   const tsVal = getTimestamp(fd);

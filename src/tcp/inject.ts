@@ -132,10 +132,8 @@ export function injectState(s: TcpState, opts: InjectOptions = {}): OwnedFd {
       setTimestamp(fd, s.tsVal);
     }
     step = 'refill';
-    if (s.recvQueue.length > 0) {
-      selectQueue(fd, C.TCP_RECV_QUEUE);
-      refill(fd, s.recvQueue, 'receive queue');
-    }
+    // The receive queue is still the selected one (queue seq above): no select before its refill.
+    if (s.recvQueue.length > 0) refill(fd, s.recvQueue, 'receive queue');
     if (s.sendQueue.length > 0) {
       selectQueue(fd, C.TCP_SEND_QUEUE);
       refill(fd, s.sendQueue, 'send queue');
