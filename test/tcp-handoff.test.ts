@@ -359,3 +359,46 @@ describe('through the daemons (front-end, agent, sample app)', { skip }, () => {
     assert.equal(delta('TcpExtTCPTimeouts'), 0, 'client hit a retransmission timeout');
   });
 });
+
+describe('lossless handoff (prototype, limits.lossless)', { skip }, () => {
+  let lab: Lab;
+  let cluster: Cluster;
+
+  before(async () => {
+    lab = await labUp({ backends: 1 });
+    cluster = await startCluster(lab, { frontend: { limits: { lossless: true } } });
+  });
+  after(async () => {
+    await cluster?.stop();
+    await lab?.down();
+  });
+
+  test('8 MiB POSTs still streaming at handoff time cost the client no fast retransmission, RTO or window probe', {
+    todo: 'prototype: about 1 upload in 40 still stalls (the application reads fewer bytes than were acknowledged)',
+  }, async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'baton-lossless-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'body');
+    const body = randomBytes(8 << 20);
+    await writeFile(file, body);
+    const before = await clientCounters(lab);
+    for (let i = 0; i < 3; i++) {
+      const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '10', '-H', 'Expect:', '--data-binary', `@${file}`, `http://${lab.vip}/sha256`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.includes(sha(body)), `${r.stdout}\n${cluster.logs().slice(-2000)}`);
+    }
+    const after = await clientCounters(lab);
+    const delta = (k: string): number => (after[k] ?? 0) - (before[k] ?? 0);
+    console.log(`lossless, 3 x 8 MiB POST: client FastRetrans +${delta('TcpExtTCPFastRetrans')}, Timeouts +${delta('TcpExtTCPTimeouts')}, WinProbe +${delta('TcpExtTCPWinProbe')}, RetransSegs +${delta('TcpRetransSegs')}`);
+    assert.equal(delta('TcpExtTCPFastRetrans'), 0, 'segments were lost at the handoff');
+    assert.equal(delta('TcpExtTCPTimeouts'), 0);
+    assert.equal(delta('TcpExtTCPWinProbe'), 0);
+    const stats = await cluster.stats();
+    assert.equal(stats.handedOff, 3);
+  });
+
+  test('a GET is handed off as usual', async () => {
+    const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '10', `http://${lab.vip}/bytes/1024`, '-o', '/dev/null', '-w', '%{http_code}']);
+    assert.equal(r.stdout, '200', r.stderr);
+  });
+});
