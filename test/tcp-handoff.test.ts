@@ -7,7 +7,9 @@
 // Needs root; skipped with a reason otherwise.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
@@ -69,6 +71,22 @@ class Peer {
 }
 
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
+
+/** The client namespace's TCP counters (/proc/net/snmp Tcp and /proc/net/netstat TcpExt), by nstat name. */
+async function clientCounters(lab: Lab): Promise<Record<string, number>> {
+  const r = await lab.exec(lab.client, ['cat', '/proc/net/snmp', '/proc/net/netstat']);
+  const out: Record<string, number> = {};
+  const lines = r.stdout.split('\n');
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const [prefix, ...names] = lines[i]!.trim().split(/\s+/);
+    const [prefix2, ...values] = lines[i + 1]!.trim().split(/\s+/);
+    if (prefix === undefined || prefix !== prefix2 || (prefix !== 'Tcp:' && prefix !== 'TcpExt:')) continue;
+    if (values.some((v) => !/^-?\d+$/.test(v))) continue;
+    names.forEach((n, j) => (out[`${prefix.slice(0, -1)}${n}`] = Number(values[j])));
+    i++;
+  }
+  return out;
+}
 const PORT = 8080;
 
 describe('tcp handoff (capture, blob, inject) with real clients', { skip }, () => {
@@ -317,5 +335,70 @@ describe('through the daemons (front-end, agent, sample app)', { skip }, () => {
     const handed = await segments(lab.vip, 80);
     console.log(`64 KiB response through the daemons: ${direct} segments direct, ${handed} through the VIP after a handoff`);
     assert.ok(Math.abs(handed - direct) <= Math.ceil(direct * 0.1), `${handed} segments via the VIP vs ${direct} direct`);
+  });
+
+  test('an 8 MiB POST still streaming at handoff time: the client never probes a zero window or times out', async (t) => {
+    // The front-end stops reading at the head, so its window closes while the body streams. The new
+    // owner must open it with an ACK the client accepts: a window probe at repair off carries
+    // seq snd_una - 1, which the client discards as old, and it then waits for its own probe (~200 ms).
+    const dir = await mkdtemp(join(tmpdir(), 'baton-upload-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'body');
+    const body = randomBytes(8 << 20);
+    await writeFile(file, body);
+    const before = await clientCounters(lab);
+    const r = await lab.exec(lab.client, [
+      'curl', '-sS', '--max-time', '20', '-H', 'Expect:', '--data-binary', `@${file}`, `http://${lab.vip}/sha256`,
+    ]);
+    const after = await clientCounters(lab);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.includes(sha(body)), `${r.stdout}\n${cluster.logs().slice(-2000)}`);
+    const delta = (k: string): number => (after[k] ?? 0) - (before[k] ?? 0);
+    console.log(`8 MiB POST via the VIP: client WinProbe +${delta('TcpExtTCPWinProbe')}, Timeouts +${delta('TcpExtTCPTimeouts')}, RetransSegs +${delta('TcpRetransSegs')}`);
+    assert.equal(delta('TcpExtTCPWinProbe'), 0, 'client sent zero-window probes');
+    assert.equal(delta('TcpExtTCPTimeouts'), 0, 'client hit a retransmission timeout');
+  });
+});
+
+describe('lossless handoff (prototype, limits.lossless)', { skip }, () => {
+  let lab: Lab;
+  let cluster: Cluster;
+
+  before(async () => {
+    lab = await labUp({ backends: 1 });
+    cluster = await startCluster(lab, { frontend: { limits: { lossless: true } } });
+  });
+  after(async () => {
+    await cluster?.stop();
+    await lab?.down();
+  });
+
+  test('8 MiB POSTs still streaming at handoff time cost the client no fast retransmission, RTO or window probe', {
+    todo: 'prototype: about 1 upload in 40 still stalls (the application reads fewer bytes than were acknowledged)',
+  }, async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'baton-lossless-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'body');
+    const body = randomBytes(8 << 20);
+    await writeFile(file, body);
+    const before = await clientCounters(lab);
+    for (let i = 0; i < 3; i++) {
+      const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '10', '-H', 'Expect:', '--data-binary', `@${file}`, `http://${lab.vip}/sha256`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.includes(sha(body)), `${r.stdout}\n${cluster.logs().slice(-2000)}`);
+    }
+    const after = await clientCounters(lab);
+    const delta = (k: string): number => (after[k] ?? 0) - (before[k] ?? 0);
+    console.log(`lossless, 3 x 8 MiB POST: client FastRetrans +${delta('TcpExtTCPFastRetrans')}, Timeouts +${delta('TcpExtTCPTimeouts')}, WinProbe +${delta('TcpExtTCPWinProbe')}, RetransSegs +${delta('TcpRetransSegs')}`);
+    assert.equal(delta('TcpExtTCPFastRetrans'), 0, 'segments were lost at the handoff');
+    assert.equal(delta('TcpExtTCPTimeouts'), 0);
+    assert.equal(delta('TcpExtTCPWinProbe'), 0);
+    const stats = await cluster.stats();
+    assert.equal(stats.handedOff, 3);
+  });
+
+  test('a GET is handed off as usual', async () => {
+    const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '10', `http://${lab.vip}/bytes/1024`, '-o', '/dev/null', '-w', '%{http_code}']);
+    assert.equal(r.stdout, '200', r.stderr);
   });
 });

@@ -61,8 +61,8 @@ export class BackendAgent {
       secret: o.secret,
       name: o.name,
       onHandoff: async (id, blob, ctx) => receiver.prepare(key(ctx.peer, id), blob),
-      onCommit: (id, ctx) => {
-        receiver.commit(key(ctx.peer, id));
+      onCommit: (id, ctx, data) => {
+        receiver.commit(key(ctx.peer, id), data);
       },
       onAbort: (id, ctx) => receiver.abort(key(ctx.peer, id)),
     });

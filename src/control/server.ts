@@ -61,7 +61,8 @@ export interface ControlServerOptions {
   /** Restores one handed-off connection. Throwing is answered as BATON_ERR_INJECT with the message. */
   readonly onHandoff: (id: bigint, blob: Uint8Array, ctx: HandoffContext) => Promise<HandoffResult>;
   /** A prepared handoff is committed: deliver it. Called at most once per prepared id. */
-  readonly onCommit?: (id: bigint, ctx: HandoffContext) => void;
+  /** `data`: client bytes that follow the blob's receive queue (lossless handoff), to be taken before delivery. */
+  readonly onCommit?: (id: bigint, ctx: HandoffContext, data?: Uint8Array) => void;
   /** A prepared handoff will never be committed: drop it silently. Called at most once per prepared id. */
   readonly onAbort?: (id: bigint, ctx: HandoffContext) => void;
   /** Time from TCP accept to a verified AUTH, ms. Default 5000. */
@@ -226,7 +227,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       if (this.#unsent.length > MAX_UNSENT_FLOW_ENDS) this.#unsent.shift();
       return 0;
     }
-    for (const p of targets) p.link.send(m);
+    for (const p of targets) p.link.send(m, true);
     return targets.length;
   }
 
@@ -289,9 +290,10 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
             void this.#handoff(peer, m.id, m.blob);
             return;
           case 'commit':
+          case 'commit-data':
             // Counted whatever the id: the front-end counted it too, and the next LOAD settles it.
             peer.commits = (peer.commits + 1) >>> 0;
-            if (peer.handoffs.get(m.id) === 'prepared') this.#finish(peer, m.id, 'onCommit');
+            if (peer.handoffs.get(m.id) === 'prepared') this.#finish(peer, m.id, 'onCommit', m.kind === 'commit-data' ? m.data : undefined);
             if (this.#load !== undefined) this.#scheduleLoad(peer);
             return;
           case 'abort': {
@@ -389,10 +391,11 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     if (!peer.link.send(ack) || abortRequested) this.#finish(peer, id, 'onAbort');
   }
 
-  #finish(peer: Peer, id: bigint, callback: 'onCommit' | 'onAbort'): void {
+  #finish(peer: Peer, id: bigint, callback: 'onCommit' | 'onAbort', data?: Uint8Array): void {
     peer.handoffs.delete(id);
     try {
-      (callback === 'onCommit' ? this.#onCommit : this.#onAbort)?.(id, ctx(peer));
+      if (callback === 'onCommit') this.#onCommit?.(id, ctx(peer), data);
+      else this.#onAbort?.(id, ctx(peer));
     } catch (e) {
       this.emit('callbackError', e, id, callback);
     }
@@ -429,7 +432,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       this.#capacity === undefined
         ? { kind: 'load', active, seq: this.#loadSeq, commits }
         : { kind: 'load', active, capacity: this.#capacity, seq: this.#loadSeq, commits };
-    peer.link.send(m);
+    peer.link.send(m, true);
     peer.lastLoadAt = performance.now();
     peer.lastLoadSent = active;
     peer.lastCommitsSent = commits;

@@ -10,7 +10,7 @@ export interface HandoffChannel {
    * Phase two: the client's packets now reach the back-end; deliver the connection. False when the
    * channel is down, so the COMMIT was not sent (the agent then drops the connection on its own).
    */
-  commit(id: bigint): boolean;
+  commit(id: bigint, data?: Uint8Array): boolean;
   /** The front-end will not forward: drop the injected connection silently. */
   abort(id: bigint): boolean;
 }

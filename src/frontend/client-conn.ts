@@ -2,13 +2,16 @@
 // adapter over a net.Socket and the capture function (repair-mode capture + blob encoding).
 // Node's TCP handle is reached only through tcp/node-socket.ts.
 import type net from 'node:net';
-import { captureState, repairOff } from '../tcp/capture.ts';
+import { absorbedSince, captureState, repairOff } from '../tcp/capture.ts';
 import { fdOf, stopReading } from '../tcp/node-socket.ts';
 import { getInfoOptions } from '../tcp/repair.ts';
 import { encodeBlob } from '../wire/blob.ts';
 import type { Endpoint } from '../wire/tcp-state.ts';
 import type { FlowKey } from '../steer/types.ts';
 import type { CaptureInput, CaptureResult, ClientConnection } from './handoff.ts';
+
+/** Receive window the blob names in a lossless handoff (bytes): room for what arrives until the forward. */
+const LOSSLESS_WINDOW = 4 << 20;
 
 /** Linux TCP_CLOSE (include/net/tcp_states.h): what a socket is once the peer reset it. */
 const TCP_CLOSE = 7;
@@ -45,6 +48,7 @@ export function socketConnection(o: SocketConnectionInit): ClientConnection | un
     headAt: o.headAt,
     isOpen: () => !o.socket.destroyed && fdOf(o.socket) === fd,
     repairOff: () => repairOff(fd),
+    absorbedSince: (recvSeq) => absorbedSince(fd, recvSeq),
     closeSilently: () => o.socket.destroy(),
     answer: (status) => o.answer(o.socket, status),
     discard: () => o.socket.destroy(),
@@ -54,16 +58,17 @@ export function socketConnection(o: SocketConnectionInit): ClientConnection | un
 /** Captures the held connection's state and encodes the blob. */
 export function kernelCapture(i: CaptureInput): CaptureResult {
   try {
-    const state = captureState({
+    const captured = captureState({
       fd: i.fd,
       family: i.flow.family,
       client: { address: i.flow.clientAddress, port: i.flow.clientPort },
       vip: i.vip,
       consumed: i.consumed,
     });
+    const state = i.lossless ? { ...captured, window: { ...captured.window, rcvWnd: Math.max(captured.window.rcvWnd, LOSSLESS_WINDOW) } } : captured;
     const encode = (encap: { readonly frontend: string } | undefined): Uint8Array =>
       encodeBlob({ handoffId: i.handoffId, flowId: i.flowId, state, ...(encap && { encap }) });
-    return { ok: true, blob: encode(i.encap), reencode: encode };
+    return { ok: true, blob: encode(i.encap), reencode: encode, recvSeq: state.recvSeq };
   } catch (e) {
     const error = e instanceof Error ? e : new Error(String(e));
     return { ok: false, gone: isClosed(i.fd), error };

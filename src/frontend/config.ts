@@ -99,6 +99,12 @@ export const frontendConfigSchema = z
         maxAttempts: z.number().int().min(1).max(16).default(3),
         /** Connections accepted and not yet handed off, beyond which new ones are refused. */
         maxPending: z.number().int().min(1).max(1_000_000).default(4096),
+        /**
+         * Lossless handoff (prototype): no hold; the captured socket keeps taking the client's bytes
+         * until the forward, and they go to the back-end with the COMMIT. Needs agents that know
+         * COMMIT_DATA (frame 0x16).
+         */
+        lossless: z.boolean().default(false),
       })
       .prefault({}),
     steering: z

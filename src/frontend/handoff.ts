@@ -43,6 +43,11 @@ export interface CaptureInput {
   readonly flowId: number;
   /** The front-end address to name in the blob when the target back-end is reached by flow-id encapsulation. */
   readonly encap?: { readonly frontend: string };
+  /**
+   * Lossless handoff: the socket keeps taking bytes after the capture and its window moves on, so
+   * the blob's receive window is widened for the back-end to accept what the client sends meanwhile.
+   */
+  readonly lossless?: boolean;
 }
 
 /** The encoded blob, or why not; `gone` when the client already reset or closed the connection. */
@@ -52,6 +57,8 @@ export type CaptureResult =
       readonly blob: Uint8Array;
       /** The same state encoded for another target's forwarding (a retry to a back-end of another mode). */
       readonly reencode?: (encap: { readonly frontend: string } | undefined) => Uint8Array;
+      /** The captured rcv_nxt (lossless handoff: what the socket takes afterwards goes with the COMMIT). */
+      readonly recvSeq?: number;
     }
   | { readonly ok: false; readonly gone: boolean; readonly error: Error };
 
@@ -71,6 +78,8 @@ export interface ClientConnection {
   isOpen(): boolean;
   /** Leave repair mode so the socket can answer here. Throws on failure. */
   repairOff(): void;
+  /** Lossless handoff: the client bytes the captured socket took after `recvSeq`. Throws on failure. */
+  absorbedSince?(recvSeq: number): Uint8Array;
   /** Handed off: close while still in repair mode, sending neither FIN nor RST. */
   closeSilently(): void;
   /** Answer here with this status and close. */
@@ -102,6 +111,11 @@ export interface HandoffPorts {
   readonly log: HandoffLog;
   /** Back-ends tried for one connection before answering 503 (read per connection: reloadable). */
   readonly maxAttempts: () => number;
+  /**
+   * Lossless handoff (read per connection): no hold; the captured socket, in repair mode, keeps
+   * taking (and ACKing) the client's bytes until the forward, and they go with the COMMIT.
+   */
+  readonly lossless?: () => boolean;
   /** The first handoff id (default 1). */
   readonly firstHandoffId?: bigint;
   /**
@@ -184,14 +198,17 @@ export class HandoffMachine {
     if (first.kind === 'none') return this.#answer(conn, 503, 'no back-end');
     if (!conn.isOpen()) return this.#vanish(conn, false);
 
+    const lossless = (p.lossless?.() ?? false) && conn.absorbedSince !== undefined;
     let t = p.clock.hrtime();
-    try {
-      await p.steering.hold(flow);
-    } catch (e) {
-      p.log.error({ err: e, client: flow }, 'hold failed');
-      return this.#answer(conn, 503, 'hold failed');
+    if (!lossless) {
+      try {
+        await p.steering.hold(flow);
+      } catch (e) {
+        p.log.error({ err: e, client: flow }, 'hold failed');
+        return this.#answer(conn, 503, 'hold failed');
+      }
+      this.#record('hold', t);
     }
-    this.#record('hold', t);
 
     const handoffId = this.#nextId++;
     const flowId = this.#allocateFlowId();
@@ -203,7 +220,7 @@ export class HandoffMachine {
       return frontend === undefined ? undefined : { frontend };
     };
     let encap = encapOf(first.id);
-    const cap = p.capture({ fd: conn.fd, flow, vip: conn.vip, consumed: conn.consumed, handoffId, flowId, encap });
+    const cap = p.capture({ fd: conn.fd, flow, vip: conn.vip, consumed: conn.consumed, handoffId, flowId, encap, lossless });
     if (!cap.ok) {
       if (cap.gone) return this.#vanish(conn, true);
       p.log.warn({ err: cap.error, client: flow }, 'capture failed; answering locally');
@@ -227,7 +244,7 @@ export class HandoffMachine {
       const ack = ch === undefined ? noChannel(id) : await this.#prepare(id, ch, handoffId, blob);
       if (ack.ok) {
         this.#record('prepare', t);
-        return this.#complete(conn, id, ch!, handoffId, flowId);
+        return this.#complete(conn, id, ch!, handoffId, flowId, lossless ? cap.recvSeq : undefined);
       }
       p.book.failed(id);
       tried.add(id);
@@ -251,7 +268,7 @@ export class HandoffMachine {
   }
 
   /** The back-end holds the connection aside: steer the client to it, then let it deliver. */
-  async #complete(conn: ClientConnection, id: string, ch: HandoffChannel, handoffId: bigint, flowId: number): Promise<HandoffOutcome> {
+  async #complete(conn: ClientConnection, id: string, ch: HandoffChannel, handoffId: bigint, flowId: number, recvSeq?: number): Promise<HandoffOutcome> {
     const p = this.#p;
     const { flow } = conn;
     const t = p.clock.hrtime();
@@ -264,7 +281,20 @@ export class HandoffMachine {
       return this.#giveBack(conn, 'forward failed');
     }
     this.#record('forward', t);
-    if (!ch.commit(handoffId)) {
+    let data: Uint8Array | undefined;
+    if (recvSeq !== undefined && conn.absorbedSince) {
+      try {
+        data = conn.absorbedSince(recvSeq);
+      } catch (e) {
+        // The bytes are ACKed to the client and cannot reach the back-end: keep the client here.
+        ch.abort(handoffId);
+        p.book.failed(id);
+        p.log.error({ err: e, backend: id, client: flow }, 'absorbed bytes unreadable; answering locally');
+        await p.steering.release(flow, handoffId).catch((err: unknown) => p.log.error({ err }, 'release failed'));
+        return this.#giveBack(conn, 'absorbed bytes unreadable');
+      }
+    }
+    if (!ch.commit(handoffId, data)) {
       // The channel dropped after the ACK: the agent has dropped its copy, and the client's
       // packets already go there. Take the steering back and answer here; best effort: packets
       // that reach the back-end meanwhile may draw a reset. The window is the forward's await.

@@ -23,9 +23,9 @@ export interface CaptureInput {
   readonly consumed: Uint8Array;
 }
 
-function peekQueue(fd: number, queue: typeof C.TCP_RECV_QUEUE | typeof C.TCP_SEND_QUEUE, len: number, label: string): Buffer {
+/** Peeks the queue the caller selected last (TCP_REPAIR_QUEUE); one recv. */
+function peekQueue(fd: number, len: number, label: string): Buffer {
   if (len === 0) return Buffer.alloc(0);
-  selectQueue(fd, queue);
   const data = recv(fd, len, C.MSG_PEEK | C.MSG_DONTWAIT, `recv(${label}, MSG_PEEK)`);
   if (data.length !== len) throw new TcpStateError(TCP_ERR.CAPTURE_SHORT, `capture: ${label} peeked ${data.length} of ${len} bytes`);
   return data;
@@ -56,10 +56,10 @@ export function captureState(input: CaptureInput): TcpState {
   const outq = ioctlInt(fd, C.SIOCOUTQ, 'SIOCOUTQ');
   selectQueue(fd, C.TCP_RECV_QUEUE);
   const recvSeq = getQueueSeq(fd);
-  const unread = peekQueue(fd, C.TCP_RECV_QUEUE, inq, 'receive queue');
+  const unread = peekQueue(fd, inq, 'receive queue');
   selectQueue(fd, C.TCP_SEND_QUEUE);
   const sendSeq = getQueueSeq(fd);
-  const sendQueue = peekQueue(fd, C.TCP_SEND_QUEUE, outq, 'send queue');
+  const sendQueue = peekQueue(fd, outq, 'send queue');
   const window = getWindow(fd);
   const mss = getMss(fd);
   const tsVal = getTimestamp(fd);
@@ -89,3 +89,32 @@ export function captureState(input: CaptureInput): TcpState {
 export function repairOff(fd: number): void {
   setRepair(fd, C.TCP_REPAIR_OFF_NO_WP);
 }
+
+/** How many times absorbedSince re-reads rcv_nxt, waiting for packets already past steering to land. */
+const SETTLE_READS = 3;
+
+/**
+ * Lossless handoff: the client's bytes a captured socket, still in repair mode, took after the
+ * capture (it queues and ACKs what arrives). Call once the flow is forwarded elsewhere; `recvSeq`
+ * is the captured one. A packet steered just before the forward may still be in the stack, so
+ * rcv_nxt is read until it stays put over a few short waits.
+ */
+export function absorbedSince(fd: number, recvSeq: number): Uint8Array {
+  selectQueue(fd, C.TCP_RECV_QUEUE);
+  let seq = getQueueSeq(fd);
+  for (let i = 0; i < SETTLE_READS; i++) {
+    Atomics.wait(SLEEPER, 0, 0, 0.05);
+    const again = getQueueSeq(fd);
+    if (again === seq) break;
+    seq = again;
+  }
+  const n = (seq - recvSeq) >>> 0;
+  if (n === 0) return new Uint8Array(0);
+  const inq = ioctlInt(fd, C.SIOCINQ, 'SIOCINQ');
+  // A FIN taken meanwhile counts in rcv_nxt but not in the queue; it is not passed on.
+  const take = Math.min(n, inq);
+  const all = peekQueue(fd, inq, 'receive queue');
+  return new Uint8Array(all.subarray(inq - take));
+}
+
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));

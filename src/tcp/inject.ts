@@ -1,7 +1,7 @@
 // Inject: re-create a captured connection in this host's kernel (DESIGN.md step 7), in the
 // order verified in KERNEL-NOTES.md. The result is a connected descriptor (ESTABLISHED, or
-// CLOSE_WAIT for a client that had half-closed) that sent nothing on the wire except, at repair
-// off, one window probe (and, for a half-closed client, the ACK of the re-created FIN).
+// CLOSE_WAIT for a client that had half-closed) that sent nothing on the wire (except, for a
+// half-closed client, the ACK of the re-created FIN).
 import * as C from '../sys/constants.ts';
 import { SysError } from '../sys/errors.ts';
 import { bind, connect, send, setsockoptInt, socket } from '../sys/socket.ts';
@@ -10,7 +10,10 @@ import { TCP_ERR, TcpStateError } from './errors.ts';
 import { OwnedFd } from './fd.ts';
 import { sendFin } from './fin.ts';
 import {
+  getQueueSeq,
+  getTimestamp,
   getTcpInfo,
+  getWindow,
   selectQueue,
   setMss,
   setOptions,
@@ -104,10 +107,12 @@ export function injectState(s: TcpState, opts: InjectOptions = {}): OwnedFd {
       step = 'freebind';
       setsockoptInt(fd, C.SOL_IP, C.IP_FREEBIND, 'IP_FREEBIND', 1);
     }
-    // The receive queue may hold a whole request body; make room before refilling it.
-    if (s.recvQueue.length > 64 * 1024) {
+    // The receive queue may hold a whole request body, and the client may send up to the window's
+    // right edge: make room for both, or segments the window allows are dropped for memory.
+    const room = Math.max(s.recvQueue.length, s.window.rcvWnd);
+    if (room > 64 * 1024) {
       step = 'rcvbuf';
-      setsockoptInt(fd, C.SOL_SOCKET, C.SO_RCVBUFFORCE, 'SO_RCVBUFFORCE', Math.min(s.recvQueue.length * 2, 64 << 20));
+      setsockoptInt(fd, C.SOL_SOCKET, C.SO_RCVBUFFORCE, 'SO_RCVBUFFORCE', Math.min(room * 2, 64 << 20));
     }
     step = 'bind';
     bind(fd, { family: s.family, address: s.vip.address, port: s.vip.port });
@@ -132,10 +137,8 @@ export function injectState(s: TcpState, opts: InjectOptions = {}): OwnedFd {
       setTimestamp(fd, s.tsVal);
     }
     step = 'refill';
-    if (s.recvQueue.length > 0) {
-      selectQueue(fd, C.TCP_RECV_QUEUE);
-      refill(fd, s.recvQueue, 'receive queue');
-    }
+    // The receive queue is still the selected one (queue seq above): no select before its refill.
+    if (s.recvQueue.length > 0) refill(fd, s.recvQueue, 'receive queue');
     if (s.sendQueue.length > 0) {
       selectQueue(fd, C.TCP_SEND_QUEUE);
       refill(fd, s.sendQueue, 'send queue');
@@ -146,12 +149,51 @@ export function injectState(s: TcpState, opts: InjectOptions = {}): OwnedFd {
       step = 'fin';
       restoreFin(fd, s);
     }
+    // Without the window probe: the probe carries seq snd_una - 1, which the client discards as an
+    // old segment (it answers with a duplicate ACK and ignores the window in it), and it goes out
+    // before the front-end forwards, so the client's answer is dropped anyway. A client whose window
+    // had closed (an upload streaming into the front-end's full buffer) then waited for its own
+    // zero-window probe, ~200 ms. Without it, the restored window stays as small as the front-end
+    // last advertised, so the application's first read after commit sends a real window update
+    // (tcp_cleanup_rbuf), with seq snd_nxt, which the client takes.
     step = 'repair off';
-    setRepair(fd, C.TCP_REPAIR_OFF);
+    setRepair(fd, C.TCP_REPAIR_OFF_NO_WP);
     return owned;
   } catch (err) {
     owned.dropSilently();
     const detail = err instanceof Error ? err.message : String(err);
     throw new TcpStateError(TCP_ERR.INJECT, `inject: ${step}: ${detail}`, { cause: err });
+  }
+}
+
+/** How far openWindowFor moves the timestamp clock ahead (ms; Linux TCP timestamps count ms). */
+const TS_LEAD_MS = 4096;
+
+/**
+ * Lossless handoff: before the bytes the front-end took after the capture are given to an injected
+ * socket (tcp/fin.ts sendData), its receive window and buffer must hold them. The window restored
+ * from the capture ends where the front-end's window ended then; the front-end kept advertising
+ * further while it absorbed, so the client's bytes reach beyond it, and segments past the window
+ * would be dropped although the client saw them acknowledged. Re-enters repair mode briefly.
+ */
+export function openWindowFor(fd: number, bytes: number, s: TcpState): void {
+  setRepair(fd, C.TCP_REPAIR_ON);
+  try {
+    // Never below what inject gave it (a smaller buffer than the data queued stalls the socket at a zero window).
+    const room = Math.max(s.recvQueue.length, s.window.rcvWnd, 64 * 1024) + bytes;
+    setsockoptInt(fd, C.SOL_SOCKET, C.SO_RCVBUFFORCE, 'SO_RCVBUFFORCE', Math.min(room * 2, 64 << 20));
+    selectQueue(fd, C.TCP_RECV_QUEUE);
+    const rcvNxt = getQueueSeq(fd);
+    const w = getWindow(fd);
+    // Room for the absorbed bytes and as much again for what the client sends after them.
+    const rcvWnd = Math.max(w.rcvWnd, Math.min(bytes * 2 + (256 << 10), 32 << 20));
+    setWindow(fd, { ...w, rcvWup: rcvNxt, rcvWnd });
+    // The front-end kept acknowledging after the capture, with later timestamps than this socket's
+    // (restored at the capture's value, it lags by the capture-to-inject time): the client would
+    // drop this socket's first segments by PAWS, window updates included. Move its clock ahead by
+    // more than a handoff can take.
+    if (s.timestamps) setTimestamp(fd, (getTimestamp(fd) + TS_LEAD_MS) >>> 0);
+  } finally {
+    setRepair(fd, C.TCP_REPAIR_OFF_NO_WP);
   }
 }

@@ -52,6 +52,8 @@ export const FrameType = {
   flowEnd: 0x13,
   commit: 0x14,
   abort: 0x15,
+  /** COMMIT carrying the client bytes the front-end's socket took after the capture (lossless handoff). */
+  commitData: 0x16,
   ping: 0x20,
   pong: 0x21,
 } as const;
@@ -95,6 +97,8 @@ export type Message =
   | { readonly kind: 'load'; readonly active: number; readonly capacity?: number; readonly seq: number; readonly commits: number }
   | ({ readonly kind: 'flow-end'; readonly id: bigint } & FlowInfo)
   | { readonly kind: 'commit'; readonly id: bigint }
+  /** Commit, with the client's bytes that followed the blob's receive queue (sequence recvSeq onwards). */
+  | { readonly kind: 'commit-data'; readonly id: bigint; readonly data: Uint8Array }
   | { readonly kind: 'abort'; readonly id: bigint }
   | { readonly kind: 'ping'; readonly token: bigint }
   | { readonly kind: 'pong'; readonly token: bigint };
@@ -238,6 +242,7 @@ const kindOfType = new Map<number, MessageKind>([
   [FrameType.flowEnd, 'flow-end'],
   [FrameType.commit, 'commit'],
   [FrameType.abort, 'abort'],
+  [FrameType.commitData, 'commit-data'],
   [FrameType.ping, 'ping'],
   [FrameType.pong, 'pong'],
 ]);
@@ -296,6 +301,9 @@ export function decodeMessage(frame: Frame): Message {
     case 'abort':
       m = { kind, id: r.u64('id') };
       break;
+    case 'commit-data':
+      m = { kind, id: r.u64('id'), data: r.bytes(r.remaining, 'data') };
+      break;
     case 'ping':
     case 'pong':
       m = { kind, token: r.u64('token') };
@@ -346,6 +354,9 @@ export function encodeMessage(m: Message): Uint8Array {
     case 'abort':
       w.u64(m.id, 'id');
       return w.frame(m.kind === 'commit' ? FrameType.commit : FrameType.abort);
+    case 'commit-data':
+      w.u64(m.id, 'id').raw(m.data);
+      return w.frame(FrameType.commitData);
     case 'ping':
     case 'pong':
       w.u64(m.token, 'token');

@@ -294,8 +294,9 @@ function hostOf(v: string, needPort: boolean): string | undefined {
 
 function latin1(buf: Uint8Array, start: number, end: number): string {
   let s = '';
+  // apply, not spread: spreading a typed array runs its iterator (about 5x slower per head here).
   for (let i = start; i < end; i += 4096) {
-    s += String.fromCharCode(...buf.subarray(i, Math.min(end, i + 4096)));
+    s += String.fromCharCode.apply(null, buf.subarray(i, Math.min(end, i + 4096)) as unknown as number[]);
   }
   return s;
 }
