@@ -145,3 +145,20 @@ test('an unknown back-end is refused with its name', async () => {
   await assert.rejects(s.forward(flow(1), 'b9', { handoffId: 1n, flowId: 1 }), /forward 10.0.0.2:1 to b9: steering: unknown back-end b9/);
   await s.close();
 });
+
+test('released flows expire from their own list, without a walk, and never take a newer connection with them', async () => {
+  const { t, s } = setup({ lingerMs: 100 });
+  await s.forward(flow(1), 'b1', { handoffId: 1n, flowId: 1 });
+  await s.forward(flow(2), 'b1', { handoffId: 2n, flowId: 2 });
+  await s.release(flow(1), 1n);
+  await s.release(flow(2), 2n);
+  t.packet(flow(2), true); // the client reuses port 2 at once: a bare SYN clears it...
+  await s.forward(flow(2), 'b2', { handoffId: 3n, flowId: 3 }); // ...and a new connection takes the tuple
+  assert.equal(s.expireReleased(), 0, 'still lingering');
+  t.now += 101n * MS;
+  assert.equal(s.expireReleased(), 1);
+  assert.equal(t.get(flow(1)), undefined);
+  assert.equal(t.get(flow(2))?.handoffId, 3n, 'the newer connection stays');
+  assert.equal(s.expireReleased(), 0, 'each release is expired once');
+  await s.close();
+});

@@ -51,7 +51,11 @@ export interface BpfSteeringOptions {
   readonly idleTimeoutS?: number;
   /** How long a released flow keeps being forwarded, for the last FIN/ACK packets. */
   readonly lingerMs?: number;
-  /** How often expired entries are swept (ms). Default: min(1 s, linger). */
+  /**
+   * How often the whole table is walked for idle forwards and forgotten holds (ms): a walk costs two bpf()
+   * calls per entry, so it is rare. Default: a quarter of the idle timeout, 1 s to 60 s. Released flows are
+   * expired on their own timer, from a list, without a walk.
+   */
   readonly sweepMs?: number;
 }
 
@@ -65,6 +69,9 @@ export class BpfSteering implements Steering {
   readonly #idleNs: bigint;
   readonly #lingerNs: bigint;
   readonly #sweep: NodeJS.Timeout;
+  readonly #expire: NodeJS.Timeout;
+  /** Flows released by this process, in deadline order (each linger is the same): tuple -> its closing entry. */
+  readonly #closing = new Map<string, { readonly flow: FlowKey; readonly handoffId: bigint; readonly deadlineNs: bigint }>();
   readonly #localFor: ((backendId: string) => string | undefined) | undefined;
   #closed = false;
 
@@ -85,8 +92,11 @@ export class BpfSteering implements Steering {
     this.#idleNs = BigInt(o.idleTimeoutS ?? 300) * 1000n * NS_PER_MS;
     const lingerMs = o.lingerMs ?? 2000;
     this.#lingerNs = BigInt(lingerMs) * NS_PER_MS;
-    this.#sweep = setInterval(() => this.sweep(), o.sweepMs ?? Math.min(1000, lingerMs));
+    const idleMs = (o.idleTimeoutS ?? 300) * 1000;
+    this.#sweep = setInterval(() => this.sweep(), o.sweepMs ?? Math.min(60_000, Math.max(1000, idleMs / 4)));
     this.#sweep.unref();
+    this.#expire = setInterval(() => this.expireReleased(), Math.max(100, Math.min(1000, lingerMs)));
+    this.#expire.unref();
   }
 
   /**
@@ -94,7 +104,7 @@ export class BpfSteering implements Steering {
    * already steered (to back-ends since removed, too) keep theirs. Slots are not reused in a process.
    */
   addBackend(b: SteerBackend): Promise<void> {
-    return this.#apply(`add back-end ${b.id}`, () => {
+    return this.#apply(() => `add back-end ${b.id}`, () => {
       if (this.#index.has(b.id)) throw new TypeError(`back-end ${b.id} is already known`);
       const i = this.#ids.length;
       if (i >= 64) throw new RangeError('at most 64 back-ends per process (slots are not reused)');
@@ -114,14 +124,14 @@ export class BpfSteering implements Steering {
   }
 
   hold(flow: FlowKey): Promise<void> {
-    return this.#apply(`hold ${flowKeyString(flow)}`, () => {
+    return this.#apply(() => `hold ${flowKeyString(flow)}`, () => {
       const now = this.#t.nowNs();
       this.#t.put(flow, { verdict: 'hold', backend: 0, flowId: 0, handoffId: 0n, lastSeenNs: now, deadlineNs: now + this.#holdNs });
     });
   }
 
   forward(flow: FlowKey, backendId: string, ids: FlowIds): Promise<void> {
-    return this.#apply(`forward ${flowKeyString(flow)} to ${backendId}`, () => {
+    return this.#apply(() => `forward ${flowKeyString(flow)} to ${backendId}`, () => {
       const backend = this.#backendIndex(backendId);
       // One update replaces the hold (or a stale entry of an earlier connection on this tuple).
       this.#t.put(flow, { verdict: 'forward', backend, flowId: ids.flowId, handoffId: ids.handoffId, lastSeenNs: this.#t.nowNs(), deadlineNs: 0n });
@@ -129,19 +139,41 @@ export class BpfSteering implements Steering {
   }
 
   unhold(flow: FlowKey): Promise<void> {
-    return this.#apply(`unhold ${flowKeyString(flow)}`, () => {
+    return this.#apply(() => `unhold ${flowKeyString(flow)}`, () => {
       const v = this.#t.get(flow);
       if (v?.verdict === 'hold') this.#t.delete(flow);
     });
   }
 
   release(flow: FlowKey, handoffId: bigint): Promise<void> {
-    return this.#apply(`release ${flowKeyString(flow)}`, () => {
+    return this.#apply(() => `release ${flowKeyString(flow)}`, () => {
       const v = this.#t.get(flow);
       // An older connection's end never touches a newer one on the same tuple.
       if (v === undefined || v.verdict !== 'forward' || v.handoffId !== handoffId) return;
-      this.#t.put(flow, { ...v, verdict: 'closing', deadlineNs: this.#t.nowNs() + this.#lingerNs });
+      this.#close(flow, v, this.#t.nowNs() + this.#lingerNs);
     });
+  }
+
+  #close(flow: FlowKey, v: FlowState, deadlineNs: bigint): void {
+    this.#t.put(flow, { ...v, verdict: 'closing', deadlineNs });
+    const k = flowKeyString(flow);
+    this.#closing.delete(k); // keep the map in deadline order
+    this.#closing.set(k, { flow, handoffId: v.handoffId, deadlineNs });
+  }
+
+  /** Deletes the flows this process released whose linger is over; returns how many. */
+  expireReleased(): number {
+    if (this.#closed) return 0;
+    const now = this.#t.nowNs();
+    let n = 0;
+    for (const [k, c] of this.#closing) {
+      if (c.deadlineNs >= now) break;
+      this.#closing.delete(k);
+      const cur = this.#t.get(c.flow);
+      // Only if it is still that closing entry (a new connection may have taken the tuple since).
+      if (cur?.verdict === 'closing' && cur.handoffId === c.handoffId && this.#t.delete(c.flow)) n++;
+    }
+    return n;
   }
 
   releaseBackend(backendId: string): Promise<number> {
@@ -151,17 +183,17 @@ export class BpfSteering implements Steering {
     const deadlineNs = this.#t.nowNs() + this.#lingerNs;
     for (const [flow, v] of [...this.#t.entries()]) {
       if (v.verdict !== 'forward' || v.backend !== b) continue;
-      this.#t.put(flow, { ...v, verdict: 'closing', deadlineNs });
+      this.#close(flow, v, deadlineNs);
       n++;
     }
     return Promise.resolve(n);
   }
 
-  /** Deletes entries past their time: idle forwards, closings past their linger, forgotten holds. */
+  /** Walks the table and deletes entries past their time: idle forwards, closings past their linger, forgotten holds. */
   sweep(): number {
     if (this.#closed) return 0;
     const now = this.#t.nowNs();
-    let n = 0;
+    let n = this.expireReleased();
     for (const [flow, v] of [...this.#t.entries()]) {
       const expired =
         v.verdict === 'forward' ? now - v.lastSeenNs > this.#idleNs : v.deadlineNs !== 0n && now > v.deadlineNs;
@@ -199,16 +231,18 @@ export class BpfSteering implements Steering {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweep);
+    clearInterval(this.#expire);
     await this.#t.close(opts?.keep ?? false);
   }
 
-  #apply(what: string, f: () => void): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error(`${what}: steering is closed`));
+  /** `what` names the operation in an error; built only when there is one (this is the per-handoff path). */
+  #apply(what: () => string, f: () => void): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error(`${what()}: steering is closed`));
     try {
       f();
       return Promise.resolve();
     } catch (e) {
-      if (e instanceof Error) return Promise.reject(new Error(`${what}: ${e.message}`, { cause: e }));
+      if (e instanceof Error) return Promise.reject(new Error(`${what()}: ${e.message}`, { cause: e }));
       return Promise.reject(e);
     }
   }
