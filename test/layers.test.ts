@@ -18,7 +18,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   util: ['wire'],
   sim: ['policy', 'wire'],
   frontend: ['policy', 'steer', 'tcp', 'control', 'util', 'wire'],
-  backend: ['steer', 'tcp', 'control', 'util', 'wire'],
+  backend: ['policy', 'steer', 'tcp', 'control', 'util', 'wire'],
   lab: ['wire'],
   cli: ['frontend', 'backend', 'lab', 'sim', 'policy', 'steer', 'control', 'util', 'wire'],
 };

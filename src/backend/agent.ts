@@ -5,7 +5,9 @@ import { ControlServer, type PeerInfo } from '../control/server.ts';
 import type { Liveness } from '../tcp/liveness.ts';
 import type { DecapGate } from './decap.ts';
 import type { Deliver } from './deliver.ts';
+import { Mover } from './mover.ts';
 import { HandoffReceiver } from './receiver.ts';
+import type { HeadLimits } from '../wire/http-head.ts';
 
 export interface AgentOptions {
   readonly name: string;
@@ -22,7 +24,17 @@ export interface AgentOptions {
   readonly onEvent?: (event: 'peerUp' | 'peerDown' | 'authFailed', detail: string) => void;
   /** Holds each FLOW_END back this long (ms): for tests of reports that arrive late. Default 0. */
   readonly flowEndDelayMs?: number;
+  /**
+   * Route every later request on a handed-off connection (docs/moves.md): the boundary layer decides each
+   * against the front-end's routing snapshot and moves the connection when it belongs elsewhere. Default on
+   * (head limits 16 KiB / 100 fields); `false` delivers sockets untouched, as before.
+   */
+  readonly requestRouting?: false | { readonly limits: HeadLimits };
 }
+
+const DEFAULT_ROUTING_LIMITS: HeadLimits = { maxHeadBytes: 16 * 1024, maxHeaders: 100 };
+/** How often the agent's request counters (STAYS) go to the front-ends, when they changed. */
+const STAYS_INTERVAL_MS = 500;
 
 // The receiver keys prepared handoffs by channel and front-end handoff id, so two front-ends'
 // ids never collide; FLOW_END names the front-end's id again (its part after the colon).
@@ -33,17 +45,42 @@ export class BackendAgent {
   readonly #server: ControlServer;
   readonly #receiver: HandoffReceiver;
   readonly #decap: DecapGate | undefined;
+  readonly #mover: Mover | undefined;
+  readonly #staysTimer: NodeJS.Timeout | undefined;
 
-  private constructor(server: ControlServer, receiver: HandoffReceiver, decap: DecapGate | undefined) {
+  private constructor(server: ControlServer, receiver: HandoffReceiver, decap: DecapGate | undefined, mover: Mover | undefined) {
     this.#server = server;
     this.#receiver = receiver;
     this.#decap = decap;
+    this.#mover = mover;
+    if (mover !== undefined) {
+      let last = '';
+      this.#staysTimer = setInterval(() => {
+        const counts = mover.counts();
+        const key = `${counts.requests}/${counts.moves}/${counts.moved}/${counts.pinned}`;
+        if (key === last) return;
+        last = key;
+        for (const p of server.peers) server.sendTo(p.id, { kind: 'stays', counts });
+      }, STAYS_INTERVAL_MS);
+      this.#staysTimer.unref();
+    }
   }
 
   static async start(o: AgentOptions): Promise<BackendAgent> {
     let server: ControlServer | undefined;
+    const routing = o.requestRouting === false ? undefined : (o.requestRouting ?? { limits: DEFAULT_ROUTING_LIMITS });
+    const mover = routing === undefined
+      ? undefined
+      : new Mover({ self: o.name, limits: routing.limits, send: (peer, m) => server?.sendTo(peer, m) ?? false });
     const receiver = new HandoffReceiver({
-      deliver: o.deliver,
+      deliver: (socket, flow, meta) => {
+        if (mover === undefined) return o.deliver(socket, flow);
+        const colon = meta.id.indexOf(':');
+        const conn = mover.wrap(socket, {
+          peerId: Number(meta.id.slice(0, colon)), handoffId: BigInt(meta.id.slice(colon + 1)), flowId: meta.flowId, flow, key: meta.id,
+        });
+        o.deliver(conn, flow);
+      },
       freebind: o.freebind ?? false,
       ...(o.commitTimeoutMs !== undefined && { commitTimeoutMs: o.commitTimeoutMs }),
       ...(o.maxConnections !== undefined && { maxConnections: o.maxConnections }),
@@ -52,6 +89,8 @@ export class BackendAgent {
       ...(o.decap !== undefined && { decap: o.decap }),
       onActive: (n) => server?.reportLoad(n),
       onFlowEnd: (flow, k) => {
+        // Moved away: the flow lives on at another back-end, steered under a newer handoff.
+        if (mover?.takeMoved(k) === true) return;
         const delay = o.flowEndDelayMs ?? 0;
         if (delay <= 0) server?.flowEnded(flow, handoffIdOf(k));
         else setTimeout(() => server?.flowEnded(flow, handoffIdOf(k)), delay).unref();
@@ -75,8 +114,22 @@ export class BackendAgent {
       o.onEvent?.('peerDown', `${p.name} ${p.remote}: ${reason}`);
     });
     server.on('authFailed', (remote, reason) => o.onEvent?.('authFailed', `${remote}: ${reason}`));
+    server.on('peerMessage', (_p, m) => mover?.onMessage(m));
     await server.listen(o.control.port, o.control.host);
-    return new BackendAgent(server, receiver, o.decap);
+    return new BackendAgent(server, receiver, o.decap, mover);
+  }
+
+  /** Per-request routing counters (undefined with requestRouting: false). */
+  get routing(): Mover | undefined {
+    return this.#mover;
+  }
+
+  /**
+   * Graceful shutdown's first half: moves idle connections away now; busy ones move at their next
+   * request boundary (the front-end marks this back-end down once told). Resolves with what moved.
+   */
+  drain(): Promise<{ moved: number; busy: number }> {
+    return this.#mover?.drain() ?? Promise.resolve({ moved: 0, busy: 0 });
   }
 
   /** Connections delivered and still open. */
@@ -86,6 +139,7 @@ export class BackendAgent {
 
   /** Stops accepting handoffs. Delivered connections stay; with a dataplane, its mappings stay pinned for them. */
   async close(): Promise<void> {
+    clearInterval(this.#staysTimer);
     this.#receiver.abortAll();
     await this.#server.close();
     this.#decap?.close({ keep: true });

@@ -7,14 +7,21 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { encodeProxyV2 } from '../wire/proxy-v2.ts';
-import { wrapConnection, type BoundaryOptions } from './boundary.ts';
+import { BoundarySocket, wrapConnection, type BoundaryOptions } from './boundary.ts';
 import type { FlowInfo } from './receiver.ts';
 
-export type Deliver = (socket: net.Socket, flow: FlowInfo) => void;
+/**
+ * Gives one committed connection to the application: the socket itself, or the boundary layer the
+ * agent already wrapped around it (per-request routing, agent.ts).
+ */
+export type Deliver = (conn: net.Socket | BoundarySocket, flow: FlowInfo) => void;
+
+const wrapped = (conn: net.Socket | BoundarySocket, boundary: BoundaryOptions | undefined): Duplex =>
+  conn instanceof BoundarySocket || boundary === undefined ? conn : wrapConnection(conn, boundary);
 
 export function deliverToServer(server: net.Server, boundary?: BoundaryOptions): Deliver {
-  return (socket) => {
-    server.emit('connection', boundary === undefined ? socket : wrapConnection(socket, boundary));
+  return (conn) => {
+    server.emit('connection', wrapped(conn, boundary));
   };
 }
 
@@ -29,8 +36,8 @@ export interface UpstreamOptions {
 }
 
 export function deliverToUpstream(o: UpstreamOptions): Deliver {
-  return (socket, flow) => {
-    const client: Duplex = o.boundary === undefined ? socket : wrapConnection(socket, o.boundary);
+  return (conn, flow) => {
+    const client = wrapped(conn, o.boundary);
     const up = net.connect({ host: o.host, port: o.port, noDelay: true });
     const timer = setTimeout(() => up.destroy(new Error(`upstream ${o.host}:${o.port}: connect timeout`)), o.connectTimeoutMs ?? 5000);
     up.once('connect', () => {

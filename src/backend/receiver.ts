@@ -27,8 +27,8 @@ export interface FlowInfo {
 }
 
 export interface ReceiverOptions {
-  /** Called with each committed connection, as a net.Socket. */
-  readonly deliver: (socket: net.Socket, flow: FlowInfo) => void;
+  /** Called with each committed connection, as a net.Socket; `meta` names it (id as prepared, the blob's flow id). */
+  readonly deliver: (socket: net.Socket, flow: FlowInfo, meta: { readonly id: string; readonly flowId: number }) => void;
   /** A delivered connection ended (its socket closed); `id` is the one it was prepared under. */
   readonly onFlowEnd?: (flow: FlowInfo, id: string) => void;
   /** The number of delivered, open connections changed. */
@@ -49,6 +49,7 @@ export interface ReceiverOptions {
 interface Prepared {
   readonly fd: OwnedFd;
   readonly state: TcpState;
+  readonly flowId: number;
   readonly timer: NodeJS.Timeout;
   /** Removes the connection's decap mapping (no-op when it has none). */
   readonly unmap: () => void;
@@ -111,7 +112,7 @@ export class HandoffReceiver {
     }
     const timer = setTimeout(() => this.abort(id), this.#o.commitTimeoutMs ?? 5000);
     timer.unref();
-    this.#prepared.set(id, { fd, state, timer, unmap });
+    this.#prepared.set(id, { fd, state, flowId: decoded.flowId, timer, unmap });
     return { ok: true, flow: { family: state.family, client: state.client, vip: state.vip } };
   }
 
@@ -165,7 +166,7 @@ export class HandoffReceiver {
       this.#o.onActive?.(this.#active);
       this.#o.onFlowEnd?.(flow, id);
     });
-    this.#o.deliver(socket, flow);
+    this.#o.deliver(socket, flow, { id, flowId: p.flowId });
     return true;
   }
 

@@ -135,8 +135,9 @@ export interface DrainOptions {
 
 /**
  * Drain: no new handoffs to the back-end, then wait until it holds no connection or the timeout
- * passes, reporting as connections end. Connections cannot move between back-ends yet (issue 8):
- * today they finish where they are, so `moved` stays 0.
+ * passes, reporting as connections end or move. The front-end tells the back-end's agent to move its
+ * idle connections at once and the others at their next request boundary (docs/moves.md); busy
+ * responses finish where they are. `moved` counts moves out of the back-end since the command began.
  */
 export async function drain(ep: AdminEndpoint, id: string, o: DrainOptions, out: Out): Promise<DrainOutcome> {
   const now = o.now ?? Date.now;
@@ -145,6 +146,7 @@ export async function drain(ep: AdminEndpoint, id: string, o: DrainOptions, out:
   const initial = r.active;
   let remaining = initial;
   let moved = r.moved;
+  const baseline = r.movesOut ?? 0;
   const outcome = (timedOut: boolean): DrainOutcome => ({ id, initial, finished: Math.max(0, initial - remaining - moved), moved, remaining, timedOut });
   const progress = (): string => {
     const c = outcome(false);
@@ -156,8 +158,10 @@ export async function drain(ep: AdminEndpoint, id: string, o: DrainOptions, out:
     const bs = (await adminCall(ep, 'GET', '/backends')) as AdminBackend[];
     const b = bs.find((x) => x.id === id);
     const next = b?.active ?? 0;
-    const changed = next !== remaining;
+    const nowMoved = Math.max(0, (b?.movesOut ?? baseline) - baseline);
+    const changed = next !== remaining || nowMoved !== moved;
     remaining = next;
+    moved = nowMoved;
     if (changed && !o.json) out.write(`${id}: ${progress()}\n`);
   }
   const res = outcome(remaining > 0);

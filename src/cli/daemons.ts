@@ -97,6 +97,12 @@ export function registerDaemons(program: Command): void {
       });
       log.info({ control: cfg.control, app: app.kind }, 'back-end agent listening');
       onSignals(log, async () => {
+        // Graceful: move idle connections away now and the others at their next request boundary, for
+        // a few seconds; whatever is left (busy, pinned) stays with the process until it exits.
+        const r = await agent.drain();
+        const until = Date.now() + 3000;
+        while (agent.active > 0 && Date.now() < until) await new Promise((res) => setTimeout(res, 50));
+        log.info({ movedIdle: r.moved, left: agent.active }, 'drained');
         await agent.close();
         sample?.close();
       });

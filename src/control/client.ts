@@ -74,10 +74,12 @@ export interface ControlClientEvents {
   flowEnd: [info: FlowInfo, id: bigint];
   /** A connection attempt failed authentication (e.g. the agent could not prove the secret). */
   authFailed: [reason: string];
+  /** A move-protocol message from the agent (MOVE, MOVE_BLOB, STAYS; docs/moves.md). */
+  message: [message: Message];
 }
 
-/** Largest frame an agent sends us after AUTH_OK (ACK, LOAD, FLOW_END and PONG are all < 400 bytes). */
-const CLIENT_RX_MAX_FRAME_BYTES = 64 * 1024;
+/** Largest frame an agent sends us after AUTH_OK: a MOVE_BLOB carries a connection's queues, as a HANDOFF does. */
+const CLIENT_RX_MAX_FRAME_BYTES = DEFAULT_MAX_FRAME_BYTES;
 const HANDOFF_OVERHEAD = 1 + 8; // type + id
 
 interface Pending {
@@ -221,6 +223,13 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     return this.#sendId('abort', id);
   }
 
+  /** Sends a move-protocol message (ROUTES, MOVE_REPLY, MOVE_DONE, DRAIN); false if the channel is not up. */
+  send(m: Message): boolean {
+    const link = this.#link;
+    if (this.#state !== 'up' || link === undefined) return false;
+    return link.send(m);
+  }
+
   #sendId(kind: 'commit' | 'abort', id: bigint): boolean {
     if (typeof id !== 'bigint' || id < 0n || id > 0xffff_ffff_ffff_ffffn) throw invalidArgument('handoff id must be a u64 bigint');
     const link = this.#link;
@@ -288,6 +297,11 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
             link.send({ kind: 'pong', token: m.token });
             return;
           case 'pong':
+            return;
+          case 'move':
+          case 'move-blob':
+          case 'stays':
+            this.emit('message', m);
             return;
           default:
             link.close(`protocol: unexpected ${m.kind} frame`);

@@ -88,6 +88,8 @@ export interface ControlServerEvents {
   authFailed: [remote: string, reason: string];
   /** The listening socket failed after listen() resolved (e.g. EMFILE on accept). */
   serverError: [error: Error];
+  /** A move-protocol message from an authenticated front-end (ROUTES, MOVE_REPLY, MOVE_DONE, DRAIN; docs/moves.md). */
+  peerMessage: [peer: PeerInfo, message: Message];
   /** onCommit or onAbort threw; the error is not sent to the peer. */
   callbackError: [error: unknown, id: bigint, callback: 'onCommit' | 'onAbort'];
 }
@@ -307,10 +309,22 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
             return;
           case 'pong':
             return;
+          case 'routes':
+          case 'move-reply':
+          case 'move-done':
+          case 'drain':
+            this.emit('peerMessage', info(peer), m);
+            return;
           default:
             peer.link.close(`protocol: unexpected ${m.kind} frame`);
         }
     }
+  }
+
+  /** Sends a move-protocol message (MOVE, MOVE_BLOB, STAYS) to one authenticated peer; false if it is gone. */
+  sendTo(peerId: number, m: Message): boolean {
+    for (const p of this.#peers) if (p.id === peerId && p.state === 'up' && !p.link.closed) return p.link.send(m);
+    return false;
   }
 
   #authenticated(peer: Peer): void {

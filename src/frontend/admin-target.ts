@@ -78,6 +78,7 @@ export function adminTargetOf(p: AdminTargetParts): AdminTarget {
 
   const backends = (): AdminBackend[] => {
     const addr = new Map(config().backends.map((b) => [b.id, b.address]));
+    const per = p.frontend.stats().perBackend;
     const rows: AdminBackend[] = p.frontend.backends().map((b) => {
       const h = p.health.state(b.id);
       const health = h === undefined ? 'none' : h.healthy ? 'up' : 'down';
@@ -86,7 +87,7 @@ export function adminTargetOf(p: AdminTargetParts): AdminTarget {
         ...(h?.lastError !== undefined && !h.healthy ? { healthError: h.lastError } : {}),
         drained: b.drained, removed: false,
         eligible: b.state === 'up' && health !== 'down' && !b.drained && b.weight > 0,
-        active: b.active, handoffs: b.handoffs, failures: b.failures,
+        active: b.active, handoffs: b.handoffs, failures: b.failures, movesOut: per[b.id]?.movesOut ?? 0,
       };
     });
     for (const [id, r] of p.retired()) {
@@ -100,7 +101,7 @@ export function adminTargetOf(p: AdminTargetParts): AdminTarget {
 
   const report = (id: string, drained: boolean): DrainReport => {
     const b = backends().find((x) => x.id === id);
-    return { id, drained, active: b?.active ?? 0, moved: 0 };
+    return { id, drained, active: b?.active ?? 0, moved: 0, movesOut: b?.movesOut ?? 0 };
   };
 
   return {

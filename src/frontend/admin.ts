@@ -55,6 +55,8 @@ export interface AdminBackend {
   readonly active: number;
   readonly handoffs: number;
   readonly failures: number;
+  /** Connections moved away from it at request boundaries (or by a drain) since the front-end started. */
+  readonly movesOut?: number;
 }
 
 export interface AdminStatus {
@@ -98,8 +100,10 @@ export interface DrainReport {
   readonly drained: boolean;
   /** Connections the back-end holds now. */
   readonly active: number;
-  /** Connections moved away to other back-ends by this command (0 until connections can move; issue 8). */
+  /** Connections moved away to other back-ends by this command so far (they move after it answers). */
   readonly moved: number;
+  /** Connections moved away from this back-end since the front-end started (a drain's baseline). */
+  readonly movesOut?: number;
 }
 
 export type ReloadReport =

@@ -1,5 +1,7 @@
 // What the front-end needs from a control channel to one back-end (control/ControlClient
 // provides it; tests can fake it).
+import type { Message } from '../wire/frame.ts';
+
 export type HandoffAck = { readonly ok: true } | { readonly ok: false; readonly code: string; readonly reason: string };
 
 export interface HandoffChannel {
@@ -13,4 +15,6 @@ export interface HandoffChannel {
   commit(id: bigint, data?: Uint8Array): boolean;
   /** The front-end will not forward: drop the injected connection silently. */
   abort(id: bigint): boolean;
+  /** A move-protocol message (ROUTES, MOVE_REPLY, MOVE_DONE, DRAIN); absent on channels that cannot move. */
+  send?(m: Message): boolean;
 }

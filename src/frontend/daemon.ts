@@ -99,6 +99,7 @@ export class FrontendDaemon {
         if (s.healthy) log.info({ backend: s.id }, 'health check passing: takes new connections');
         else log.warn({ backend: s.id, error: s.lastError }, 'health check failing: no new connections');
         this.#saveState();
+        this.frontend?.pushRoutes();
       },
     });
     for (const b of cfg.backends) {
@@ -213,13 +214,22 @@ export class FrontendDaemon {
   /** No new handoffs to the back-end (kept across reloads and restarts); false if unknown. */
   drain(id: string): boolean {
     const ok = this.frontend.drain(id);
-    if (ok) this.#saveState();
+    if (ok) {
+      this.#saveState();
+      // Its agents decide 'move' for every later request from now on, and move idle connections at once.
+      this.frontend.pushRoutes();
+      this.#channels.get(id)?.send({ kind: 'drain', draining: true });
+    }
     return ok;
   }
 
   undrain(id: string): boolean {
     const ok = this.frontend.undrain(id);
-    if (ok) this.#saveState();
+    if (ok) {
+      this.#saveState();
+      this.#channels.get(id)?.send({ kind: 'drain', draining: false });
+      this.frontend.pushRoutes();
+    }
     return ok;
   }
 
@@ -239,12 +249,17 @@ export class FrontendDaemon {
     ch.on('up', () => {
       this.frontend.onChannelUp(id);
       log.info({ backend: id }, 'control channel up');
+      // Every agent's snapshot names who takes requests: this one now does.
+      this.frontend.pushRoutes();
+      if (this.frontend.backends().find((b) => b.id === id)?.drained === true) ch.send({ kind: 'drain', draining: true });
     });
+    ch.on('message', (m) => this.frontend.onAgentMessage(id, m));
     ch.on('down', (reason: string) => {
       // Channels closing because we stop, or because a retired back-end has no connection left,
       // are not back-ends lost: their flows must not be released.
       if (this.#stopping || this.#closing.has(ch)) return;
       log.warn({ backend: id, reason }, 'control channel down');
+      this.frontend.pushRoutes();
       // A channel that comes back at once (the agent lives, only the connection broke) keeps its flows;
       // one still down after the grace belongs to a dead agent, whose connections are gone.
       setTimeout(() => {
@@ -360,6 +375,7 @@ export class FrontendDaemon {
     });
     if (r.ok) this.#saveState();
     if (r.ok) {
+      this.frontend.pushRoutes();
       this.#reloads++;
       this.#loadedAt = Date.now();
       this.#log.info({ changes: r.changes }, 'configuration reloaded');

@@ -23,7 +23,9 @@ import type { HandoffChannel } from './channel.ts';
 import { endpointsOf, kernelCapture, socketConnection, stopReading } from './client-conn.ts';
 import type { FrontendConfig } from './config.ts';
 import { HandoffMachine, systemClock, type CaptureInput, type CaptureResult, type Clock, type HandoffLog, type HandoffStats } from './handoff.ts';
+import { MoveCoordinator, type MoveStats } from './move.ts';
 import { TlsAcceptor } from './tls-listener.ts';
+import type { Message } from '../wire/frame.ts';
 
 export interface FrontendDeps {
   readonly config: FrontendConfig;
@@ -66,8 +68,18 @@ export interface FrontendStats {
   readonly vanished: number;
   readonly handoffUs: HandoffStats['handoffUs'];
   readonly phasesUs: HandoffStats['phasesUs'];
-  /** `up`: control channel up; `healthy`: passing its active health check (true without one). */
-  readonly perBackend: Record<string, { handoffs: number; failures: number; active: number; up: boolean; drained: boolean; healthy: boolean }>;
+  /** Connections moved between back-ends at request boundaries (docs/moves.md). */
+  readonly moves: MoveStats;
+  /**
+   * `up`: control channel up; `healthy`: passing its active health check (true without one).
+   * requests: first requests handed to it + later requests it asked about + later requests its agent decided
+   * locally; stays: later requests that stayed (locally or after asking); movesOut/In: connections moved;
+   * decideUs: mean time of the agent's local routing decision.
+   */
+  readonly perBackend: Record<string, {
+    handoffs: number; failures: number; active: number; up: boolean; drained: boolean; healthy: boolean;
+    requests: number; stays: number; movesOut: number; movesIn: number; decideUs: number | undefined;
+  }>;
 }
 
 export class Frontend {
@@ -79,6 +91,8 @@ export class Frontend {
   readonly #tls: TlsAcceptor;
   #config: FrontendConfig;
   #router: Router;
+  readonly #moves: MoveCoordinator;
+  #routesVersion = 0;
   #accepted = 0;
   #pending = 0;
 
@@ -101,6 +115,16 @@ export class Frontend {
       firstHandoffId: d.firstHandoffId ?? randomFirstId(),
       flowIdsInUse: d.flowIdsInUse,
       encapSource: (id) => d.encapSources?.get(id),
+    });
+    this.#moves = new MoveCoordinator({
+      steering: d.steering,
+      channel: (id) => d.channels.get(id),
+      pick: (req, exclude, now) => this.#router.pick(req, this.#table.views(exclude), now),
+      book: this.#table,
+      allocate: () => this.#machine.allocate(),
+      encapSource: (id) => d.encapSources?.get(id),
+      limits: () => this.#config.limits,
+      log: d.log,
     });
     this.#tls = new TlsAcceptor({
       limits: () => this.#config.limits,
@@ -161,9 +185,17 @@ export class Frontend {
     const m = this.#machine.stats();
     const perBackend: FrontendStats['perBackend'] = {};
     for (const b of this.#table.list()) {
+      const mc = this.#moves.counters(b.id);
+      const a = mc.agent;
       perBackend[b.id] = {
         handoffs: b.handoffs, failures: b.failures, active: b.active, up: b.state === 'up', drained: b.drained,
         healthy: this.#d.healthy?.(b.id) ?? true,
+        // A request the agent decided 'move' is asked about (counted in asked), not counted twice.
+        requests: b.handoffs + mc.asked + (a === undefined ? 0 : a.stays),
+        stays: mc.stays + (a === undefined ? 0 : a.stays),
+        movesOut: mc.movesOut,
+        movesIn: mc.movesIn,
+        decideUs: a === undefined || a.requests === 0 ? undefined : Number(a.decideNs / BigInt(a.requests)) / 1000,
       };
     }
     return {
@@ -176,8 +208,39 @@ export class Frontend {
       vanished: m.vanished,
       handoffUs: m.handoffUs,
       phasesUs: m.phasesUs,
+      moves: this.#moves.stats(),
       perBackend,
     };
+  }
+
+  /** Moves in flight away from a back-end. */
+  movesInFlightFrom(id: string): number {
+    return this.#moves.inFlightFrom(id);
+  }
+
+  /**
+   * The routing snapshot agents decide later requests with (policy/snapshot.ts): the rules and pools in
+   * force, and which back-ends take requests now (channel up, healthy, not drained, weight > 0). LARD
+   * assignments are not pushed: a LARD target then asks the front-end (correct, one round trip).
+   */
+  routes(): Message {
+    const c = this.#config;
+    const backends = this.#table.list().map((b) => ({
+      id: b.id, weight: b.weight, up: b.state === 'up' && !b.drained && b.weight > 0 && (this.#d.healthy?.(b.id) ?? true),
+    }));
+    const snapshot = { version: ++this.#routesVersion, router: { pools: c.pools, rules: c.rules, defaultPool: c.defaultPool }, backends, assignments: [] };
+    return { kind: 'routes', version: snapshot.version, json: JSON.stringify(snapshot) };
+  }
+
+  /** Sends the routing snapshot to every channel that is up (after a drain, reload, channel change). */
+  pushRoutes(): void {
+    const m = this.routes();
+    for (const ch of this.#d.channels.values()) if (ch.state === 'up') ch.send?.(m);
+  }
+
+  /** MOVE, MOVE_BLOB, STAYS from a back-end's agent. */
+  onAgentMessage(backend: string, m: Message): void {
+    this.#moves.onMessage(backend, m);
   }
 
   // --- channel events -----------------------------------------------------------------------------

@@ -175,6 +175,11 @@ export class HandoffMachine {
     }
   }
 
+  /** A fresh handoff id and flow id from this machine's sequences (a moved connection's next placement). */
+  allocate(): { handoffId: bigint; flowId: number } {
+    return { handoffId: this.#nextId++, flowId: this.#allocateFlowId() };
+  }
+
   stats(): HandoffStats {
     return {
       handedOff: this.#handedOff,

@@ -8,6 +8,7 @@ interface NodeTcpHandle {
   /** Node's own flag: whether it believes the handle is reading (net.js tryReadStart). */
   reading: boolean;
   readStop(): number;
+  readStart(): number;
 }
 
 const handleOf = (s: net.Socket): NodeTcpHandle | undefined =>
@@ -34,4 +35,13 @@ export function stopReading(socket: net.Socket): boolean {
   h.readStop();
   h.reading = true;
   return true;
+}
+
+/** Undoes stopReading on a socket that stays (a move that did not happen): the handle reads again. */
+export function resumeReading(socket: net.Socket): void {
+  const h = handleOf(socket);
+  if (h === undefined) return;
+  h.readStart();
+  h.reading = true;
+  socket.resume();
 }

@@ -24,6 +24,15 @@
 //   ABORT     0x15  id u64
 //   PING      0x20  token u64
 //   PONG      0x21  token u64
+//   Moves at request boundaries (issue 8, docs/moves.md):
+//   ROUTES    0x30  FE -> agent: version u32, JSON of the routing snapshot (rest, <= 1 MiB)
+//   MOVE      0x40  agent -> FE: id u64 (agent's), handoffId u64 and flowId u32 (what placed the flow), reason u8,
+//                   family u8, client addr/port, vip addr/port (as FLOW_END), head (rest, <= 64 KiB; empty: idle move)
+//   MOVE_REPLY 0x41 FE -> agent: id u64, verdict u8 (0 stay, 1 go, 2 refuse), codeLen u8, code (<= 64)
+//   MOVE_BLOB 0x42  agent -> FE: id u64, ok u8; ok=1: blob (rest); ok=0: codeLen u8, code, reasonLen u16, reason
+//   MOVE_DONE 0x43  FE -> agent: id u64, outcome u8 (0 moved, 1 returned to its owner, 2 lost)
+//   DRAIN     0x44  FE -> agent: flags u8 (bit 0: draining)
+//   STAYS     0x32  agent -> FE: requests, stays, moves, kept, moved, pinned u32 (totals since start), decideNs u64 total
 
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from './bytes.ts';
 import { WireError } from './errors.ts';
@@ -56,7 +65,23 @@ export const FrameType = {
   commitData: 0x16,
   ping: 0x20,
   pong: 0x21,
+  routes: 0x30,
+  stays: 0x32,
+  move: 0x40,
+  moveReply: 0x41,
+  moveBlob: 0x42,
+  moveDone: 0x43,
+  drain: 0x44,
 } as const;
+
+/** Largest ROUTES JSON and MOVE head accepted. */
+export const MAX_ROUTES_BYTES = 1024 * 1024;
+export const MAX_MOVE_HEAD_BYTES = 64 * 1024;
+export type MoveVerdict = 'stay' | 'go' | 'refuse';
+export type MoveOutcomeCode = 'moved' | 'returned' | 'lost';
+const VERDICTS: readonly MoveVerdict[] = ['stay', 'go', 'refuse'];
+const OUTCOMES: readonly MoveOutcomeCode[] = ['moved', 'returned', 'lost'];
+
 
 export const FRAME_ERR = {
   /** The length field is over the decoder's limit (or a frame would not fit a u32). */
@@ -101,7 +126,28 @@ export type Message =
   | { readonly kind: 'commit-data'; readonly id: bigint; readonly data: Uint8Array }
   | { readonly kind: 'abort'; readonly id: bigint }
   | { readonly kind: 'ping'; readonly token: bigint }
-  | { readonly kind: 'pong'; readonly token: bigint };
+  | { readonly kind: 'pong'; readonly token: bigint }
+  | { readonly kind: 'routes'; readonly version: number; readonly json: string }
+  | ({ readonly kind: 'move'; readonly id: bigint; readonly handoffId: bigint; readonly flowId: number; readonly reason: number; readonly head: Uint8Array } & FlowInfo)
+  | { readonly kind: 'move-reply'; readonly id: bigint; readonly verdict: MoveVerdict; readonly code: string }
+  | { readonly kind: 'move-blob'; readonly id: bigint; readonly ok: true; readonly blob: Uint8Array }
+  | { readonly kind: 'move-blob'; readonly id: bigint; readonly ok: false; readonly code: string; readonly reason: string }
+  | { readonly kind: 'move-done'; readonly id: bigint; readonly outcome: MoveOutcomeCode }
+  | { readonly kind: 'drain'; readonly draining: boolean }
+  | { readonly kind: 'stays'; readonly counts: StaysCounts };
+
+/** The agent's request counters (STAYS), totals since it started. */
+export interface StaysCounts {
+  readonly requests: number;
+  readonly stays: number;
+  readonly moves: number;
+  readonly kept: number;
+  readonly moved: number;
+  readonly pinned: number;
+  /** Sum of decide() times, ns. */
+  readonly decideNs: bigint;
+}
+const STAYS_FIELDS = ['requests', 'stays', 'moves', 'kept', 'moved', 'pinned'] as const;
 
 export type MessageKind = Message['kind'];
 
@@ -245,6 +291,13 @@ const kindOfType = new Map<number, MessageKind>([
   [FrameType.commitData, 'commit-data'],
   [FrameType.ping, 'ping'],
   [FrameType.pong, 'pong'],
+  [FrameType.routes, 'routes'],
+  [FrameType.stays, 'stays'],
+  [FrameType.move, 'move'],
+  [FrameType.moveReply, 'move-reply'],
+  [FrameType.moveBlob, 'move-blob'],
+  [FrameType.moveDone, 'move-done'],
+  [FrameType.drain, 'drain'],
 ]);
 
 /** Decodes one frame into a message. Byte fields are fresh copies, never views of the input. */
@@ -308,6 +361,57 @@ export function decodeMessage(frame: Frame): Message {
     case 'pong':
       m = { kind, token: r.u64('token') };
       break;
+    case 'routes': {
+      const version = r.u32('version');
+      if (r.remaining > MAX_ROUTES_BYTES) throw new FrameError('routes.json', `length ${r.remaining} exceeds ${MAX_ROUTES_BYTES}`);
+      m = { kind, version, json: r.str(r.remaining, MAX_ROUTES_BYTES, 'json') };
+      break;
+    }
+    case 'move': {
+      const id = r.u64('id');
+      const handoffId = r.u64('handoffId');
+      const flowId = r.u32('flowId');
+      const reason = r.u8('reason');
+      const { family, client, vip } = readFlow(r, 'move');
+      if (r.remaining > MAX_MOVE_HEAD_BYTES) throw new FrameError('move.head', `length ${r.remaining} exceeds ${MAX_MOVE_HEAD_BYTES}`);
+      m = { kind, id, handoffId, flowId, reason, family, client, vip, head: r.bytes(r.remaining, 'head') };
+      break;
+    }
+    case 'move-reply': {
+      const id = r.u64('id');
+      const v = VERDICTS[r.u8('verdict')];
+      if (v === undefined) throw new FrameError('move-reply.verdict', 'unknown verdict');
+      m = { kind, id, verdict: v, code: r.str8(MAX_CODE_BYTES, 'code') };
+      break;
+    }
+    case 'move-blob': {
+      const id = r.u64('id');
+      const okByte = r.u8('ok');
+      if (okByte > 1) throw new FrameError('move-blob.ok', `invalid boolean ${okByte}`);
+      m = okByte === 1
+        ? { kind, id, ok: true, blob: r.bytes(r.remaining, 'blob') }
+        : { kind, id, ok: false, code: r.str8(MAX_CODE_BYTES, 'code'), reason: r.str16(MAX_REASON_BYTES, 'reason') };
+      break;
+    }
+    case 'move-done': {
+      const id = r.u64('id');
+      const o = OUTCOMES[r.u8('outcome')];
+      if (o === undefined) throw new FrameError('move-done.outcome', 'unknown outcome');
+      m = { kind, id, outcome: o };
+      break;
+    }
+    case 'drain': {
+      const flags = r.u8('flags');
+      if ((flags & ~1) !== 0) throw new FrameError('drain.flags', `unknown flags 0x${flags.toString(16)}`);
+      m = { kind, draining: flags === 1 };
+      break;
+    }
+    case 'stays': {
+      const c: Record<string, number> = {};
+      for (const f of STAYS_FIELDS) c[f] = r.u32(f);
+      m = { kind, counts: { requests: c['requests']!, stays: c['stays']!, moves: c['moves']!, kept: c['kept']!, moved: c['moved']!, pinned: c['pinned']!, decideNs: r.u64('decideNs') } };
+      break;
+    }
   }
   r.end();
   return m;
@@ -361,7 +465,56 @@ export function encodeMessage(m: Message): Uint8Array {
     case 'pong':
       w.u64(m.token, 'token');
       return w.frame(m.kind === 'ping' ? FrameType.ping : FrameType.pong);
+    case 'routes': {
+      const b = utf8.encode(m.json);
+      if (b.length > MAX_ROUTES_BYTES) throw new FrameError('routes.json', `${b.length} bytes exceeds ${MAX_ROUTES_BYTES}`);
+      w.u32(m.version, 'version').raw(b);
+      return w.frame(FrameType.routes);
+    }
+    case 'move':
+      if (m.head.length > MAX_MOVE_HEAD_BYTES) throw new FrameError('move.head', `${m.head.length} bytes exceeds ${MAX_MOVE_HEAD_BYTES}`);
+      w.u64(m.id, 'id').u64(m.handoffId, 'handoffId').u32(m.flowId, 'flowId').u8(m.reason, 'reason');
+      writeFlow(w, m, 'move');
+      w.raw(m.head);
+      return w.frame(FrameType.move);
+    case 'move-reply':
+      w.u64(m.id, 'id').u8(VERDICTS.indexOf(m.verdict), 'verdict').str8(m.code, MAX_CODE_BYTES, 'code');
+      return w.frame(FrameType.moveReply);
+    case 'move-blob':
+      w.u64(m.id, 'id');
+      if (m.ok) w.u8(1, 'ok').raw(m.blob);
+      else w.u8(0, 'ok').str8(m.code, MAX_CODE_BYTES, 'code').str16(m.reason, MAX_REASON_BYTES, 'reason');
+      return w.frame(FrameType.moveBlob);
+    case 'move-done':
+      w.u64(m.id, 'id').u8(OUTCOMES.indexOf(m.outcome), 'outcome');
+      return w.frame(FrameType.moveDone);
+    case 'drain':
+      w.u8(m.draining ? 1 : 0, 'flags');
+      return w.frame(FrameType.drain);
+    case 'stays':
+      for (const f of STAYS_FIELDS) w.u32(m.counts[f] >>> 0, f);
+      w.u64(BigInt.asUintN(64, m.counts.decideNs), 'decideNs');
+      return w.frame(FrameType.stays);
   }
+}
+
+function readFlow(r: Reader, kind: string): FlowInfo {
+  const fam = r.u8('family');
+  if (fam !== 4 && fam !== 6) throw new FrameError(`${kind}.family`, `invalid address family ${fam}`);
+  const n = fam === 4 ? 4 : 16;
+  const client = { address: formatIp(r.bytes(n, 'client.address')), port: r.u16('client.port') };
+  const vip = { address: formatIp(r.bytes(n, 'vip.address')), port: r.u16('vip.port') };
+  return { family: fam, client, vip };
+}
+
+function writeFlow(w: Writer, f: FlowInfo, kind: string): void {
+  if (f.family !== 4 && f.family !== 6) throw new FrameError(`${kind}.family`, `invalid address family ${String(f.family)}`);
+  const n = f.family === 4 ? 4 : 16;
+  w.u8(f.family, 'family')
+    .fixed(parseIp(f.client.address, f.family, 'client.address'), n, 'client.address')
+    .u16(f.client.port, 'client.port')
+    .fixed(parseIp(f.vip.address, f.family, 'vip.address'), n, 'vip.address')
+    .u16(f.vip.port, 'vip.port');
 }
 
 /**
@@ -441,6 +594,9 @@ class Reader {
   }
   str16(max: number, field: string): string {
     return this.#str(this.u16(`${field}.length`), max, field);
+  }
+  str(n: number, max: number, field: string): string {
+    return this.#str(n, max, field);
   }
   #str(n: number, max: number, field: string): string {
     if (n > max) throw new FrameError(`${this.#kind}.${field}`, `length ${n} exceeds ${max}`);
