@@ -1,0 +1,220 @@
+// Every request routed by content (issue 8): a keep-alive connection whose requests alternate
+// between two pools moves between back-ends at request boundaries; `baton drain` moves idle
+// connections away and lets busy responses finish. Real kernels in namespaces, real daemons,
+// curl and Python http.client as clients. Needs root.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { startCluster, type Cluster } from '../src/lab/cluster.ts';
+import { labUp, type Lab } from '../src/lab/lab.ts';
+import { ensureBpffs, removeFrontendPins } from '../src/steer/bpf-loader.ts';
+import { patternSha256 } from '../src/wire/pattern.ts';
+
+const root = process.getuid?.() === 0;
+const skip = root ? false : 'needs root (network namespaces, TCP_REPAIR, bpf)';
+const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
+const run = promisify(execFile);
+
+// Sizes chosen so the path decides the pool: /bytes/1... -> p1 (b1), /bytes/2... -> p2 (b2).
+const ALTERNATING = [1111, 2222, 100_000, 200_000, 1_000_000, 2_000_000];
+const POOL_OF = (size: number): string => (String(size).startsWith('1') ? 'b1' : 'b2');
+
+/** Python: n requests on one http.client connection; prints [status, backend, sha256, length] per request. */
+const PY_SEQ = `
+import http.client, hashlib, json, sys
+vip = sys.argv[1]; paths = sys.argv[2:]
+c = http.client.HTTPConnection(vip, 80, timeout=30)
+out = []
+for p in paths:
+    c.request('GET', p)
+    r = c.getresponse(); b = r.read()
+    out.append([r.status, r.getheader('x-baton-backend'), hashlib.sha256(b).hexdigest(), len(b)])
+print(json.dumps(out))
+`;
+
+/** Python: two requests written in one send (pipelined, one segment), both responses read in order. */
+const PY_PIPELINED = `
+import socket, http.client, hashlib, json, sys
+vip = sys.argv[1]; paths = sys.argv[2:]
+s = socket.create_connection((vip, 80), timeout=30)
+s.sendall(b''.join(b'GET ' + p.encode() + b' HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' for p in paths))
+f = s.makefile('rb')
+class S:
+    def makefile(self, *a, **k): return f
+out = []
+for p in paths:
+    r = http.client.HTTPResponse(S()); r.begin(); b = r.read()
+    out.append([r.status, r.getheader('x-baton-backend'), hashlib.sha256(b).hexdigest(), len(b)])
+print(json.dumps(out))
+`;
+
+/** Python: n idle keep-alive connections, one request each; waits for a file, then one more request on each. */
+const PY_IDLE = `
+import http.client, json, os, sys, time
+vip, n, path, ready, go = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+cs = [http.client.HTTPConnection(vip, 80, timeout=30) for _ in range(n)]
+first = []
+for c in cs:
+    c.request('GET', path); r = c.getresponse(); r.read(); first.append(r.getheader('x-baton-backend'))
+open(ready, 'w').write(json.dumps(first))
+while not os.path.exists(go): time.sleep(0.05)
+second, errors = [], []
+for c in cs:
+    try:
+        c.request('GET', path); r = c.getresponse(); b = r.read(); second.append([r.status, r.getheader('x-baton-backend'), len(b)])
+    except Exception as e:
+        errors.append(repr(e))
+print(json.dumps({'first': first, 'second': second, 'errors': errors}))
+`;
+
+type Row = [number, string, string, number];
+
+describe('requests routed one by one: connections move between back-ends', { skip }, () => {
+  let lab: Lab;
+  let cluster: Cluster;
+  let dir: string;
+  let pinDir: string;
+
+  before(async () => {
+    lab = await labUp({ backends: 3 });
+    const table = `baton_${lab.id}`;
+    ensureBpffs('/run/baton/bpffs/x');
+    pinDir = `/run/baton/bpffs/${table}`;
+    dir = await mkdtemp(join(tmpdir(), 'baton-moves-'));
+    try {
+      cluster = await startCluster(lab, {
+        frontend: {
+          steering: { kind: 'bpf', table, lingerMs: 1000, pinDir },
+          pools: [
+            { name: 'p1', policy: { name: 'wrr' }, members: ['b1'] },
+            { name: 'p2', policy: { name: 'wrr' }, members: ['b2'] },
+            { name: 'pref', policy: { name: 'wrr' }, members: ['b1', 'b3'] },
+          ],
+          rules: [
+            { match: { pathPrefix: '/bytes/1' }, pool: 'p1' },
+            { match: { pathPrefix: '/bytes/2' }, pool: 'p2' },
+          ],
+          defaultPool: 'pref',
+        },
+      });
+    } catch (e) {
+      await lab.down();
+      throw e;
+    }
+  });
+  after(async () => {
+    await cluster?.stop();
+    if (cluster) removeFrontendPins(pinDir);
+    await lab?.down();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const admin = async (args: string[]): Promise<string> => {
+    const sock = `/run/baton/${lab.id}-fe.sock`;
+    const r = await run('node', ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args, '--socket', sock], { cwd: ROOT, timeout: 60_000 });
+    return r.stdout;
+  };
+
+  const python = async (script: string, args: string[]): Promise<string> => {
+    const r = await lab.exec(lab.client, ['python3', '-c', script, ...args], { timeoutMs: 120_000 });
+    assert.equal(r.code, 0, `python: ${r.stderr}\n${cluster.logs().slice(-3000)}`);
+    return r.stdout;
+  };
+
+  const checkRows = (rows: Row[], sizes: number[]): void => {
+    assert.equal(rows.length, sizes.length);
+    rows.forEach(([status, backend, sha, len], i) => {
+      const size = sizes[i]!;
+      assert.equal(status, 200, `request ${i}`);
+      assert.equal(backend, POOL_OF(size), `request ${i} (/bytes/${size}) answered by ${backend}\n${cluster.logs().slice(-3000)}`);
+      assert.equal(len, size);
+      assert.equal(sha, patternSha256(size), `request ${i} body`);
+    });
+  };
+
+  test('curl: 6 requests on one connection alternating pools, each from its pool, byte-exact', async () => {
+    const args = ALTERNATING.flatMap((n, i) => ['-o', join(dir, `c${i}`), `http://${lab.vip}/bytes/${n}`]);
+    const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '60', '-w', '%{http_code} %{num_connects} %header{x-baton-backend}\\n', ...args], { timeoutMs: 90_000 });
+    assert.equal(r.code, 0, `curl: ${r.stderr}\n${cluster.logs().slice(-3000)}`);
+    const lines = r.stdout.trim().split('\n').map((l) => l.split(' '));
+    assert.deepEqual(lines.map((l) => l[0]), ALTERNATING.map(() => '200'));
+    // One connection, reused: the moves are invisible to the client.
+    assert.deepEqual(lines.map((l) => l[1]), ['1', '0', '0', '0', '0', '0']);
+    assert.deepEqual(lines.map((l) => l[2]), ALTERNATING.map(POOL_OF), cluster.logs().slice(-3000));
+    for (const [i, n] of ALTERNATING.entries()) {
+      const { createHash } = await import('node:crypto');
+      const sum = createHash('sha256').update(await readFile(join(dir, `c${i}`))).digest('hex');
+      assert.equal(sum, patternSha256(n), `body ${i}`);
+    }
+    const st = (await cluster.stats()) as unknown as { moves: { moved: number }; perBackend: Record<string, { movesOut: number; movesIn: number }> };
+    assert.ok(st.moves.moved >= 5, `moves: ${JSON.stringify(st.moves)}`);
+  });
+
+  test('Python http.client: 6 requests on one connection alternating pools', async () => {
+    const rows = JSON.parse(await python(PY_SEQ, [lab.vip, ...ALTERNATING.map((n) => `/bytes/${n}`)])) as Row[];
+    checkRows(rows, ALTERNATING);
+  });
+
+  test('two requests pipelined in one segment go to their own pools, in order', async () => {
+    for (const sizes of [[1111, 2222], [2222, 1111, 100_000]]) {
+      const rows = JSON.parse(await python(PY_PIPELINED, [lab.vip, ...sizes.map((n) => `/bytes/${n}`)])) as Row[];
+      checkRows(rows, sizes);
+    }
+  });
+
+  test('drain b1: 200 idle keep-alive connections all move, stay usable, b1 reaches 0', async () => {
+    // b3 drained while they connect, so all 200 land on b1 (pool pref = b1, b3).
+    await admin(['drain', 'b3', '--no-wait']);
+    const ready = join(dir, 'ready');
+    const go = join(dir, 'go');
+    const client = python(PY_IDLE, [lab.vip, '200', '/whoami', ready, go]);
+    while (!existsSync(ready)) await new Promise((r) => setTimeout(r, 50));
+    const first = JSON.parse(await readFile(ready, 'utf8')) as string[];
+    assert.ok(first.every((b) => b === 'b1'), `first answers: ${[...new Set(first)].join(',')}`);
+    await admin(['undrain', 'b3']);
+    const t0 = Date.now();
+    const out = JSON.parse(await admin(['drain', 'b1', '--timeout', '20', '--json'])) as { moved: number; remaining: number; finished: number; timedOut: boolean };
+    const took = Date.now() - t0;
+    await writeFile(go, '');
+    const res = JSON.parse(await client) as { second: [number, string, number][]; errors: string[] };
+    await admin(['undrain', 'b1']);
+    assert.deepEqual(res.errors, []);
+    assert.equal(res.second.length, 200);
+    assert.ok(res.second.every(([s, b]) => s === 200 && b === 'b3'), `second answers: ${JSON.stringify(res.second.slice(0, 5))}`);
+    assert.equal(out.remaining, 0, JSON.stringify(out));
+    assert.equal(out.timedOut, false);
+    assert.equal(out.moved, 200, JSON.stringify(out));
+    // Reported, not asserted as a time: the acceptance's 5 s is read from the test's output.
+    console.log(`# drain of 200 idle connections: ${JSON.stringify(out)} in ${took} ms`);
+  });
+
+  test('a 100 MB download on b1 finishes byte-exact while b1 drains; b1 gets no new handoff', async () => {
+    const size = 104_857_600; // /bytes/1... -> p1 (b1)
+    const file = join(dir, 'big');
+    const dl = lab.exec(lab.client, ['curl', '-sS', '--max-time', '120', '--limit-rate', '25M', '-o', file, '-w', '%{http_code} %header{x-baton-backend}', `http://${lab.vip}/bytes/${size}`], { timeoutMs: 150_000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = (await cluster.stats()).perBackend['b1']!.handoffs;
+    await admin(['drain', 'b1', '--no-wait']);
+    // New connections for pool pref go to b3 now.
+    for (let i = 0; i < 5; i++) {
+      const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '10', `http://${lab.vip}/whoami`]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const r = await dl;
+    await admin(['undrain', 'b1']);
+    assert.equal(r.code, 0, `${r.stderr}\n${cluster.logs().slice(-3000)}`);
+    assert.equal(r.stdout.trim(), '200 b1');
+    const { createHash } = await import('node:crypto');
+    const { createReadStream } = await import('node:fs');
+    const h = createHash('sha256');
+    for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+    assert.equal(h.digest('hex'), patternSha256(size));
+    assert.equal((await cluster.stats()).perBackend['b1']!.handoffs, before, 'b1 got a new handoff while drained');
+  });
+});
