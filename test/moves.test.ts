@@ -44,7 +44,12 @@ import socket, http.client, hashlib, json, sys
 vip = sys.argv[1]; paths = sys.argv[2:]
 s = socket.create_connection((vip, 80), timeout=30)
 s.sendall(b''.join(b'GET ' + p.encode() + b' HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' for p in paths))
-f = s.makefile('rb')
+class Keep:
+    # One buffered reader for every response (read-ahead included); HTTPResponse must not close it.
+    def __init__(self, f): self.f = f
+    def __getattr__(self, n): return getattr(self.f, n)
+    def close(self): pass
+f = Keep(s.makefile('rb'))
 class S:
     def makefile(self, *a, **k): return f
 out = []
