@@ -173,6 +173,17 @@ describe('requests routed one by one: connections move between back-ends', { ski
     }
   });
 
+  test('figures: 100 alternating requests (99 moves) and 100 staying ones on one connection each', async () => {
+    const alt = Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? 1111 : 2222));
+    checkRows(JSON.parse(await python(PY_SEQ, [lab.vip, ...alt.map((n) => `/bytes/${n}`)])) as Row[], alt);
+    const same = Array.from({ length: 100 }, () => 1111);
+    checkRows(JSON.parse(await python(PY_SEQ, [lab.vip, ...same.map((n) => `/bytes/${n}`)])) as Row[], same);
+    await new Promise((r) => setTimeout(r, 1200)); // the agents' STAYS reports (every 500 ms)
+    const st = (await cluster.stats()) as unknown as { moves: unknown; perBackend: Record<string, unknown> };
+    console.log(`# moves: ${JSON.stringify(st.moves)}`);
+    for (const b of ['b1', 'b2']) console.log(`# ${b}: ${JSON.stringify(st.perBackend[b])}`);
+  });
+
   test('drain b1: 200 idle keep-alive connections all move, stay usable, b1 reaches 0', async () => {
     // b3 drained while they connect, so all 200 land on b1 (pool pref = b1, b3).
     await admin(['drain', 'b3', '--no-wait']);

@@ -13,7 +13,6 @@
 //   the hook stops the handle's reader before it first awaits; if the move does not happen,
 //   reading resumes and the request goes to the application here.
 // - A moved connection's close is not a flow end (the flow lives on elsewhere): `isMoved(key)`.
-import { performance } from 'node:perf_hooks';
 import { RoutingTable, routingSnapshotSchema, type MoveReason } from '../policy/snapshot.ts';
 import type { RequestInfo } from '../policy/types.ts';
 import { captureState, repairOff } from '../tcp/capture.ts';
@@ -59,6 +58,7 @@ export interface MoverStats extends BoundaryStats {
   refused: number;
   captureFailed: number;
   decideNs: bigint;
+  captureNs: bigint;
 }
 
 interface Pending {
@@ -75,15 +75,13 @@ export class Mover {
   readonly #pending = new Map<bigint, Pending>();
   readonly #conns = new Set<BoundarySocket>();
   readonly #moved = new Set<string>();
-  /** Per-move capture timings (µs) for the last moves: stop+capture, encode, close. */
-  readonly captureUs: number[] = [];
   #nextId = 1n;
   #draining = false;
 
   constructor(o: MoverOptions) {
     this.#o = o;
     this.#table = new RoutingTable(o.self);
-    this.stats = { ...newBoundaryStats(), asked: 0, answeredStay: 0, go: 0, refused: 0, captureFailed: 0, decideNs: 0n };
+    this.stats = { ...newBoundaryStats(), asked: 0, answeredStay: 0, go: 0, refused: 0, captureFailed: 0, decideNs: 0n, captureNs: 0n };
   }
 
   get draining(): boolean {
@@ -127,7 +125,7 @@ export class Mover {
 
   counts(): StaysCounts {
     const s = this.stats;
-    return { requests: s.requests, stays: s.stays, moves: s.moves, kept: s.kept, moved: s.moved, pinned: s.pinned, decideNs: s.decideNs };
+    return { requests: s.requests, stays: s.stays, moves: s.moves, kept: s.kept, moved: s.moved, pinned: s.pinned, decideNs: s.decideNs, captureNs: s.captureNs };
   }
 
   /** ROUTES, MOVE_REPLY, MOVE_DONE, DRAIN from a front-end. */
@@ -216,7 +214,7 @@ export class Mover {
     }
     this.stats.go++;
     // The front-end holds the flow now: capture, synchronously to the close.
-    const t0 = performance.now();
+    const t0 = process.hrtime.bigint();
     const fd = fdOf(socket);
     const fail = (code: string, why: string): MoveOutcome => {
       this.stats.captureFailed++;
@@ -238,12 +236,10 @@ export class Mover {
       this.#o.log?.('warn', { err: (e as Error).message, client: id.flow.client }, 'move capture failed; serving here');
       return fail('BATON_ERR_MOVE_CAPTURE', (e as Error).message);
     }
-    const t1 = performance.now();
     this.#moved.add(id.key);
     socket.destroy(); // in repair mode: neither FIN nor RST
     this.#o.send(id.peerId, { kind: 'move-blob', id: moveId, ok: true, blob });
-    this.captureUs.push((t1 - t0) * 1000);
-    if (this.captureUs.length > 4096) this.captureUs.splice(0, 2048);
+    this.stats.captureNs += process.hrtime.bigint() - t0;
     return 'moved';
   }
 }

@@ -73,7 +73,7 @@ test('adminTargetOf merges the back-end table, health, drain and retired back-en
       ['b2', 'up', 'down', false, false, false, 'status 500'],
       ['b3', 'up', 'none', false, true, false, undefined],
     ]);
-    assert.deepEqual(t.drain('b1'), { id: 'b1', drained: true, active: 0, moved: 0 });
+    assert.deepEqual(t.drain('b1'), { id: 'b1', drained: true, active: 0, moved: 0, movesOut: 0 });
     assert.equal(t.backends()[0]!.eligible, false);
     assert.throws(() => t.drain('nope'), (e: unknown) => (e as { code: string }).code === ADMIN_ERR.UNKNOWN_BACKEND);
     t.undrain('b1');

@@ -72,13 +72,15 @@ export interface FrontendStats {
   readonly moves: MoveStats;
   /**
    * `up`: control channel up; `healthy`: passing its active health check (true without one).
-   * requests: first requests handed to it + later requests it asked about + later requests its agent decided
-   * locally; stays: later requests that stayed (locally or after asking); movesOut/In: connections moved;
+   * requests: requests served there (handoffs, moves in included, + later requests that stayed); stays: later
+   * requests that stayed (decided locally or after asking); movesOut/In: connections moved;
    * decideUs: mean time of the agent's local routing decision.
    */
   readonly perBackend: Record<string, {
     handoffs: number; failures: number; active: number; up: boolean; drained: boolean; healthy: boolean;
     requests: number; stays: number; movesOut: number; movesIn: number; decideUs: number | undefined;
+    /** Mean time the agent took to capture a connection that moved away (stop, TCP_REPAIR capture, encode, close). */
+    captureUs: number | undefined;
   }>;
 }
 
@@ -190,12 +192,14 @@ export class Frontend {
       perBackend[b.id] = {
         handoffs: b.handoffs, failures: b.failures, active: b.active, up: b.state === 'up', drained: b.drained,
         healthy: this.#d.healthy?.(b.id) ?? true,
-        // A request the agent decided 'move' is asked about (counted in asked), not counted twice.
-        requests: b.handoffs + mc.asked + (a === undefined ? 0 : a.stays),
+        // Each request counts where it is served: first requests and moved-in ones come with a handoff
+        // (moves are handoffs too), later ones that stayed are stays (decided locally or after asking).
+        requests: b.handoffs + mc.stays + (a === undefined ? 0 : a.stays),
         stays: mc.stays + (a === undefined ? 0 : a.stays),
         movesOut: mc.movesOut,
         movesIn: mc.movesIn,
         decideUs: a === undefined || a.requests === 0 ? undefined : Number(a.decideNs / BigInt(a.requests)) / 1000,
+        captureUs: a === undefined || a.moved === 0 ? undefined : Number(a.captureNs / BigInt(a.moved)) / 1000,
       };
     }
     return {

@@ -32,7 +32,8 @@
 //   MOVE_BLOB 0x42  agent -> FE: id u64, ok u8; ok=1: blob (rest); ok=0: codeLen u8, code, reasonLen u16, reason
 //   MOVE_DONE 0x43  FE -> agent: id u64, outcome u8 (0 moved, 1 returned to its owner, 2 lost)
 //   DRAIN     0x44  FE -> agent: flags u8 (bit 0: draining)
-//   STAYS     0x32  agent -> FE: requests, stays, moves, kept, moved, pinned u32 (totals since start), decideNs u64 total
+//   STAYS     0x32  agent -> FE: requests, stays, moves, kept, moved, pinned u32 (totals since start), decideNs u64,
+//                   captureNs u64 (totals)
 
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from './bytes.ts';
 import { WireError } from './errors.ts';
@@ -146,6 +147,8 @@ export interface StaysCounts {
   readonly pinned: number;
   /** Sum of decide() times, ns. */
   readonly decideNs: bigint;
+  /** Sum of the owner's capture times for moves (stop reading, TCP_REPAIR capture, blob encoding), ns. */
+  readonly captureNs: bigint;
 }
 const STAYS_FIELDS = ['requests', 'stays', 'moves', 'kept', 'moved', 'pinned'] as const;
 
@@ -409,7 +412,7 @@ export function decodeMessage(frame: Frame): Message {
     case 'stays': {
       const c: Record<string, number> = {};
       for (const f of STAYS_FIELDS) c[f] = r.u32(f);
-      m = { kind, counts: { requests: c['requests']!, stays: c['stays']!, moves: c['moves']!, kept: c['kept']!, moved: c['moved']!, pinned: c['pinned']!, decideNs: r.u64('decideNs') } };
+      m = { kind, counts: { requests: c['requests']!, stays: c['stays']!, moves: c['moves']!, kept: c['kept']!, moved: c['moved']!, pinned: c['pinned']!, decideNs: r.u64('decideNs'), captureNs: r.u64('captureNs') } };
       break;
     }
   }
@@ -493,7 +496,7 @@ export function encodeMessage(m: Message): Uint8Array {
       return w.frame(FrameType.drain);
     case 'stays':
       for (const f of STAYS_FIELDS) w.u32(m.counts[f] >>> 0, f);
-      w.u64(BigInt.asUintN(64, m.counts.decideNs), 'decideNs');
+      w.u64(BigInt.asUintN(64, m.counts.decideNs), 'decideNs').u64(BigInt.asUintN(64, m.counts.captureNs), 'captureNs');
       return w.frame(FrameType.stays);
   }
 }
