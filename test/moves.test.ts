@@ -107,6 +107,8 @@ describe('requests routed one by one: connections move between back-ends', { ski
           ],
           defaultPool: 'pref',
         },
+        // b2 takes one connection at a time: a move to a full b2 is refused and must come back to its owner.
+        backend: (name) => (name === 'b2' ? { limits: { maxConnections: 1 } } : {}),
       });
     } catch (e) {
       await lab.down();
@@ -171,6 +173,31 @@ describe('requests routed one by one: connections move between back-ends', { ski
       const rows = JSON.parse(await python(PY_PIPELINED, [lab.vip, ...sizes.map((n) => `/bytes/${n}`)])) as Row[];
       checkRows(rows, sizes);
     }
+  });
+
+  test('a move the new owner refuses goes back to the old one: the request is served there, nothing reset', async () => {
+    const before = ((await cluster.stats()) as unknown as { moves: { returned: number } }).moves.returned;
+    // Holds b2's only slot: an idle keep-alive connection on b2.
+    const hog = `
+import http.client, sys, time
+c = http.client.HTTPConnection(sys.argv[1], 80, timeout=30)
+c.request('GET', '/bytes/2222'); r = c.getresponse(); r.read()
+print(r.getheader('x-baton-backend'), flush=True)
+time.sleep(6)
+`;
+    const held = lab.exec(lab.client, ['python3', '-c', hog, lab.vip], { timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    const sizes = [1111, 2222, 1111];
+    const rows = JSON.parse(await python(PY_SEQ, [lab.vip, ...sizes.map((n) => `/bytes/${n}`)])) as Row[];
+    assert.equal((await held).stdout.trim(), 'b2');
+    rows.forEach(([status, backend, sha, len], i) => {
+      assert.equal(status, 200);
+      assert.equal(backend, 'b1', `request ${i}: b2 is full, so b1 keeps serving`);
+      assert.equal(len, sizes[i]);
+      assert.equal(sha, patternSha256(sizes[i]!));
+    });
+    const after = ((await cluster.stats()) as unknown as { moves: { returned: number } }).moves.returned;
+    assert.ok(after > before, `returned ${before} -> ${after}`);
   });
 
   test('figures: 100 alternating requests (99 moves) and 100 staying ones on one connection each', async () => {
