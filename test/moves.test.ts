@@ -124,8 +124,15 @@ describe('requests routed one by one: connections move between back-ends', { ski
 
   const admin = async (args: string[]): Promise<string> => {
     const sock = `/run/baton/${lab.id}-fe.sock`;
-    const r = await run('node', ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args, '--socket', sock], { cwd: ROOT, timeout: 60_000 });
-    return r.stdout;
+    try {
+      return (await run('node', ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args, '--socket', sock], { cwd: ROOT, timeout: 60_000 })).stdout;
+    } catch (e) {
+      // `drain` exits 3 on its timeout, with its report on stdout: the assertions below say what went wrong.
+      const out = (e as { stdout?: string }).stdout ?? '';
+      if (out === '') throw e;
+      console.log(`# ${args.join(' ')} failed: ${out.trim()}\n${cluster.logs().slice(-4000).replace(/^/gm, '# ')}`);
+      return out;
+    }
   };
 
   const python = async (script: string, args: string[]): Promise<string> => {

@@ -67,6 +67,10 @@ interface Pending {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Idle connections a drain moves at once (below the front-end's 64 moves in flight per back-end). */
+const DRAIN_CONCURRENCY = 16;
+/** Tries per idle connection while draining (the front-end may refuse when busy). */
+const DRAIN_ATTEMPTS = 5;
 
 export class Mover {
   readonly #o: MoverOptions;
@@ -171,11 +175,30 @@ export class Mover {
     }
   }
 
-  /** Moves every idle connection now (and each one that becomes idle later, at its next request). */
+  /**
+   * Moves every idle connection now, a few at a time (the front-end bounds moves in flight per
+   * back-end), retrying those it refused; busy ones move at their next request head (decide says
+   * 'move' while draining). Resolves with what moved here and what was busy or stayed.
+   */
   async drain(): Promise<{ moved: number; busy: number }> {
     this.#draining = true;
-    const all = await Promise.all([...this.#conns].map((b) => b.moveIdle()));
-    return { moved: all.filter((o) => o === 'moved').length, busy: all.filter((o) => o === 'busy').length };
+    const queue = [...this.#conns];
+    let moved = 0;
+    let busy = 0;
+    const worker = async (): Promise<void> => {
+      for (let b = queue.shift(); b !== undefined; b = queue.shift()) {
+        let outcome: MoveOutcome | 'busy' = 'busy';
+        for (let attempt = 0; attempt < DRAIN_ATTEMPTS && this.#draining && !b.destroyed; attempt++) {
+          outcome = await b.moveIdle();
+          if (outcome !== 'kept') break;
+          await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+        }
+        if (outcome === 'moved') moved++;
+        else busy++;
+      }
+    };
+    await Promise.all(Array.from({ length: DRAIN_CONCURRENCY }, worker));
+    return { moved, busy };
   }
 
   /** Not draining any more (undrain). */
