@@ -268,3 +268,59 @@ time.sleep(6)
     assert.equal((await cluster.stats()).perBackend['b1']!.handoffs, before, 'b1 got a new handoff while drained');
   });
 });
+
+describe('requests routed one by one with upstream delivery (the agent relays to an unmodified server)', { skip }, () => {
+  let lab: Lab;
+  let cluster: Cluster;
+  let pinDir: string;
+
+  before(async () => {
+    lab = await labUp({ backends: 2 });
+    const table = `baton_${lab.id}`;
+    ensureBpffs('/run/baton/bpffs/x');
+    pinDir = `/run/baton/bpffs/${table}`;
+    // The "unmodified server" in each back-end namespace: the sample app on loopback, outside the agent.
+    const app = join(ROOT, 'src/backend/sample-app.ts');
+    for (const b of lab.backends) {
+      lab.spawn(b, ['node', '--import', 'tsx', '--input-type=module', '-e',
+        `const m = await import(${JSON.stringify(app)}); m.createSampleApp(${JSON.stringify(b.name)}).listen(8081, '127.0.0.1');`], { stdio: 'ignore' });
+    }
+    try {
+      cluster = await startCluster(lab, {
+        frontend: {
+          steering: { kind: 'bpf', table, lingerMs: 1000, pinDir },
+          pools: [
+            { name: 'p1', policy: { name: 'wrr' }, members: ['b1'] },
+            { name: 'p2', policy: { name: 'wrr' }, members: ['b2'] },
+          ],
+          rules: [{ match: { pathPrefix: '/bytes/2' }, pool: 'p2' }],
+          defaultPool: 'p1',
+        },
+        backend: () => ({ app: { kind: 'upstream', host: '127.0.0.1', port: 8081 } }),
+      });
+    } catch (e) {
+      await lab.down();
+      throw e;
+    }
+  });
+  after(async () => {
+    await cluster?.stop();
+    if (cluster) removeFrontendPins(pinDir);
+    await lab?.down();
+  });
+
+  test('Python http.client: 6 requests alternating pools, each from its pool, byte-exact', async () => {
+    const r = await lab.exec(lab.client, ['python3', '-c', PY_SEQ, lab.vip, ...ALTERNATING.map((n) => `/bytes/${n}`)], { timeoutMs: 120_000 });
+    assert.equal(r.code, 0, `python: ${r.stderr}\n${cluster.logs().slice(-3000)}`);
+    const rows = JSON.parse(r.stdout) as Row[];
+    rows.forEach(([status, backend, sha, len], i) => {
+      const size = ALTERNATING[i]!;
+      assert.equal(status, 200);
+      assert.equal(backend, POOL_OF(size), `request ${i}`);
+      assert.equal(len, size);
+      assert.equal(sha, patternSha256(size));
+    });
+    const st = (await cluster.stats()) as unknown as { moves: { moved: number } };
+    assert.equal(st.moves.moved, 5);
+  });
+});
