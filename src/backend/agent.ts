@@ -30,6 +30,8 @@ export interface AgentOptions {
    * (head limits 16 KiB / 100 fields); `false` delivers sockets untouched, as before.
    */
   readonly requestRouting?: false | { readonly limits: HeadLimits };
+  /** Where per-request routing reports what went wrong (refused snapshots, failed captures). */
+  readonly log?: (level: 'info' | 'warn', obj: object, msg: string) => void;
 }
 
 const DEFAULT_ROUTING_LIMITS: HeadLimits = { maxHeadBytes: 16 * 1024, maxHeaders: 100 };
@@ -71,7 +73,7 @@ export class BackendAgent {
     const routing = o.requestRouting === false ? undefined : (o.requestRouting ?? { limits: DEFAULT_ROUTING_LIMITS });
     const mover = routing === undefined
       ? undefined
-      : new Mover({ self: o.name, limits: routing.limits, send: (peer, m) => server?.sendTo(peer, m) ?? false });
+      : new Mover({ self: o.name, limits: routing.limits, send: (peer, m) => server?.sendTo(peer, m) ?? false, ...(o.log && { log: o.log }) });
     const receiver = new HandoffReceiver({
       deliver: (socket, flow, meta) => {
         if (mover === undefined) return o.deliver(socket, flow);
