@@ -267,6 +267,23 @@ time.sleep(6)
     assert.equal(h.digest('hex'), patternSha256(size));
     assert.equal((await cluster.stats()).perBackend['b1']!.handoffs, before, 'b1 got a new handoff while drained');
   });
+
+  // Last: it stops b1's agent.
+  test("the agent's SIGTERM moves its idle connections away before it exits", async () => {
+    await admin(['drain', 'b3', '--no-wait']);
+    const ready = join(dir, 'ready-term');
+    const go = join(dir, 'go-term');
+    const client = python(PY_IDLE, [lab.vip, '20', '/whoami', ready, go]);
+    while (!existsSync(ready)) await new Promise((r) => setTimeout(r, 50));
+    const first = JSON.parse(await readFile(ready, 'utf8')) as string[];
+    assert.ok(first.every((b) => b === 'b1'), `first answers: ${[...new Set(first)].join(',')}`);
+    await admin(['undrain', 'b3']);
+    await lab.killProcess(cluster.processes.get('b1')!, 'SIGTERM');
+    await writeFile(go, '');
+    const res = JSON.parse(await client) as { second: [number, string, number][]; errors: string[] };
+    assert.deepEqual(res.errors, []);
+    assert.ok(res.second.length === 20 && res.second.every(([st, b]) => st === 200 && b === 'b3'), JSON.stringify(res.second.slice(0, 3)));
+  });
 });
 
 describe('requests routed one by one with upstream delivery (the agent relays to an unmodified server)', { skip }, () => {
