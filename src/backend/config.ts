@@ -32,6 +32,12 @@ export const backendConfigSchema = z.strictObject({
       pinDir: z.string().startsWith('/').max(200).optional(),
     })
     .optional(),
+  /**
+   * Route every later request on a handed-off connection by the front-end's rules (docs/moves.md): the connection
+   * moves to another back-end at a request boundary when its request belongs there, and drains move connections.
+   * Costs ~45 µs of agent CPU per request (a JavaScript layer between socket and app); false hands sockets over untouched.
+   */
+  requestRouting: z.boolean().default(true),
   /** Where committed connections go. */
   app: z.discriminatedUnion('kind', [
     z.strictObject({

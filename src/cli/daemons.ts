@@ -93,6 +93,7 @@ export function registerDaemons(program: Command): void {
         }),
         onEvent: (ev, detail) => log[ev === 'authFailed' ? 'warn' : 'info']({ detail }, ev),
         log: (level, obj, msg) => log[level](obj, msg),
+        ...(!cfg.requestRouting && { requestRouting: false as const }),
         // Test hook (test/frontend-faults.test.ts): end-of-connection reports arriving late.
         flowEndDelayMs: Number(process.env['BATON_TEST_FLOW_END_DELAY_MS'] ?? 0) || 0,
       });
