@@ -1,5 +1,6 @@
 /* The front-end's tc ingress program, on the client-facing interface: steers each handed-off flow per the `flows`
- * map (maps.h). No entry: untouched. Bare SYN on a known tuple: the client reuses the port, forget the old entry.
+ * map (maps.h). No entry: untouched, except orphans when config.orphans is on (a non-SYN packet to the VIP with no
+ * local connection: a flow another front-end handed off), recorded in `orphans` and dropped. Bare SYN on a known tuple: the client reuses the port, forget the old entry.
  * hold: drop (until deadline_ns). forward: count and send to the back-end (L2 redirect or encapsulation).
  * closing: the same until deadline_ns, then forget. */
 #define BATON_FRONTEND
@@ -12,6 +13,80 @@
 #include "rewrite.h"
 
 #define ONE_SECOND_NS 1000000000ull
+#define BPF_TCP_LISTEN_STATE 10 /* BPF_TCP_LISTEN */
+
+/* True when this host has a connection (or a pending handshake, or a valid SYN cookie) for the packet's tuple:
+ * the packet is the front-end's own. A lookup that finds only the listener (or nothing) means no connection here. */
+static __always_inline int local_connection(struct __sk_buff *skb, struct parsed *p)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	int local;
+
+	if (p->family == 4) {
+		t.ipv4.saddr = p->saddr[0];
+		t.ipv4.daddr = p->daddr[0];
+		t.ipv4.sport = p->sport;
+		t.ipv4.dport = p->dport;
+		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, p->saddr, 16);
+		__builtin_memcpy(t.ipv6.daddr, p->daddr, 16);
+		t.ipv6.sport = p->sport;
+		t.ipv6.dport = p->dport;
+		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+	}
+	if (!sk)
+		return 0;
+	local = sk->state != BPF_TCP_LISTEN_STATE;
+	if (!local && p->ack && p->family == 4) {
+		/* the handshake's last ACK under SYN cookies finds only the listener: let a valid cookie through */
+		void *data = (void *)(long)skb->data;
+		void *data_end = (void *)(long)skb->data_end;
+		struct iphdr *ip = data + ETH_LEN;
+		struct tcphdr *th = data + ETH_LEN + sizeof(struct iphdr);
+		if ((void *)(ip + 1) <= data_end && ip->ihl == 5 && (void *)(th + 1) <= data_end)
+			local = bpf_tcp_check_syncookie(sk, ip, sizeof(*ip), th, sizeof(*th)) == 0;
+	} else if (!local && p->ack) {
+		void *data = (void *)(long)skb->data;
+		void *data_end = (void *)(long)skb->data_end;
+		struct ipv6hdr *ip6 = data + ETH_LEN;
+		struct tcphdr *th = data + ETH_LEN + IPV6_LEN;
+		if ((void *)(ip6 + 1) <= data_end && (void *)(th + 1) <= data_end)
+			local = bpf_tcp_check_syncookie(sk, ip6, sizeof(*ip6), th, sizeof(*th)) == 0;
+	}
+	bpf_sk_release(sk);
+	return local;
+}
+
+/* A packet with no `flows` entry: pass it, unless it is a non-SYN packet to the VIP with no local connection (a flow
+ * another front-end handed off), which is recorded in `orphans` and dropped until the daemon finds its owner. */
+static __always_inline int unknown_flow(struct __sk_buff *skb, struct parsed *p, struct flow_key *key)
+{
+	__u32 zero = 0;
+	struct frontend_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	struct orphan *o;
+	__u64 now;
+
+	if (!cfg || !cfg->orphans || p->syn)
+		return TC_ACT_OK;
+	if (cfg->vip_family != p->family || cfg->vip_port != p->dport)
+		return TC_ACT_OK;
+	if (cfg->vip[0] != p->daddr[0] || cfg->vip[1] != p->daddr[1] || cfg->vip[2] != p->daddr[2] || cfg->vip[3] != p->daddr[3])
+		return TC_ACT_OK;
+	if (local_connection(skb, p))
+		return TC_ACT_OK;
+	now = bpf_ktime_get_ns();
+	o = bpf_map_lookup_elem(&orphans, key);
+	if (o) {
+		o->last_seen_ns = now;
+		__sync_fetch_and_add(&o->packets, 1);
+	} else {
+		struct orphan fresh = { .first_seen_ns = now, .last_seen_ns = now, .packets = 1 };
+		bpf_map_update_elem(&orphans, key, &fresh, BPF_NOEXIST);
+	}
+	return TC_ACT_SHOT;
+}
 
 static __always_inline void count(__u32 backend, __u32 len)
 {
@@ -77,7 +152,7 @@ int baton_frontend(struct __sk_buff *skb)
 
 	st = bpf_map_lookup_elem(&flows, &key);
 	if (!st)
-		return TC_ACT_OK;
+		return unknown_flow(skb, &p, &key);
 
 	if (p.syn && !p.ack) {
 		bpf_map_delete_elem(&flows, &key);

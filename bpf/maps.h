@@ -91,7 +91,25 @@ struct counter {
 struct frontend_config {
 	__u64 refresh_ns;       /* last_seen_ns is rewritten only when older than this (0: 1 s); avoids a write per packet */
 	__u64 idle_timeout_ns;  /* for the daemon's aging sweep; the program does not read it */
+	/* Orphan capture (several front-ends): a non-SYN packet to vip:vip_port with no `flows` entry and no local
+	 * connection belongs to a flow another front-end handed off; it is recorded in `orphans` and dropped (never
+	 * passed up, where the stack would reset the client) until the daemon finds the owner. */
+	__be32 vip[4];          /* network order */
+	__be16 vip_port;        /* network order */
+	__u8 vip_family;        /* 4 | 6 */
+	__u8 orphans;           /* 1: capture orphans; 0: off (packets without an entry pass, as before) */
+	__u32 pad;              /* zero */
 };
+
+/* A packet of a flow the front-end does not know, waiting for its owner to be found (key: struct flow_key). */
+struct orphan {
+	__u64 first_seen_ns;    /* bpf_ktime_get_ns() of the first dropped packet */
+	__u64 last_seen_ns;     /* of the latest */
+	__u32 packets;          /* dropped so far */
+	__u32 pad;
+};
+
+#define MAX_ORPHANS 4096
 
 /* Key of an encapsulated flow at a back-end: who encapsulated it and the flow id it carries in its ports. */
 struct decap_key {
@@ -136,6 +154,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct counter);
 } counters SEC(".maps");
+
+/* orphans: flows seen without an entry and without a local socket (struct flow_key -> struct orphan). LRU: a
+ * flood of unknown tuples evicts old ones instead of failing. The daemon reads and deletes them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_ORPHANS);
+	__type(key, struct flow_key);
+	__type(value, struct orphan);
+} orphans SEC(".maps");
 
 /* config: one struct frontend_config at key 0. */
 struct {

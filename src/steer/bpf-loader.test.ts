@@ -42,8 +42,8 @@ for (const mode of ['tcx', 'tc'] as const) {
     assert.equal(first.attach, mode);
     assert.equal(first.adopted, false);
     assert.equal(first.mountedBpffs, null, 'the host bpffs was used');
-    const mapPins = ['backends', 'config', 'counters', 'flows'];
-    assert.deepEqual(first.pins, mode === 'tcx' ? [...mapPins, 'link'] : mapPins);
+    const mapPins = ['backends', 'config', 'counters', 'flows', 'orphans'];
+    assert.deepEqual(first.pins, mode === 'tcx' ? ['backends', 'config', 'counters', 'flows', 'link', 'orphans'] : mapPins);
     assert.equal(typeof first.tcProg, mode === 'tc' ? 'number' : 'object');
     assert.deepEqual(first.flow, { verdict: 'forward', backend: 3, flowId: 77, handoffId: '5', lastSeenNs: '0', deadlineNs: '0' });
     // the first process is gone; its maps (and links) are still pinned in the host's bpffs

@@ -35,7 +35,9 @@ export const FRONTEND_OBJECT = fileURLToPath(new URL('../../bpf/build/frontend.o
 export const BACKEND_OBJECT = fileURLToPath(new URL('../../bpf/build/backend.o', import.meta.url));
 const FRONTEND_PROGRAM = 'baton_frontend';
 const BACKEND_PROGRAM = 'baton_backend';
-const FRONTEND_MAPS = ['flows', 'backends', 'counters', 'config'] as const;
+const FRONTEND_MAPS = ['flows', 'backends', 'counters', 'config', 'orphans'] as const;
+/** Maps a newer object added: pins of an older process may lack them; adopting creates them instead of failing. */
+const OPTIONAL_PINS = new Set(['orphans']);
 const BACKEND_MAPS = ['decap'] as const;
 const LINK_PIN = 'link';
 /** cls_bpf filter identity when tcx is missing (handle and priority of our filter at the clsact ingress hook). */
@@ -210,6 +212,10 @@ function load(o: Common): { obj: BpfObject; adopted: boolean; kind: AttachKind; 
       if (adopted) {
         // reuse_fd takes the pinned map's own definition (its size may differ from this run's maxFlows)
         const pinned = objGet(join(o.pinDir, name));
+        if (!pinned && OPTIONAL_PINS.has(name)) {
+          spec.setPinPath(join(o.pinDir, name));
+          continue;
+        }
         if (!pinned) throw new SysError(`bpf_obj_get(${join(o.pinDir, name)})`, 2 /* ENOENT: partial pins */);
         try {
           spec.reuseFd(pinned.fd);
@@ -274,6 +280,7 @@ export function loadFrontendDataplane(opts: FrontendLoadOptions): FrontendDatapl
     backends: l.obj.map('backends').fd,
     counters: l.obj.map('counters').fd,
     config: l.obj.map('config').fd,
+    orphans: l.obj.map('orphans').fd,
   });
   return {
     maps,
@@ -339,6 +346,7 @@ export function loadFrontendDetached(opts: { readonly maxFlows?: number; readonl
     backends: obj.map('backends').fd,
     counters: obj.map('counters').fd,
     config: obj.map('config').fd,
+    orphans: obj.map('orphans').fd,
   });
   return { maps, programFd: obj.programFd(FRONTEND_PROGRAM), close: () => obj.close() };
 }
@@ -356,7 +364,7 @@ export function pinnedFlows(pinDir: string): FlowEntry[] {
   if (!flows) return [];
   try {
     const codecs = frontendCodecsOf(FRONTEND_OBJECT);
-    const maps = new FrontendMaps(codecs, { flows: flows.fd, backends: -1, counters: -1, config: -1 });
+    const maps = new FrontendMaps(codecs, { flows: flows.fd, backends: -1, counters: -1, config: -1, orphans: -1 });
     return [...maps.iterateFlows()];
   } finally {
     flows.close();

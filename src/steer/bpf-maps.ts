@@ -72,6 +72,18 @@ export interface DecapEntry {
 export interface FrontendConfig {
   readonly refreshNs: bigint;
   readonly idleTimeoutNs: bigint;
+  /** Orphan capture: packets to this VIP with no entry and no local connection are recorded and dropped. */
+  readonly orphans?: { readonly family: 4 | 6; readonly vip: Vip };
+}
+
+/** An `orphans` entry (struct orphan): a flow seen without an entry and without a local connection. */
+export interface OrphanEntry {
+  readonly flow: FlowKey;
+  readonly vip: Vip;
+  readonly firstSeenNs: bigint;
+  readonly lastSeenNs: bigint;
+  /** Packets dropped so far. */
+  readonly packets: number;
 }
 
 // --- field access over BTF layouts ---
@@ -179,7 +191,9 @@ export class FrontendCodecs {
   readonly backendSize: number;
   readonly counterSize: number;
   readonly configSize: number;
+  readonly orphanSize: number;
   readonly #k;
+  readonly #o;
   readonly #s;
   readonly #b;
   readonly #c;
@@ -194,6 +208,13 @@ export class FrontendCodecs {
     const be = btf.struct('backend');
     const ctr = btf.struct('counter');
     const cfg = btf.struct('frontend_config');
+    const orph = btf.struct('orphan');
+    this.orphanSize = orph.size;
+    this.#o = {
+      first: field(orph, 'first_seen_ns', { size: 8, bigEndian: false }),
+      last: field(orph, 'last_seen_ns', { size: 8, bigEndian: false }),
+      packets: field(orph, 'packets', { size: 4, bigEndian: false }),
+    };
     this.flowKeySize = key.size;
     this.flowStateSize = st.size;
     this.backendSize = be.size;
@@ -228,6 +249,10 @@ export class FrontendCodecs {
     this.#cfg = {
       refresh: field(cfg, 'refresh_ns', { size: 8, bigEndian: false }),
       idle: field(cfg, 'idle_timeout_ns', { size: 8, bigEndian: false }),
+      vip: field(cfg, 'vip', { size: 16, bigEndian: true }),
+      vipPort: field(cfg, 'vip_port', { size: 2, bigEndian: true }),
+      vipFamily: field(cfg, 'vip_family', { size: 1 }),
+      orphans: field(cfg, 'orphans', { size: 1 }),
     };
     this.#family = familyCodec(btf);
     this.#verdict = enumCodec(btf, 'flow_verdict', 'VERDICT_', ['hold', 'forward', 'closing'] as const);
@@ -318,11 +343,29 @@ export class FrontendCodecs {
     const b = Buffer.alloc(this.configSize);
     writeUint(b, this.#cfg.refresh, c.refreshNs);
     writeUint(b, this.#cfg.idle, c.idleTimeoutNs);
+    if (c.orphans !== undefined) {
+      writeAddr(b, this.#cfg.vip, c.orphans.family, c.orphans.vip.address, 'vip address');
+      writeUint(b, this.#cfg.vipPort, checkPort(c.orphans.vip.port, 'vip port'));
+      writeUint(b, this.#cfg.vipFamily, c.orphans.family);
+      writeUint(b, this.#cfg.orphans, 1);
+    }
     return b;
   }
 
   decodeConfig(b: Buffer): FrontendConfig {
-    return { refreshNs: readU64(b, this.#cfg.refresh), idleTimeoutNs: readU64(b, this.#cfg.idle) };
+    const base = { refreshNs: readU64(b, this.#cfg.refresh), idleTimeoutNs: readU64(b, this.#cfg.idle) };
+    if (readUint(b, this.#cfg.orphans) === 0) return base;
+    const family = readUint(b, this.#cfg.vipFamily) === 6 ? 6 : 4;
+    return { ...base, orphans: { family, vip: { address: readAddr(b, this.#cfg.vip, family), port: readUint(b, this.#cfg.vipPort) } } };
+  }
+
+  decodeOrphan(key: Buffer, value: Buffer): OrphanEntry {
+    return {
+      ...this.decodeFlowKey(key),
+      firstSeenNs: readU64(value, this.#o.first),
+      lastSeenNs: readU64(value, this.#o.last),
+      packets: readUint(value, this.#o.packets),
+    };
   }
 }
 
@@ -425,6 +468,8 @@ export interface FrontendMapFds {
   readonly backends: number;
   readonly counters: number;
   readonly config: number;
+  /** -1 when the caller has no use for it (pinnedFlows). */
+  readonly orphans: number;
 }
 
 function u32Key(i: number): Buffer {
@@ -502,6 +547,28 @@ export class FrontendMaps {
 
   setConfig(c: FrontendConfig): void {
     mapUpdate(this.fds.config, u32Key(0), this.codecs.encodeConfig(c));
+  }
+
+  /** Every orphan recorded now (two bpf() calls per entry; the map is small and usually empty). */
+  *iterateOrphans(): Generator<OrphanEntry> {
+    let prev: Buffer | null = null;
+    const v = Buffer.alloc(this.codecs.orphanSize);
+    for (;;) {
+      const next = Buffer.alloc(this.codecs.flowKeySize);
+      if (!mapNextKey(this.fds.orphans, prev, next)) return;
+      if (mapLookup(this.fds.orphans, next, v)) yield this.codecs.decodeOrphan(next, v);
+      prev = next;
+    }
+  }
+
+  getOrphan(flow: FlowKey, vip: Vip): OrphanEntry | undefined {
+    const k = this.codecs.encodeFlowKey(flow, vip);
+    const v = Buffer.alloc(this.codecs.orphanSize);
+    return mapLookup(this.fds.orphans, k, v) ? this.codecs.decodeOrphan(k, v) : undefined;
+  }
+
+  deleteOrphan(flow: FlowKey, vip: Vip): boolean {
+    return mapDelete(this.fds.orphans, this.codecs.encodeFlowKey(flow, vip));
   }
 
   getConfig(): FrontendConfig {
