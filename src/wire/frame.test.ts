@@ -233,6 +233,25 @@ const message: fc.Arbitrary<Message> = fc.oneof(
   }),
   rec({ kind: fc.constantFrom('ping' as const, 'pong' as const), token: u64 }),
   rec({ kind: fc.constantFrom('commit' as const, 'abort' as const), id: u64 }),
+  rec({
+    kind: fc.constant('owner-query' as const),
+    id: u32,
+    flowId: fc.integer({ min: 0, max: 0x7fffffff }),
+    family: fc.constant(4 as const),
+    client: rec({ address: v4, port }),
+    vip: rec({ address: v4, port }),
+    frontend: v4,
+  }),
+  rec({
+    kind: fc.constant('owner-query' as const),
+    id: u32,
+    flowId: fc.integer({ min: 0, max: 0x7fffffff }),
+    family: fc.constant(6 as const),
+    client: rec({ address: fc.oneof(v6, v6Sparse), port }),
+    vip: rec({ address: fc.oneof(v6, v6Sparse), port }),
+    frontend: fc.oneof(v6, v6Sparse),
+  }),
+  rec({ kind: fc.constant('owner-reply' as const), id: u32, found: fc.boolean(), handoffId: u64 }),
 );
 
 test('property: decode(encode(m)) == m, whatever the chunking', () => {
@@ -283,4 +302,30 @@ test('property: random payloads for every known type only ever produce FrameErro
     }),
     { numRuns: 3000 },
   );
+});
+
+// --- owner query / reply (several front-ends, issue 11) ---------------------------------------
+
+test('golden bytes: owner-query v4 and owner-reply', () => {
+  const q: Message = {
+    kind: 'owner-query', id: 1, flowId: 0x1234abcd, family: 4,
+    client: { address: '10.0.0.1', port: 40000 }, vip: { address: '192.0.2.10', port: 80 }, frontend: '192.0.2.1',
+  };
+  const qb = '0000001a 50 00000001 1234abcd 04 0a000001 9c40 c000020a 0050 c0000201';
+  assert.deepEqual(encodeMessage(q), hex(qb));
+  assert.deepEqual(decodeAll(hex(qb)), [q]);
+  const r: Message = { kind: 'owner-reply', id: 1, found: true, handoffId: 0x0102n };
+  const rb = '0000000e 51 00000001 01 0000000000000102';
+  assert.deepEqual(encodeMessage(r), hex(rb));
+  assert.deepEqual(decodeAll(hex(rb)), [r]);
+});
+
+test('owner-query and owner-reply refuse bad flow ids, families and booleans', () => {
+  const bad = (type: number, payload: string, field: string): void =>
+    assert.throws(() => decodeMessage({ type, payload: hex(payload) }), (e: unknown) => e instanceof FrameError && e.message.includes(field));
+  bad(FrameType.ownerQuery, '00000001 80000000 04 0a000001 9c40 c000020a 0050 c0000201', 'flowId');
+  bad(FrameType.ownerQuery, '00000001 00000001 05 0a000001 9c40 c000020a 0050 c0000201', 'family');
+  bad(FrameType.ownerQuery, '00000001 00000001 04 0a000001 9c40 c000020a 0050', 'frontend');
+  bad(FrameType.ownerReply, '00000001 02 0000000000000102', 'found');
+  assert.throws(() => encodeMessage({ kind: 'owner-query', id: 1, flowId: 0x80000000, family: 4, client: { address: '10.0.0.1', port: 1 }, vip: { address: '10.0.0.2', port: 2 }, frontend: '10.0.0.3' }), FrameError);
 });

@@ -34,6 +34,11 @@
 //   DRAIN     0x44  FE -> agent: flags u8 (bit 0: draining)
 //   STAYS     0x32  agent -> FE: requests, stays, moves, kept, moved, pinned u32 (totals since start), decideNs u64,
 //                   captureNs u64 (totals)
+//   OWNER_QUERY 0x50  id u32, flowId u32 (0: no encapsulation), family u8 (4|6), client addr [4|16],
+//                     client port u16, vip addr [4|16], vip port u16, frontend addr [4|16] (encap source; zero if none)
+//                     (front-end -> agent: "do you hold this connection?"; with a flow id the owner maps
+//                     (frontend, flowId) for decapsulation before it answers)
+//   OWNER_REPLY 0x51  id u32, found u8 (0|1), handoffId u64 (the handoff that placed it; 0 when not found)
 
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from './bytes.ts';
 import { WireError } from './errors.ts';
@@ -73,6 +78,8 @@ export const FrameType = {
   moveBlob: 0x42,
   moveDone: 0x43,
   drain: 0x44,
+  ownerQuery: 0x50,
+  ownerReply: 0x51,
 } as const;
 
 /** Largest ROUTES JSON and MOVE head accepted. */
@@ -126,6 +133,8 @@ export type Message =
   /** Commit, with the client's bytes that followed the blob's receive queue (sequence recvSeq onwards). */
   | { readonly kind: 'commit-data'; readonly id: bigint; readonly data: Uint8Array }
   | { readonly kind: 'abort'; readonly id: bigint }
+  | ({ readonly kind: 'owner-query'; readonly id: number; readonly flowId: number; readonly frontend: string } & FlowInfo)
+  | { readonly kind: 'owner-reply'; readonly id: number; readonly found: boolean; readonly handoffId: bigint }
   | { readonly kind: 'ping'; readonly token: bigint }
   | { readonly kind: 'pong'; readonly token: bigint }
   | { readonly kind: 'routes'; readonly version: number; readonly json: string }
@@ -301,6 +310,8 @@ const kindOfType = new Map<number, MessageKind>([
   [FrameType.moveBlob, 'move-blob'],
   [FrameType.moveDone, 'move-done'],
   [FrameType.drain, 'drain'],
+  [FrameType.ownerQuery, 'owner-query'],
+  [FrameType.ownerReply, 'owner-reply'],
 ]);
 
 /** Decodes one frame into a message. Byte fields are fresh copies, never views of the input. */
@@ -360,6 +371,26 @@ export function decodeMessage(frame: Frame): Message {
     case 'commit-data':
       m = { kind, id: r.u64('id'), data: r.bytes(r.remaining, 'data') };
       break;
+    case 'owner-query': {
+      const id = r.u32('id');
+      const flowId = r.u32('flowId');
+      if (flowId > 0x7fffffff) throw new FrameError('owner-query.flowId', `flow id ${flowId} is above 2^31-1`);
+      const fam = r.u8('family');
+      if (fam !== 4 && fam !== 6) throw new FrameError('owner-query.family', `invalid address family ${fam}`);
+      const n = fam === 4 ? 4 : 16;
+      const client = { address: formatIp(r.bytes(n, 'client.address')), port: r.u16('client.port') };
+      const vip = { address: formatIp(r.bytes(n, 'vip.address')), port: r.u16('vip.port') };
+      const frontend = formatIp(r.bytes(n, 'frontend'));
+      m = { kind, id, flowId, family: fam, client, vip, frontend };
+      break;
+    }
+    case 'owner-reply': {
+      const id = r.u32('id');
+      const f = r.u8('found');
+      if (f > 1) throw new FrameError('owner-reply.found', `invalid boolean ${f}`);
+      m = { kind, id, found: f === 1, handoffId: r.u64('handoffId') };
+      break;
+    }
     case 'ping':
     case 'pong':
       m = { kind, token: r.u64('token') };
@@ -498,6 +529,23 @@ export function encodeMessage(m: Message): Uint8Array {
       for (const f of STAYS_FIELDS) w.u32(m.counts[f] >>> 0, f);
       w.u64(BigInt.asUintN(64, m.counts.decideNs), 'decideNs').u64(BigInt.asUintN(64, m.counts.captureNs), 'captureNs');
       return w.frame(FrameType.stays);
+    case 'owner-query': {
+      if (m.family !== 4 && m.family !== 6) throw new FrameError('owner-query.family', `invalid address family ${String(m.family)}`);
+      if (!Number.isInteger(m.flowId) || m.flowId < 0 || m.flowId > 0x7fffffff) throw new FrameError('owner-query.flowId', `flow id ${m.flowId}`);
+      const n = m.family === 4 ? 4 : 16;
+      w.u32(m.id, 'id')
+        .u32(m.flowId, 'flowId')
+        .u8(m.family, 'family')
+        .fixed(parseIp(m.client.address, m.family, 'client.address'), n, 'client.address')
+        .u16(m.client.port, 'client.port')
+        .fixed(parseIp(m.vip.address, m.family, 'vip.address'), n, 'vip.address')
+        .u16(m.vip.port, 'vip.port')
+        .fixed(parseIp(m.frontend, m.family, 'frontend'), n, 'frontend');
+      return w.frame(FrameType.ownerQuery);
+    }
+    case 'owner-reply':
+      w.u32(m.id, 'id').u8(m.found ? 1 : 0, 'found').u64(m.handoffId, 'handoffId');
+      return w.frame(FrameType.ownerReply);
   }
 }
 
