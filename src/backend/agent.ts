@@ -106,6 +106,11 @@ export class BackendAgent {
         receiver.commit(key(ctx.peer, id), data);
       },
       onAbort: (id, ctx) => receiver.abort(key(ctx.peer, id)),
+      // A front-end that never saw a flow asks who holds it (issue 11): answer with the handoff that placed it.
+      onOwnerQuery: (q) => {
+        const k = receiver.ownerOf(q.flow, q.flowId > 0 ? { frontend: q.frontend, flowId: q.flowId } : undefined);
+        return k === undefined ? { found: false } : { found: true, handoffId: handoffIdOf(k) };
+      },
     });
     server.on('peerUp', (p) => {
       o.onEvent?.('peerUp', `${p.name} ${p.remote}`);

@@ -59,9 +59,19 @@ const NOTHING = (): void => undefined;
 /** How long a closed connection's decap mapping is kept, for its last FIN/ACK packets. */
 const DECAP_LINGER_MS = 5000;
 
+/** A delivered connection, found by its tuple (OWNER_QUERY). */
+interface Delivered {
+  readonly id: string;
+  /** Removers of decap mappings added for front-ends that recovered the flow, run when the connection ends. */
+  readonly unmaps: (() => void)[];
+}
+
+const tupleKey = (f: FlowInfo): string => `${f.client.address}|${f.client.port}|${f.vip.address}|${f.vip.port}`;
+
 export class HandoffReceiver {
   readonly #o: ReceiverOptions;
   readonly #prepared = new Map<string, Prepared>();
+  readonly #delivered = new Map<string, Delivered>();
   #active = 0;
 
   constructor(o: ReceiverOptions) {
@@ -158,16 +168,42 @@ export class HandoffReceiver {
     socket.on('error', () => undefined);
     this.#active++;
     this.#o.onActive?.(this.#active);
+    const tk = tupleKey(flow);
+    const rec: Delivered = { id, unmaps: [] };
+    this.#delivered.set(tk, rec);
     socket.once('close', () => {
+      if (this.#delivered.get(tk) === rec) this.#delivered.delete(tk);
       // The kernel's connection outlives the descriptor (FIN_WAIT, LAST_ACK): its last packets still
       // arrive encapsulated, so the mapping stays a little longer.
-      setTimeout(p.unmap, DECAP_LINGER_MS).unref();
+      setTimeout(() => {
+        p.unmap();
+        for (const u of rec.unmaps) u();
+      }, DECAP_LINGER_MS).unref();
       this.#active--;
       this.#o.onActive?.(this.#active);
       this.#o.onFlowEnd?.(flow, id);
     });
     this.#o.deliver(socket, flow, { id, flowId: p.flowId });
     return true;
+  }
+
+  /**
+   * The id of the delivered, open connection of `flow`, if this agent holds it (a front-end that never saw the
+   * flow asks: issue 11). With `recover` (flow id > 0), first maps the asking front-end's (address, flow id) for
+   * decapsulation, removed with the connection's own mapping. Undefined when not held, or when the mapping fails.
+   */
+  ownerOf(flow: FlowInfo, recover?: { readonly frontend: string; readonly flowId: number }): string | undefined {
+    const rec = this.#delivered.get(tupleKey(flow));
+    if (rec === undefined) return undefined;
+    if (recover !== undefined && recover.flowId > 0) {
+      if (!this.#o.decap) return undefined;
+      try {
+        rec.unmaps.push(this.#o.decap.admit({ frontend: recover.frontend, flowId: recover.flowId, family: flow.family, client: flow.client, vip: flow.vip }));
+      } catch {
+        return undefined;
+      }
+    }
+    return rec.id;
   }
 
   abort(id: string): void {

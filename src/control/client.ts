@@ -33,6 +33,9 @@ import { publishAuthFailed, publishDown, publishUp } from './diagnostics.ts';
 import { CONTROL_ERR, ControlError, invalidArgument } from './errors.ts';
 import { Link } from './link.ts';
 
+/** An OWNER_QUERY's answer; not found also when the channel is down, lost or slow (the caller asks elsewhere). */
+export type OwnerReply = { readonly found: false } | { readonly found: true; readonly handoffId: bigint };
+
 export type HandoffAck = { readonly ok: true } | { readonly ok: false; readonly code: string; readonly reason: string };
 
 export type ClientState = 'connecting' | 'authenticating' | 'up' | 'down';
@@ -117,6 +120,8 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
   #pingToken = 0n;
   #authFailure: string | undefined;
   readonly #pending = new Map<bigint, Pending>();
+  readonly #queries = new Map<number, { readonly resolve: (r: OwnerReply) => void; readonly timer: NodeJS.Timeout }>();
+  #nextQuery = 1;
   #closedPromise: Promise<void> = Promise.resolve();
 
   constructor(o: ControlClientOptions) {
@@ -230,6 +235,32 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     return link.send(m);
   }
 
+  /**
+   * Asks the agent whether it holds the connection of `flow` (issue 11: a packet of a flow this front-end never
+   * saw). With flowId > 0 the agent, if it owns the flow, maps (frontend, flowId) for decapsulation first. Never
+   * throws; resolves not-found when the channel is down or no answer comes within timeoutMs.
+   */
+  queryOwner(q: { readonly flow: FlowInfo; readonly flowId: number; readonly frontend: string }, timeoutMs = 1000): Promise<OwnerReply> {
+    const link = this.#link;
+    if (this.#state !== 'up' || link === undefined || link.closed) return Promise.resolve({ found: false });
+    const id = this.#nextQuery;
+    this.#nextQuery = id >= 0xffff_ffff ? 1 : id + 1;
+    return new Promise<OwnerReply>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#queries.delete(id);
+        resolve({ found: false });
+      }, timeoutMs);
+      this.#queries.set(id, { resolve, timer });
+      try {
+        link.send({ kind: 'owner-query', id, flowId: q.flowId, frontend: q.frontend, family: q.flow.family, client: q.flow.client, vip: q.flow.vip });
+      } catch {
+        clearTimeout(timer);
+        this.#queries.delete(id);
+        resolve({ found: false });
+      }
+    });
+  }
+
   #sendId(kind: 'commit' | 'abort', id: bigint): boolean {
     if (typeof id !== 'bigint' || id < 0n || id > 0xffff_ffff_ffff_ffffn) throw invalidArgument('handoff id must be a u64 bigint');
     const link = this.#link;
@@ -303,6 +334,14 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
           case 'stays':
             this.emit('message', m);
             return;
+          case 'owner-reply': {
+            const q = this.#queries.get(m.id);
+            if (q === undefined) return; // late: already answered not-found
+            this.#queries.delete(m.id);
+            clearTimeout(q.timer);
+            q.resolve(m.found ? { found: true, handoffId: m.handoffId } : { found: false });
+            return;
+          }
           default:
             link.close(`protocol: unexpected ${m.kind} frame`);
         }
@@ -343,6 +382,11 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
       clearTimeout(p.timer);
       p.resolve(fail(CONTROL_ERR.CHANNEL_LOST, `channel to ${this.#remote} lost: ${reason}`));
     }
+    for (const q of this.#queries.values()) {
+      clearTimeout(q.timer);
+      q.resolve({ found: false });
+    }
+    this.#queries.clear();
     if (wasUp) {
       publishDown({ side: 'client', name: this.name, peer: this.#remote, remote: this.#remote, reason });
       this.emit('down', reason);

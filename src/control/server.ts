@@ -47,6 +47,17 @@ export interface PeerInfo {
   readonly remote: string;
 }
 
+/** An OWNER_QUERY: does this agent hold the connection of `flow`? With flowId > 0, the asking front-end (at
+ * address `frontend`) will encapsulate its packets with that flow id: the owner maps it before answering. */
+export interface OwnerQuery {
+  readonly flow: FlowInfo;
+  readonly flowId: number;
+  readonly frontend: string;
+}
+
+/** The answer: found, and the handoff (this peer's or another's) that placed the connection. */
+export type OwnerAnswer = { readonly found: false } | { readonly found: true; readonly handoffId: bigint };
+
 export interface HandoffContext {
   readonly peer: PeerInfo;
   /** Aborted if the peer's connection ends before the ACK can be sent (it will think the handoff failed). */
@@ -65,6 +76,11 @@ export interface ControlServerOptions {
   readonly onCommit?: (id: bigint, ctx: HandoffContext, data?: Uint8Array) => void;
   /** A prepared handoff will never be committed: drop it silently. Called at most once per prepared id. */
   readonly onAbort?: (id: bigint, ctx: HandoffContext) => void;
+  /**
+   * Answers OWNER_QUERY (a front-end that received packets of a flow it never saw). Without it every query is
+   * answered not-found. A found flow's FLOW_END then also goes to the asking front-end.
+   */
+  readonly onOwnerQuery?: (q: OwnerQuery, ctx: HandoffContext) => OwnerAnswer;
   /** Time from TCP accept to a verified AUTH, ms. Default 5000. */
   readonly authTimeoutMs?: number;
   /** Largest frame accepted after authentication (length field). Default 72 MiB. */
@@ -91,7 +107,7 @@ export interface ControlServerEvents {
   /** A move-protocol message from an authenticated front-end (ROUTES, MOVE_REPLY, MOVE_DONE, DRAIN; docs/moves.md). */
   peerMessage: [peer: PeerInfo, message: Message];
   /** onCommit or onAbort threw; the error is not sent to the peer. */
-  callbackError: [error: unknown, id: bigint, callback: 'onCommit' | 'onAbort'];
+  callbackError: [error: unknown, id: bigint, callback: 'onCommit' | 'onAbort' | 'onOwnerQuery'];
 }
 
 type PeerState = 'hello' | 'auth' | 'up';
@@ -128,6 +144,9 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   readonly #onHandoff: ControlServerOptions['onHandoff'];
   readonly #onCommit: ControlServerOptions['onCommit'];
   readonly #onAbort: ControlServerOptions['onAbort'];
+  readonly #onOwnerQuery: ControlServerOptions['onOwnerQuery'];
+  /** `flowKey#handoffId` -> names of front-ends that recovered the flow (OWNER_QUERY found it). */
+  readonly #adopters = new Map<string, Set<string>>();
   readonly #authTimeoutMs: number;
   readonly #maxFrameBytes: number;
   readonly #idleTimeoutMs: number;
@@ -158,6 +177,8 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     if (o.onAbort !== undefined && typeof o.onAbort !== 'function') throw invalidArgument('onAbort must be a function');
     this.#onCommit = o.onCommit;
     this.#onAbort = o.onAbort;
+    if (o.onOwnerQuery !== undefined && typeof o.onOwnerQuery !== 'function') throw invalidArgument('onOwnerQuery must be a function');
+    this.#onOwnerQuery = o.onOwnerQuery;
     this.#authTimeoutMs = positive(o.authTimeoutMs ?? 5000, 'authTimeoutMs');
     this.#maxFrameBytes = positive(o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, 'maxFrameBytes');
     if (this.#maxFrameBytes > 0xffff_ffff) throw invalidArgument('maxFrameBytes must fit a u32');
@@ -217,17 +238,22 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   flowEnded(info: FlowInfo, id: bigint): number {
     const key = trackKey(info, id);
     const owner = key === undefined ? undefined : this.#flows.get(key);
-    if (key !== undefined) this.#flows.delete(key);
+    const adopters = key === undefined ? undefined : this.#adopters.get(key);
+    if (key !== undefined) {
+      this.#flows.delete(key);
+      this.#adopters.delete(key);
+    }
     const up = [...this.#peers].filter((p) => p.state === 'up' && !p.link.closed);
-    // Known owner: only it (if it is away, it gets the report when it is back); unknown: everyone.
-    const targets = owner === undefined ? up : up.filter((p) => p.name === owner);
+    // Known owner: only it and the front-ends that recovered the flow (OWNER_QUERY); if the owner is away, it gets
+    // the report when it is back. Unknown: everyone.
+    const targets = owner === undefined ? up : up.filter((p) => p.name === owner || adopters?.has(p.name) === true);
     const m: Message = { kind: 'flow-end', id, family: info.family, client: info.client, vip: info.vip };
-    if (targets.length === 0) {
+    if (targets.length === 0 || (owner !== undefined && !targets.some((p) => p.name === owner))) {
       // Its front-end is restarting (it keeps steering the flow from pinned state): tell it when it is back,
       // or the flow would stay steered until its idle timeout.
       this.#unsent.push({ owner, m });
       if (this.#unsent.length > MAX_UNSENT_FLOW_ENDS) this.#unsent.shift();
-      return 0;
+      if (targets.length === 0) return 0;
     }
     for (const p of targets) p.link.send(m, true);
     return targets.length;
@@ -315,6 +341,9 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
           case 'drain':
             this.emit('peerMessage', info(peer), m);
             return;
+          case 'owner-query':
+            this.#ownerQuery(peer, m);
+            return;
           default:
             peer.link.close(`protocol: unexpected ${m.kind} frame`);
         }
@@ -325,6 +354,26 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   sendTo(peerId: number, m: Message): boolean {
     for (const p of this.#peers) if (p.id === peerId && p.state === 'up' && !p.link.closed) return p.link.send(m);
     return false;
+  }
+
+  #ownerQuery(peer: Peer, m: Extract<Message, { kind: 'owner-query' }>): void {
+    const flow: FlowInfo = { family: m.family, client: m.client, vip: m.vip };
+    let a: OwnerAnswer = { found: false };
+    try {
+      a = this.#onOwnerQuery?.({ flow, flowId: m.flowId, frontend: m.frontend }, ctx(peer)) ?? a;
+    } catch (e) {
+      this.emit('callbackError', e, BigInt(m.id), 'onOwnerQuery');
+      a = { found: false };
+    }
+    if (a.found) {
+      const key = trackKey(flow, a.handoffId);
+      if (key !== undefined && this.#flows.has(key)) {
+        const set = this.#adopters.get(key) ?? new Set<string>();
+        set.add(peer.name);
+        this.#adopters.set(key, set);
+      }
+    }
+    peer.link.send({ kind: 'owner-reply', id: m.id, found: a.found, handoffId: a.found ? a.handoffId : 0n });
   }
 
   #authenticated(peer: Peer): void {
@@ -422,7 +471,10 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     this.#flows.set(key, owner);
     if (this.#flows.size > this.#maxTrackedFlows) {
       const oldest = this.#flows.keys().next();
-      if (oldest.done !== true) this.#flows.delete(oldest.value);
+      if (oldest.done !== true) {
+        this.#flows.delete(oldest.value);
+        this.#adopters.delete(oldest.value);
+      }
     }
   }
 
