@@ -5,7 +5,7 @@ import { isIPv6 } from 'node:net';
 import type { FlowTable, SlotSpec } from './bpf.ts';
 import type { FlowState, Vip } from './bpf-maps.ts';
 import { loadFrontendDataplane, type FrontendDataplane } from './bpf-loader.ts';
-import type { FlowKey, SteerCounters } from './types.ts';
+import type { FlowKey, OrphanFlow, OrphanSource, SteerCounters } from './types.ts';
 
 export interface KernelFlowTableOptions {
   readonly ifname: string;
@@ -14,21 +14,46 @@ export interface KernelFlowTableOptions {
   readonly adopt: boolean;
   readonly maxFlows?: number;
   readonly idleTimeoutS: number;
+  /** Record and drop packets of flows with no entry and no local connection (several front-ends). */
+  readonly orphans?: boolean;
 }
 
 export class KernelFlowTable implements FlowTable {
   readonly #dp: FrontendDataplane;
   readonly #vip: Vip;
+  readonly orphans: OrphanSource | undefined;
 
-  private constructor(dp: FrontendDataplane, vip: Vip) {
+  private constructor(dp: FrontendDataplane, vip: Vip, orphans: boolean) {
     this.#dp = dp;
     this.#vip = vip;
+    this.orphans = orphans ? this.#orphanSource() : undefined;
   }
 
   static open(o: KernelFlowTableOptions): KernelFlowTable {
     const dp = loadFrontendDataplane({ ifname: o.ifname, pinDir: o.pinDir, adopt: o.adopt, maxFlows: o.maxFlows });
-    dp.maps.setConfig({ refreshNs: 1_000_000_000n, idleTimeoutNs: BigInt(o.idleTimeoutS) * 1_000_000_000n });
-    return new KernelFlowTable(dp, o.vip);
+    const family = isIPv6(o.vip.address) ? 6 : 4;
+    dp.maps.setConfig({
+      refreshNs: 1_000_000_000n,
+      idleTimeoutNs: BigInt(o.idleTimeoutS) * 1_000_000_000n,
+      ...(o.orphans === true ? { orphans: { family, vip: o.vip } } : {}),
+    });
+    return new KernelFlowTable(dp, o.vip, o.orphans === true);
+  }
+
+  #orphanSource(): OrphanSource {
+    const maps = this.#dp.maps;
+    const vip = this.#vip;
+    const mine = (e: { vip: Vip }): boolean => e.vip.address === vip.address && e.vip.port === vip.port;
+    const view = (e: { flow: FlowKey; firstSeenNs: bigint; packets: number }): OrphanFlow => ({ flow: e.flow, firstSeenNs: e.firstSeenNs, packets: e.packets });
+    return {
+      list: () => [...maps.iterateOrphans()].filter(mine).map(view),
+      get: (flow) => {
+        const e = maps.getOrphan(flow, vip);
+        return e === undefined ? undefined : view(e);
+      },
+      forget: (flow) => void maps.deleteOrphan(flow, vip),
+      nowNs: () => this.nowNs(),
+    };
   }
 
   /** True when the maps of an earlier process were adopted (its handed-off flows keep flowing). */

@@ -13,7 +13,7 @@
 // unit-tested without root against an in-memory table (bpf.test.ts).
 import type { FlowState } from './bpf-maps.ts';
 import type {
-  FlowIds, FlowKey, ForwardMode, SteerBackend, SteerCounters, SteerEntry, Steering,
+  FlowIds, FlowKey, ForwardMode, OrphanSource, SteerBackend, SteerCounters, SteerEntry, Steering,
 } from './types.ts';
 import { flowKeyString } from './types.ts';
 
@@ -39,6 +39,8 @@ export interface FlowTable {
   nowNs(): bigint;
   /** Detach and remove everything, or (keep) leave the program attached and the maps pinned. */
   close(keep: boolean): Promise<void>;
+  /** Orphan capture, when on. */
+  readonly orphans?: OrphanSource;
 }
 
 export interface BpfSteeringOptions {
@@ -115,6 +117,10 @@ export class BpfSteering implements Steering {
       this.#index.set(b.id, i);
       this.#ids[i] = b.id;
     });
+  }
+
+  get orphans(): OrphanSource | undefined {
+    return this.#t.orphans;
   }
 
   #backendIndex(id: string): number {

@@ -27,6 +27,8 @@ export interface SteeringOptions {
   readonly pinDir?: string;
   /** bpf only: capacity of the flows map. */
   readonly maxFlows?: number;
+  /** bpf only: record and drop packets of flows this front-end does not know (several front-ends, issue 11). */
+  readonly orphans?: boolean;
   /** bpf only: the encapsulation source address per encap back-end id. */
   readonly localFor?: (backendId: string) => string | undefined;
 }
@@ -46,6 +48,7 @@ export async function createSteering(o: SteeringOptions): Promise<Steering> {
         adopt: o.adopt ?? true,
         maxFlows: o.maxFlows,
         idleTimeoutS: o.idleTimeoutS ?? 300,
+        orphans: o.orphans ?? false,
       });
       try {
         const backends = new Map(o.backends.map((b) => [b.id, b]));

@@ -56,7 +56,28 @@ export interface SteerCounters {
   readonly bytes: bigint;
 }
 
+/** A flow seen at ingress with no steering entry and no local connection: another front-end handed it off
+ * (several front-ends behind ECMP, issue 11). Its packets are dropped until its owner is found. */
+export interface OrphanFlow {
+  readonly flow: FlowKey;
+  /** Data-path clock (see OrphanSource.nowNs) of the first dropped packet. */
+  readonly firstSeenNs: bigint;
+  /** Packets dropped so far. */
+  readonly packets: number;
+}
+
+/** Orphans recorded by the data path (bpf steering with orphan capture on). */
+export interface OrphanSource {
+  list(): OrphanFlow[];
+  get(flow: FlowKey): OrphanFlow | undefined;
+  /** Deletes the record (its owner was found, or it is given up). */
+  forget(flow: FlowKey): void;
+  nowNs(): bigint;
+}
+
 export interface Steering {
+  /** Orphan capture, when the implementation has it and it is on. */
+  readonly orphans?: OrphanSource;
   /** Drop the flow's packets at ingress. Resolves once the kernel applies it. */
   hold(flow: FlowKey): Promise<void>;
   /** Send the flow's packets to a back-end in the kernel, then stop holding it. Resolves once applied. */
