@@ -123,6 +123,11 @@ export const frontendConfigSchema = z
         maxFlows: z.number().int().min(1024).max(16_777_216).default(262_144),
         /** bpf: encapsulation source address (default: this host's source address on the route to each encap back-end). */
         source: ip.optional(),
+        /**
+         * bpf: recover flows other front-ends handed off (several front-ends behind ECMP): a packet to the VIP with
+         * no entry and no local connection is dropped (not reset) while the back-ends are asked who holds it.
+         */
+        orphans: z.boolean().default(false),
       })
       .prefault({}),
     /** Optional HTTP endpoint with /stats (JSON) and /metrics (Prometheus text). */
@@ -138,6 +143,23 @@ export const frontendConfigSchema = z
         stateFile: z.string().regex(/^\/[^\0]{1,4095}$/, 'expected an absolute path').optional(),
       })
       .prefault({}),
+    /**
+     * The name sent to agents in HELLO; they route FLOW_END by it, so it must differ between front-ends sharing
+     * back-ends. Default: host name, process id, VIP and port.
+     */
+    name: z.string().min(1).refine((s) => Buffer.byteLength(s) <= 64, 'at most 64 bytes').optional(),
+    /**
+     * Announce the VIP through the host's BGP daemon (BIRD 2) only while ready (data plane loaded, a back-end's
+     * channel up); withdraw when not, and on shutdown. `protocols` are the BIRD protocols originating the VIP route
+     * (e.g. a `protocol static` exported to the BGP session), enabled and disabled through `birdSocket`.
+     */
+    bgp: z
+      .strictObject({
+        birdSocket: z.string().startsWith('/').max(200),
+        protocols: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'expected a BIRD protocol name')).min(1).max(8),
+        birdc: z.string().min(1).max(200).optional(),
+      })
+      .optional(),
   })
   .superRefine((c, ctx) => {
     const r = routerSpecSchema.safeParse({ pools: c.pools, rules: c.rules, defaultPool: c.defaultPool });

@@ -7,6 +7,7 @@
 // the admin interface hold the daemon and its `frontend`.
 import type http from 'node:http';
 import { isIPv6, type AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { ControlClient } from '../control/client.ts';
 import { Router } from '../policy/index.ts';
@@ -15,10 +16,12 @@ import { createSteering } from '../steer/create.ts';
 import type { Steering } from '../steer/types.ts';
 import { ConfigError, loadConfigFile, resolveSecret } from '../util/config-file.ts';
 import { AdminServer, type ReloadReport } from './admin.ts';
+import { Announcer } from './announce.ts';
 import { adminTargetOf, FlowAges, type RetiredBackend } from './admin-target.ts';
 import { adminSocketPath, adminStatePath, frontendConfigSchema, type FrontendConfig } from './config.ts';
 import { Frontend } from './frontend.ts';
 import { HealthChecker, type HealthTarget } from './health.ts';
+import { OrphanRecovery } from './recover.ts';
 import { applyReload, RELOAD_ERR, sameValue, type BackendConfig } from './reload.ts';
 import { loadState, StateWriter, type BackendsState } from './state-file.ts';
 import { startStatsServer } from './stats-server.ts';
@@ -68,6 +71,10 @@ export class FrontendDaemon {
   readonly #encapSources: Map<string, string>;
   /** Drain and health state, kept across restarts (state-file.ts). */
   readonly #state: StateWriter;
+  /** Issue 11: the VIP announced through BIRD only while ready (announce.ts). */
+  readonly #announcer: Announcer | undefined;
+  /** Issue 11: flows other front-ends handed off, recovered by asking the back-ends (recover.ts). */
+  readonly #recovery: OrphanRecovery | undefined;
   #address: AddressInfo | undefined;
   #stats: http.Server | undefined;
   #admin: AdminServer | undefined;
@@ -85,7 +92,7 @@ export class FrontendDaemon {
     secret: string,
     steering: Steering,
     o: DaemonOptions,
-    flowIdsInUse: ReadonlySet<number>,
+    flowIdsInUse: Set<number>,
     encapSources: Map<string, string>,
   ) {
     this.#encapSources = encapSources;
@@ -108,6 +115,35 @@ export class FrontendDaemon {
     }
     const router = new Router({ pools: cfg.pools, rules: cfg.rules, defaultPool: cfg.defaultPool });
     this.frontend = new Frontend({ config: cfg, router, steering, channels: this.#channels, log, flowIdsInUse, encapSources, healthy: (id) => this.#health.healthy(id) });
+    this.#announcer = cfg.bgp ? new Announcer({ bgp: cfg.bgp, log }) : undefined;
+    this.#recovery = steering.orphans ? this.#newRecovery(steering, flowIdsInUse) : undefined;
+  }
+
+  /** Asks every back-end whose channel is up; back-ends added by a reload count from then on. */
+  #newRecovery(steering: Steering, flowIdsInUse: Set<number>): OrphanRecovery | undefined {
+    const orphans = steering.orphans;
+    if (orphans === undefined) return undefined;
+    const cfg = (): FrontendConfig => this.frontend.config;
+    return new OrphanRecovery({
+      orphans,
+      vip: { address: cfg().vip, port: cfg().port },
+      forward: (flow, id, ids) => steering.forward(flow, id, ids),
+      flowIdsInUse,
+      log: this.#log,
+      backends: () =>
+        cfg().backends.flatMap((b) => {
+          const ch = this.#channels.get(b.id);
+          if (ch === undefined || ch.state !== 'up') return [];
+          const src = this.#encapSources.get(b.id);
+          return [{ id: b.id, ...(src !== undefined ? { encapSource: src } : {}), ask: (q: Parameters<ControlClient['queryOwner']>[0]) => ch.queryOwner(q) }];
+        }),
+    });
+  }
+
+  /** Ready (announce the VIP): the data plane is loaded (steering exists) and a back-end's channel is up. */
+  #readiness(): void {
+    if (this.#stopping) return;
+    void this.#announcer?.set([...this.#channels.values()].some((c) => c.state === 'up'));
   }
 
   static async start(cfg: FrontendConfig, log: Logger, o: DaemonOptions = {}): Promise<FrontendDaemon> {
@@ -131,6 +167,7 @@ export class FrontendDaemon {
       maxFlows: cfg.steering.maxFlows,
       localFor: (id) => encapSources.get(id),
       adopt: o.fresh !== true,
+      orphans: cfg.steering.orphans,
     });
     let d: FrontendDaemon | undefined;
     try {
@@ -169,8 +206,14 @@ export class FrontendDaemon {
     }
     this.#health.configure(healthTargets(cfg), unhealthy);
     this.#address = await fe.listen();
+    this.#readiness(); // withdraws what an earlier process may have left announced, until a channel is up
     for (const ch of this.#channels.values()) ch.start();
-    this.#stats = cfg.stats ? await startStatsServer(fe, cfg.stats.host, cfg.stats.port) : undefined;
+    this.#recovery?.start();
+    const extra = (): Record<string, unknown> => ({
+      ...(this.#recovery ? { recovery: this.#recovery.stats() } : {}),
+      ...(this.#announcer ? { announced: this.#announcer.announced } : {}),
+    });
+    this.#stats = cfg.stats ? await startStatsServer(fe, cfg.stats.host, cfg.stats.port, extra) : undefined;
     if (o.admin !== false) await this.#startAdmin(cfg);
     this.#log.info(
       { vip: this.#address.address, port: this.#address.port, backends: cfg.backends.length, admin: this.#admin?.socket },
@@ -245,16 +288,18 @@ export class FrontendDaemon {
   #newChannel(cfg: FrontendConfig, b: BackendConfig): ControlClient {
     const log = this.#log;
     const id = b.id;
-    const ch = new ControlClient({ secret: this.#secret, address: b.control, name: `frontend ${cfg.vip}:${cfg.port}`, handoffTimeoutMs: cfg.limits.handoffTimeoutMs });
+    const ch = new ControlClient({ secret: this.#secret, address: b.control, name: helloName(cfg), handoffTimeoutMs: cfg.limits.handoffTimeoutMs });
     ch.on('up', () => {
       this.frontend.onChannelUp(id);
       log.info({ backend: id }, 'control channel up');
       // Every agent's snapshot names who takes requests: this one now does.
       this.frontend.pushRoutes();
       if (this.frontend.backends().find((b) => b.id === id)?.drained === true) ch.send({ kind: 'drain', draining: true });
+      this.#readiness();
     });
     ch.on('message', (m) => this.frontend.onAgentMessage(id, m));
     ch.on('down', (reason: string) => {
+      this.#readiness();
       // Channels closing because we stop, or because a retired back-end has no connection left,
       // are not back-ends lost: their flows must not be released.
       if (this.#stopping || this.#closing.has(ch)) return;
@@ -387,6 +432,9 @@ export class FrontendDaemon {
   stop(o: StopOptions = {}): Promise<void> {
     this.#stopped ??= (async () => {
       this.#stopping = true;
+      // Withdraw first: the router stops sending new flows here while this process still serves.
+      await this.#announcer?.close();
+      this.#recovery?.stop();
       this.#health.close();
       await this.#admin?.close();
       this.#ages?.close();
@@ -398,4 +446,11 @@ export class FrontendDaemon {
     })();
     return this.#stopped;
   }
+}
+
+/** HELLO name: unique per front-end (agents route FLOW_END by it), at most 64 bytes. */
+function helloName(cfg: FrontendConfig): string {
+  let out = cfg.name ?? `fe ${hostname()} ${process.pid} ${cfg.vip}:${cfg.port}`;
+  while (Buffer.byteLength(out) > 64) out = out.slice(0, -1);
+  return out;
 }

@@ -5,7 +5,8 @@ import { Gauge, Registry } from 'prom-client';
 import { dashboardRoutes } from './dashboard.ts';
 import type { Frontend } from './frontend.ts';
 
-export function startStatsServer(fe: Frontend, host: string, port: number): Promise<http.Server> {
+/** `extra`: more top-level fields for /stats (the daemon's announcement and orphan recovery). */
+export function startStatsServer(fe: Frontend, host: string, port: number, extra?: () => Record<string, unknown>): Promise<http.Server> {
   const reg = new Registry();
   const gauge = (name: string, help: string, labelNames: string[] = []) =>
     new Gauge({ name: `baton_frontend_${name}`, help, labelNames, registers: [reg] });
@@ -56,7 +57,7 @@ export function startStatsServer(fe: Frontend, host: string, port: number): Prom
     if (req.url === '/stats') {
       const s = refresh();
       void dataPath().then((steered) =>
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...s, steering: { perBackend: steered } })),
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...s, steering: { perBackend: steered }, ...extra?.() })),
       );
     } else if (req.url === '/metrics') {
       refresh();
