@@ -164,7 +164,7 @@ int baton_frontend(struct __sk_buff *skb)
 	case VERDICT_HOLD:
 		if (st->deadline_ns && now > st->deadline_ns) {
 			bpf_map_delete_elem(&flows, &key);
-			return TC_ACT_OK;
+			return unknown_flow(skb, &p, &key);
 		}
 		return TC_ACT_SHOT;
 	case VERDICT_FORWARD:
@@ -173,8 +173,10 @@ int baton_frontend(struct __sk_buff *skb)
 		return steer(skb, &p, st);
 	case VERDICT_CLOSING:
 		if (now > st->deadline_ns) {
+			/* past the linger: as if unknown (an orphan when capture is on: a slow client may still be draining
+			 * the back-end's send queue, and passing it up would reset it) */
 			bpf_map_delete_elem(&flows, &key);
-			return TC_ACT_OK;
+			return unknown_flow(skb, &p, &key);
 		}
 		return steer(skb, &p, st);
 	default:

@@ -172,10 +172,11 @@ export class HandoffReceiver {
     const rec: Delivered = { id, unmaps: [] };
     this.#delivered.set(tk, rec);
     socket.once('close', () => {
-      if (this.#delivered.get(tk) === rec) this.#delivered.delete(tk);
-      // The kernel's connection outlives the descriptor (FIN_WAIT, LAST_ACK): its last packets still
-      // arrive encapsulated, so the mapping stays a little longer.
+      // The kernel's connection outlives the descriptor (FIN_WAIT, LAST_ACK, or a send queue a slow client still
+      // drains): its last packets still arrive encapsulated, so the mapping stays a little longer, and so does the
+      // answer to OWNER_QUERY (a front-end whose entry already expired recovers the flow instead of dropping it).
       setTimeout(() => {
+        if (this.#delivered.get(tk) === rec) this.#delivered.delete(tk);
         p.unmap();
         for (const u of rec.unmaps) u();
       }, DECAP_LINGER_MS).unref();

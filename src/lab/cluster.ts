@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopChild, type Lab, type LabHost } from './lab.ts';
+import { labWorkDir } from './reaper.ts';
 
 /** How a front-end forwards a handed-off flow to its back-end (steer/'s ForwardMode; lab/ may not import steer/). */
 export type ForwardMode = 'l2' | 'encap';
@@ -40,6 +41,11 @@ export interface ClusterOptions {
   readonly skipAgents?: readonly string[];
   readonly logLevel?: string;
   readonly readyTimeoutMs?: number;
+  /**
+   * Several front-ends (issue 11): each front-end drives its host's BIRD (announce the VIP only while ready) and
+   * recovers flows another front-end handed off (bpf steering with orphan capture). BGP labs only.
+   */
+  readonly scaleOut?: boolean;
 }
 
 export interface Cluster {
@@ -201,9 +207,16 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
       lingerMs: 1000,
       kind: steering,
       ...(steering === 'bpf' && pinRoot !== undefined ? { pinDir: join(pinRoot, h.name) } : {}),
+      ...(o.scaleOut === true ? { orphans: true } : {}),
     },
     // Front-ends of one lab share the host's filesystem: each gets its own admin socket and state file.
     admin: { socket: `/run/baton/${lab.id}-${h.name}.sock`, stateFile: `/run/baton/${lab.id}-${h.name}.state.json` },
+    ...(o.scaleOut === true && lab.bgp
+      ? {
+          name: `${h.name} ${lab.id}`,
+          bgp: { birdSocket: join(labWorkDir(lab.id), `bird-${h.name}.ctl`), protocols: lab.vip6 !== undefined ? ['vip4', 'vip6'] : ['vip4'] },
+        }
+      : {}),
     ...o.frontend,
   });
   const fes = new Map<string, ChildProcess>();

@@ -69,6 +69,17 @@ describe('front-end orphan capture (BPF_PROG_TEST_RUN)', { skip }, () => {
       assert.equal([...fe.maps.iterateOrphans()].length, 0);
     });
 
+    test(`${v}: a closing entry past its linger becomes an orphan (dropped, not passed up to be reset)`, () => {
+      on();
+      const flow = { family: n.family, clientAddress: n.client, clientPort: 41002 };
+      fe.maps.putFlow(flow, { address: n.vip, port: 80 }, { verdict: 'closing', backend: 0, flowId: 5, handoffId: 1n, lastSeenNs: 0n, deadlineNs: 1n });
+      assert.equal(progTestRun(fe.programFd, frame({ sport: 41002 })).retval, TC_ACT_SHOT);
+      assert.equal(fe.maps.getFlow(flow, { address: n.vip, port: 80 }), undefined);
+      const all = [...fe.maps.iterateOrphans()];
+      assert.deepEqual(all.map((o) => o.flow), [flow]);
+      fe.maps.deleteOrphan(flow, { address: n.vip, port: 80 });
+    });
+
     test(`${v}: a flow with an entry is not an orphan`, () => {
       on();
       const flow = { family: n.family, clientAddress: n.client, clientPort: 41001 };

@@ -1,0 +1,154 @@
+// Acceptance for several front-ends (issue 11), as root with BIRD 2: 3 front-ends behind the lab's BGP/ECMP router,
+// 3 back-ends reached by flow-id encapsulation (routed lab), each front-end driving its BIRD and recovering flows
+// other front-ends handed off (cluster option scaleOut). Downloads are kept in flight by clients that read at a
+// bounded rate. Sized for a 2-core CI VM: 9 downloads of 20 MB at 2 MB/s each (the issue asks 30 x 50 MB).
+//  - ECMP moved (new hash seed): every moved flow's owner is found by a front-end that never saw it; all bodies
+//    byte-exact; the time to recover each flow and the packets dropped meanwhile are printed.
+//  - a front-end killed (SIGKILL, and its BIRD: a dead host): the route is withdrawn (time printed), every download
+//    completes byte-exact, new requests are served with no error.
+//  - a front-end added (its announcement comes up) while downloads run: none breaks.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startCluster, type Cluster } from './cluster.ts';
+import { labUp, type Lab } from './lab.ts';
+import { runDriver } from './run-driver.ts';
+import type { SlowJob, SlowResult } from './slow-downloads.ts';
+
+const haveBird = (() => {
+  try {
+    execFileSync('bird', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, eBPF)' : !haveBird ? 'needs BIRD 2 (scripts/setup.sh --bgp)' : false;
+
+const SLOW = join(resolve(fileURLToPath(import.meta.url), '..'), 'slow-downloads.ts');
+const COUNT = 9;
+const SIZE = 20_000_000;
+const RATE = 2_000_000;
+
+interface Recovery {
+  recovered: number;
+  unclaimed: number;
+  flows: { flow: string; backend: string; ms: number; dropped: number }[];
+}
+
+/** Starts the slow downloads; `inflight` resolves once each has its first bytes, `done` with every result. */
+function slowDownloads(lab: Lab, job: Omit<SlowJob, 'host' | 'port'>): { inflight: Promise<void>; done: Promise<SlowResult[]> } {
+  const child = lab.spawn(lab.client, ['node', '--import', 'tsx', SLOW, JSON.stringify({ host: lab.vip, port: 80, ...job })]);
+  let buf = '';
+  let stderr = '';
+  let onInflight!: () => void;
+  const inflight = new Promise<void>((r) => (onInflight = r));
+  const done = new Promise<SlowResult[]>((resolvePromise, reject) => {
+    let results: SlowResult[] | undefined;
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (d: string) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const m = JSON.parse(buf.slice(0, nl)) as { type: string; results?: SlowResult[] };
+        buf = buf.slice(nl + 1);
+        if (m.type === 'inflight') onInflight();
+        if (m.type === 'summary') results = m.results;
+      }
+    });
+    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    child.once('exit', (code) => (results ? resolvePromise(results) : reject(new Error(`slow downloads exited ${code}: ${stderr}`))));
+  });
+  return { inflight: Promise.race([inflight, done.then(() => undefined)]), done };
+}
+
+async function recoveryOf(cluster: Cluster, lab: Lab): Promise<Map<string, Recovery>> {
+  const out = new Map<string, Recovery>();
+  for (const fe of lab.frontends) {
+    try {
+      const s = (await cluster.statsOf(fe)) as unknown as { recovery?: Recovery };
+      if (s.recovery) out.set(fe.name, s.recovery);
+    } catch {
+      // a killed front-end has no stats
+    }
+  }
+  return out;
+}
+
+function report(t: TestContext, what: string, rec: Map<string, Recovery>): number {
+  let n = 0;
+  for (const [fe, r] of rec) {
+    n += r.recovered;
+    for (const f of r.flows) t.diagnostic(`${what}: ${fe} recovered ${f.flow} -> ${f.backend} in ${f.ms.toFixed(1)} ms, ${f.dropped} packets dropped`);
+  }
+  t.diagnostic(`${what}: ${n} flows recovered`);
+  return n;
+}
+
+function assertAllOk(results: SlowResult[], cluster: Cluster): void {
+  const bad = results.filter((r) => !r.ok);
+  if (bad.length > 0 && process.env['BATON_SCALE_LOG']) writeFileSync(process.env['BATON_SCALE_LOG'], cluster.logs());
+  assert.equal(bad.length, 0, `${JSON.stringify(bad)}\n${cluster.logs().slice(-4000)}`);
+  assert.equal(results.length, COUNT);
+}
+
+async function scaleOutLab(t: TestContext): Promise<{ lab: Lab; cluster: Cluster }> {
+  const lab = await labUp({ backends: 3, frontends: 3, routed: true });
+  t.after(() => lab.down());
+  const cluster = await startCluster(lab, { scaleOut: true, logLevel: 'info' });
+  t.after(() => cluster.stop());
+  await lab.waitForNextHops(3);
+  return { lab, cluster };
+}
+
+test('ECMP moves flows: a front-end that never saw a flow finds its owner; every body byte-exact', { skip, timeout: 180_000 }, async (t) => {
+  const { lab, cluster } = await scaleOutLab(t);
+  const run = slowDownloads(lab, { count: COUNT, size: SIZE, bytesPerS: RATE, timeoutMs: 90_000 });
+  await run.inflight;
+  await lab.setEcmpSeed(0x5eed0001);
+  await new Promise((r) => setTimeout(r, 2000));
+  await lab.setEcmpSeed(0x5eed0002);
+  const results = await run.done;
+  assertAllOk(results, cluster);
+  const rec = await recoveryOf(cluster, lab);
+  const n = report(t, 'ecmp', rec);
+  // 9 flows rehashed twice over 3 next hops: none moving has probability (1/3)^18.
+  assert.ok(n >= 1, `no flow was recovered\n${cluster.logs().slice(-3000)}`);
+});
+
+test('a front-end killed (SIGKILL, BIRD too): downloads complete byte-exact, new requests served', { skip, timeout: 180_000 }, async (t) => {
+  const { lab, cluster } = await scaleOutLab(t);
+  const run = slowDownloads(lab, { count: COUNT, size: SIZE, bytesPerS: RATE, timeoutMs: 90_000 });
+  await run.inflight;
+  const victim = lab.frontends[1]!;
+  const t0 = performance.now();
+  await lab.killProcess(cluster.processes.get(victim.name)!, 'SIGKILL');
+  await lab.stopBgp(victim, 'SIGKILL');
+  await lab.waitForNextHops(2, { timeoutMs: 10_000 });
+  t.diagnostic(`withdrawal: the router had 2 next hops ${(performance.now() - t0).toFixed(0)} ms after SIGKILL of ${victim.name} and its BIRD`);
+  const s = await runDriver(lab, {
+    host: lab.vip, port: 80, concurrency: 4, keepAlive: false, timeoutMs: 20_000,
+    requests: Array.from({ length: 30 }, () => ({ method: 'GET', path: '/bytes/100000', size: 100_000 })),
+  });
+  assert.equal(s.errors, 0, `${s.firstErrors.join('\n')}\n${cluster.logs().slice(-3000)}`);
+  const results = await run.done;
+  assertAllOk(results, cluster);
+  report(t, 'kill', await recoveryOf(cluster, lab));
+});
+
+test('a front-end added while downloads run: none breaks', { skip, timeout: 180_000 }, async (t) => {
+  const { lab, cluster } = await scaleOutLab(t);
+  const late = lab.frontends[2]!;
+  await lab.stopBgp(late);
+  await lab.waitForNextHops(2, { timeoutMs: 10_000 });
+  const run = slowDownloads(lab, { count: COUNT, size: SIZE, bytesPerS: RATE, timeoutMs: 90_000 });
+  await run.inflight;
+  await lab.startBgp(late);
+  await lab.waitForNextHops(3, { timeoutMs: 15_000 });
+  const results = await run.done;
+  assertAllOk(results, cluster);
+  report(t, 'add', await recoveryOf(cluster, lab));
+});
