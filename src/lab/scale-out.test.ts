@@ -15,6 +15,7 @@ import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster } from './cluster.ts';
 import { labUp, type Lab } from './lab.ts';
+import { rehashAtRouter } from './rehash.ts';
 import { runDriver } from './run-driver.ts';
 import type { SlowJob, SlowResult } from './slow-downloads.ts';
 
@@ -101,6 +102,8 @@ async function scaleOutLab(t: TestContext): Promise<{ lab: Lab; cluster: Cluster
   const cluster = await startCluster(lab, { scaleOut: true, logLevel: 'info' });
   t.after(() => cluster.stop());
   await lab.waitForNextHops(3);
+  // so that a new ECMP seed moves established TCP flows, as a router hashing headers would (see rehash.ts)
+  await rehashAtRouter(lab);
   return { lab, cluster };
 }
 
