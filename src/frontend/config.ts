@@ -184,6 +184,9 @@ export const frontendConfigSchema = z
         if (!ids.has(m)) ctx.addIssue({ code: 'custom', path: ['pools', i, 'members', j], message: `unknown back-end "${m}"` });
       }),
     );
+    if (c.steering.orphans && c.steering.kind !== 'bpf') {
+      ctx.addIssue({ code: 'custom', path: ['steering', 'orphans'], message: 'orphan recovery needs steering.kind "bpf"' });
+    }
     c.backends.forEach((b, i) => {
       if (b.mode === 'encap' && c.steering.kind !== 'bpf') {
         ctx.addIssue({ code: 'custom', path: ['backends', i, 'mode'], message: 'encap needs steering.kind "bpf"' });

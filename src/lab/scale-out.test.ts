@@ -30,9 +30,10 @@ const haveBird = (() => {
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, eBPF)' : !haveBird ? 'needs BIRD 2 (scripts/setup.sh --bgp)' : false;
 
 const SLOW = join(resolve(fileURLToPath(import.meta.url), '..'), 'slow-downloads.ts');
-const COUNT = 9;
-const SIZE = 20_000_000;
-const RATE = 2_000_000;
+// Heavier runs: BATON_SCALE_COUNT=30 BATON_SCALE_SIZE=50000000 BATON_SCALE_RATE=5000000 (the size).
+const COUNT = Number(process.env['BATON_SCALE_COUNT'] ?? 9);
+const SIZE = Number(process.env['BATON_SCALE_SIZE'] ?? 20_000_000);
+const RATE = Number(process.env['BATON_SCALE_RATE'] ?? 2_000_000);
 
 interface Recovery {
   recovered: number;
