@@ -78,6 +78,8 @@ static __always_inline int unknown_flow(struct __sk_buff *skb, struct parsed *p,
 		return TC_ACT_OK;
 	now = bpf_ktime_get_ns();
 	o = bpf_map_lookup_elem(&orphans, key);
+	if (o && o->pass)
+		return TC_ACT_OK; /* nobody holds it (e.g. this front-end's own connection, lost): let the stack reset it */
 	if (o) {
 		o->last_seen_ns = now;
 		__sync_fetch_and_add(&o->packets, 1);

@@ -106,7 +106,7 @@ struct orphan {
 	__u64 first_seen_ns;    /* bpf_ktime_get_ns() of the first dropped packet */
 	__u64 last_seen_ns;     /* of the latest */
 	__u32 packets;          /* dropped so far */
-	__u32 pad;
+	__u32 pass;             /* set by the daemon when no back-end holds the flow: pass it up (the stack resets it) */
 };
 
 #define MAX_ORPHANS 4096

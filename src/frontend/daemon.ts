@@ -130,6 +130,7 @@ export class FrontendDaemon {
       forward: (flow, id, ids) => steering.forward(flow, id, ids),
       flowIdsInUse,
       log: this.#log,
+      backendCount: () => cfg().backends.length,
       backends: () =>
         cfg().backends.flatMap((b) => {
           const ch = this.#channels.get(b.id);

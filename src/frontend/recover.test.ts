@@ -23,6 +23,10 @@ class FakeOrphans implements OrphanSource {
   forget(flow: FlowKey): void {
     this.m.delete(flowKeyString(flow));
   }
+  pass(flow: FlowKey): void {
+    const o = this.m.get(flowKeyString(flow));
+    if (o) this.m.set(flowKeyString(flow), { ...o, pass: true });
+  }
   nowNs(): bigint {
     return this.now;
   }
@@ -56,6 +60,7 @@ test('the owner among three back-ends gets the forward entry; the record is forg
   const r = new OrphanRecovery({
     orphans, vip: { address: '203.0.113.10', port: 80 }, flowIdsInUse: inUse, log: quiet,
     backends: () => [a.b, o.b, l2.b],
+    backendCount: () => 3,
     forward: async (f, id, ids) => void forwards.push([f, id, ids]),
   });
   await r.poll();
@@ -77,6 +82,7 @@ test('an unclaimed flow stays dropped and is not asked about again before its TT
   const r = new OrphanRecovery({
     orphans, vip: { address: '203.0.113.10', port: 80 }, flowIdsInUse: inUse, log: quiet, negativeTtlMs: 60_000,
     backends: () => [nobody.b],
+    backendCount: () => 1,
     forward: async () => assert.fail('nothing to forward'),
   });
   await r.poll();
@@ -96,8 +102,44 @@ test('flow ids skip those in use', async () => {
   const r = new OrphanRecovery({
     orphans, vip: { address: '203.0.113.10', port: 80 }, flowIdsInUse: inUse, log: quiet,
     backends: () => [o.b],
+    backendCount: () => 1,
     forward: async (_f, _id, ids) => void forwards.push(ids),
   });
   await r.poll();
   assert.deepEqual(forwards, [{ handoffId: 1n, flowId: FLOW_ID_MAX - 1 }]);
+});
+
+test('refused twice by every back-end: the flow is passed up (the stack resets it), then forgotten', async () => {
+  const orphans = new FakeOrphans();
+  orphans.add(flow, 1);
+  const nobody = backend('b1', () => undefined, '192.0.2.1');
+  const r = new OrphanRecovery({
+    orphans, vip: { address: '203.0.113.10', port: 80 }, flowIdsInUse: new Set(), log: quiet, negativeTtlMs: 0,
+    backends: () => [nobody.b],
+    backendCount: () => 1,
+    forward: async () => assert.fail('nothing to forward'),
+  });
+  await r.poll();
+  assert.notEqual(orphans.get(flow)?.pass, true, 'one refusal is not enough: a handoff may still be in progress');
+  await r.poll();
+  assert.equal(orphans.get(flow)?.pass, true);
+  assert.equal(r.stats().reset, 1);
+  await r.poll();
+  assert.equal(orphans.m.size, 0, 'forgotten after its TTL');
+});
+
+test('while a back-end cannot be asked, a flow is never passed up', async () => {
+  const orphans = new FakeOrphans();
+  orphans.add(flow, 1);
+  const nobody = backend('b1', () => undefined, '192.0.2.1');
+  const r = new OrphanRecovery({
+    orphans, vip: { address: '203.0.113.10', port: 80 }, flowIdsInUse: new Set(), log: quiet, negativeTtlMs: 0,
+    backends: () => [nobody.b],
+    backendCount: () => 2,
+    forward: async () => assert.fail('nothing to forward'),
+  });
+  for (let i = 0; i < 4; i++) await r.poll();
+  assert.equal(nobody.asked.length, 4);
+  assert.notEqual(orphans.get(flow)?.pass, true);
+  assert.equal(r.stats().reset, 0);
 });

@@ -30,12 +30,19 @@ export interface RecoveryPorts {
   forward(flow: FlowKey, backendId: string, ids: FlowIds): Promise<void>;
   /** Back-ends whose channel is up now. */
   backends(): readonly RecoveryBackend[];
+  /** How many back-ends are configured: a flow is declared nobody's only when all of them answered. */
+  backendCount(): number;
   /** Shared with the handoff machine: ids given to recovered flows are added here. */
   readonly flowIdsInUse: Set<number>;
   readonly log: { warn(o: object, msg: string): void; info(o: object, msg: string): void };
   /** How often the orphans are read (ms). Default 5. */
   readonly pollMs?: number;
-  /** After no back-end claimed a flow, its packets stay dropped this long before it is asked about again. Default 2000. */
+  /**
+   * After no back-end claimed a flow, its packets stay dropped this long before it is asked about again. Default 2000.
+   * A second refusal from every back-end (so never during a handoff still in progress elsewhere) lets the flow's
+   * packets up to the stack, which resets the client instead of leaving it hanging (a connection that died with
+   * the front-end that had it and had not handed it off).
+   */
   readonly negativeTtlMs?: number;
   /** Most recoveries in flight. Default 256. */
   readonly maxInFlight?: number;
@@ -54,6 +61,8 @@ export interface RecoveryStats {
   readonly recovered: number;
   /** Orphans no back-end claimed (each counted once per negativeTtlMs). */
   readonly unclaimed: number;
+  /** Orphans given up after repeated refusals: passed up to the stack, which resets them. */
+  readonly reset: number;
   readonly inFlight: number;
   /** The latest recoveries (at most 1000), oldest first. */
   readonly flows: readonly RecoveredFlow[];
@@ -64,11 +73,12 @@ const KEEP = 1000;
 export class OrphanRecovery {
   readonly #p: RecoveryPorts;
   readonly #inFlight = new Set<string>();
-  /** flow -> time (ms, monotonic) until which it is not asked about again. */
-  readonly #unclaimed = new Map<string, number>();
+  /** flow -> until when (ms, monotonic) it is not asked about again, and how many times every back-end refused it. */
+  readonly #unclaimed = new Map<string, { until: number; rounds: number }>();
   readonly #flows: RecoveredFlow[] = [];
   #recovered = 0;
   #unclaimedCount = 0;
+  #reset = 0;
   #nextFlowId = FLOW_ID_MAX;
   #timer: NodeJS.Timeout | undefined;
   #polling = false;
@@ -88,7 +98,7 @@ export class OrphanRecovery {
   }
 
   stats(): RecoveryStats {
-    return { recovered: this.#recovered, unclaimed: this.#unclaimedCount, inFlight: this.#inFlight.size, flows: [...this.#flows] };
+    return { recovered: this.#recovered, unclaimed: this.#unclaimedCount, reset: this.#reset, inFlight: this.#inFlight.size, flows: [...this.#flows] };
   }
 
   /** One pass: starts a recovery for every new orphan. Resolves when those recoveries end (for tests). */
@@ -101,10 +111,10 @@ export class OrphanRecovery {
       for (const o of this.#p.orphans.list()) {
         const k = flowKeyString(o.flow);
         if (this.#inFlight.has(k)) continue;
-        const until = this.#unclaimed.get(k);
-        if (until !== undefined) {
-          if (now < until) continue;
-          // Asked long enough ago: forget the record; the flow's next packet starts a new one.
+        const u = this.#unclaimed.get(k);
+        if (u !== undefined && now < u.until) continue;
+        if (u !== undefined && o.pass === true) {
+          // Given up and passed for a while: forget it; a later packet starts over.
           this.#unclaimed.delete(k);
           this.#p.orphans.forget(o.flow);
           continue;
@@ -150,11 +160,20 @@ export class OrphanRecovery {
     const owner = answers.find((a) => a.r.found);
     if (owner === undefined || !owner.r.found) {
       this.#p.flowIdsInUse.delete(flowId);
-      this.#unclaimed.set(k, performance.now() + (this.#p.negativeTtlMs ?? 2000));
+      const everyone = backends.length > 0 && backends.length === this.#p.backendCount();
+      const rounds = (this.#unclaimed.get(k)?.rounds ?? 0) + (everyone ? 1 : 0);
+      this.#unclaimed.set(k, { until: performance.now() + (this.#p.negativeTtlMs ?? 2000), rounds });
       this.#unclaimedCount++;
-      if (backends.length > 0) this.#p.log.info({ flow: k, asked: backends.length }, 'no back-end holds an orphan flow');
+      if (rounds >= 2) {
+        this.#p.orphans.pass(flow);
+        this.#reset++;
+        this.#p.log.info({ flow: k, asked: backends.length }, 'no back-end holds an orphan flow: letting the stack reset it');
+      } else if (backends.length > 0) {
+        this.#p.log.info({ flow: k, asked: backends.length }, 'no back-end holds an orphan flow');
+      }
       return;
     }
+    this.#unclaimed.delete(k);
     try {
       await this.#p.forward(flow, owner.b.id, { handoffId: owner.r.handoffId, flowId });
     } catch (e) {

@@ -84,6 +84,8 @@ export interface OrphanEntry {
   readonly lastSeenNs: bigint;
   /** Packets dropped so far. */
   readonly packets: number;
+  /** No back-end holds it: packets go up to the stack, which resets the client. */
+  readonly pass?: boolean;
 }
 
 // --- field access over BTF layouts ---
@@ -214,6 +216,7 @@ export class FrontendCodecs {
       first: field(orph, 'first_seen_ns', { size: 8, bigEndian: false }),
       last: field(orph, 'last_seen_ns', { size: 8, bigEndian: false }),
       packets: field(orph, 'packets', { size: 4, bigEndian: false }),
+      pass: field(orph, 'pass', { size: 4, bigEndian: false }),
     };
     this.flowKeySize = key.size;
     this.flowStateSize = st.size;
@@ -365,7 +368,17 @@ export class FrontendCodecs {
       firstSeenNs: readU64(value, this.#o.first),
       lastSeenNs: readU64(value, this.#o.last),
       packets: readUint(value, this.#o.packets),
+      pass: readUint(value, this.#o.pass) !== 0,
     };
+  }
+
+  encodeOrphan(o: Pick<OrphanEntry, 'firstSeenNs' | 'lastSeenNs' | 'packets' | 'pass'>): Buffer {
+    const b = Buffer.alloc(this.orphanSize);
+    writeUint(b, this.#o.first, o.firstSeenNs);
+    writeUint(b, this.#o.last, o.lastSeenNs);
+    writeUint(b, this.#o.packets, o.packets);
+    writeUint(b, this.#o.pass, o.pass === true ? 1 : 0);
+    return b;
   }
 }
 
@@ -565,6 +578,11 @@ export class FrontendMaps {
     const k = this.codecs.encodeFlowKey(flow, vip);
     const v = Buffer.alloc(this.codecs.orphanSize);
     return mapLookup(this.fds.orphans, k, v) ? this.codecs.decodeOrphan(k, v) : undefined;
+  }
+
+  /** Writes an orphan record (tests, and `pass` on an existing one). */
+  putOrphan(o: OrphanEntry): void {
+    mapUpdate(this.fds.orphans, this.codecs.encodeFlowKey(o.flow, o.vip), this.codecs.encodeOrphan(o));
   }
 
   deleteOrphan(flow: FlowKey, vip: Vip): boolean {

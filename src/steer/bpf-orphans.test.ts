@@ -57,6 +57,9 @@ describe('front-end orphan capture (BPF_PROG_TEST_RUN)', { skip }, () => {
       assert.deepEqual(o.vip, { address: n.vip, port: 80 });
       assert.equal(o.packets, 2);
       assert.ok(o.lastSeenNs >= o.firstSeenNs && o.firstSeenNs > 0n);
+      fe.maps.putOrphan({ ...o, pass: true });
+      assert.equal(progTestRun(fe.programFd, frame({})).retval, TC_ACT_OK, 'passed up once nobody holds it');
+      assert.equal(fe.maps.getOrphan(o.flow, o.vip)?.packets, 2);
       assert.equal(fe.maps.deleteOrphan(o.flow, o.vip), true);
       assert.equal([...fe.maps.iterateOrphans()].length, 0);
     });

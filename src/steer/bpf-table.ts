@@ -44,7 +44,9 @@ export class KernelFlowTable implements FlowTable {
     const maps = this.#dp.maps;
     const vip = this.#vip;
     const mine = (e: { vip: Vip }): boolean => e.vip.address === vip.address && e.vip.port === vip.port;
-    const view = (e: { flow: FlowKey; firstSeenNs: bigint; packets: number }): OrphanFlow => ({ flow: e.flow, firstSeenNs: e.firstSeenNs, packets: e.packets });
+    const view = (e: { flow: FlowKey; firstSeenNs: bigint; packets: number; pass?: boolean }): OrphanFlow => ({
+      flow: e.flow, firstSeenNs: e.firstSeenNs, packets: e.packets, pass: e.pass === true,
+    });
     return {
       list: () => [...maps.iterateOrphans()].filter(mine).map(view),
       get: (flow) => {
@@ -52,6 +54,10 @@ export class KernelFlowTable implements FlowTable {
         return e === undefined ? undefined : view(e);
       },
       forget: (flow) => void maps.deleteOrphan(flow, vip),
+      pass: (flow) => {
+        const e = maps.getOrphan(flow, vip);
+        if (e !== undefined) maps.putOrphan({ ...e, pass: true });
+      },
       nowNs: () => this.nowNs(),
     };
   }

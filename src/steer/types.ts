@@ -64,6 +64,8 @@ export interface OrphanFlow {
   readonly firstSeenNs: bigint;
   /** Packets dropped so far. */
   readonly packets: number;
+  /** Passed up to the stack (nobody holds it). */
+  readonly pass?: boolean;
 }
 
 /** Orphans recorded by the data path (bpf steering with orphan capture on). */
@@ -72,6 +74,8 @@ export interface OrphanSource {
   get(flow: FlowKey): OrphanFlow | undefined;
   /** Deletes the record (its owner was found, or it is given up). */
   forget(flow: FlowKey): void;
+  /** No back-end holds the flow: let its packets up to the stack, which resets the client (no-op without a record). */
+  pass(flow: FlowKey): void;
   nowNs(): bigint;
 }
 
