@@ -55,6 +55,8 @@ export interface RecoveredFlow {
   readonly ms: number;
   /** Client packets dropped meanwhile. */
   readonly dropped: number;
+  /** When (Date.now()) the flow was steered. */
+  readonly at: number;
 }
 
 export interface RecoveryStats {
@@ -189,6 +191,7 @@ export class OrphanRecovery {
       backend: owner.b.id,
       ms: rec === undefined ? 0 : Number(now - rec.firstSeenNs) / 1e6,
       dropped: rec?.packets ?? 0,
+      at: Date.now(),
     };
     this.#recovered++;
     this.#flows.push(r);
