@@ -145,7 +145,7 @@ export const frontendConfigSchema = z
       .prefault({}),
     /**
      * The name sent to agents in HELLO; they route FLOW_END by it, so it must differ between front-ends sharing
-     * back-ends. Default: host name, process id, VIP and port.
+     * back-ends, and stay the same across restarts. Default: this host's address toward the first back-end, VIP and port.
      */
     name: z.string().min(1).refine((s) => Buffer.byteLength(s) <= 64, 'at most 64 bytes').optional(),
     /**

@@ -289,7 +289,7 @@ export class FrontendDaemon {
   #newChannel(cfg: FrontendConfig, b: BackendConfig): ControlClient {
     const log = this.#log;
     const id = b.id;
-    const ch = new ControlClient({ secret: this.#secret, address: b.control, name: helloName(cfg), handoffTimeoutMs: cfg.limits.handoffTimeoutMs });
+    const ch = new ControlClient({ secret: this.#secret, address: b.control, name: helloName(cfg, b.control.host), handoffTimeoutMs: cfg.limits.handoffTimeoutMs });
     ch.on('up', () => {
       this.frontend.onChannelUp(id);
       log.info({ backend: id }, 'control channel up');
@@ -449,9 +449,20 @@ export class FrontendDaemon {
   }
 }
 
-/** HELLO name: unique per front-end (agents route FLOW_END by it), at most 64 bytes. */
-function helloName(cfg: FrontendConfig): string {
-  let out = cfg.name ?? `fe ${hostname()} ${process.pid} ${cfg.vip}:${cfg.port}`;
+/**
+ * HELLO name toward one agent: unique per front-end host and stable across restarts, since the agent routes FLOW_END
+ * by it and keeps the reports of a front-end that is away until it is back. Default: this host's address toward the
+ * agent (host names repeat in namespaces and containers), else the host name; at most 64 bytes.
+ */
+function helloName(cfg: FrontendConfig, agentHost: string): string {
+  const local = (): string => {
+    try {
+      return sourceAddressFor(agentHost);
+    } catch {
+      return hostname();
+    }
+  };
+  let out = cfg.name ?? `frontend ${local()} ${cfg.vip}:${cfg.port}`;
   while (Buffer.byteLength(out) > 64) out = out.slice(0, -1);
   return out;
 }
