@@ -65,6 +65,11 @@ export interface Cluster {
    * same configuration and waits until its channels are up. With bpf steering it adopts the pinned state.
    */
   restartFrontend(o?: { readonly host?: LabHost; readonly signal?: NodeJS.Signals; readonly downMs?: number }): Promise<void>;
+  /**
+   * Kills a back-end's agent (SIGKILL by default) if it still runs, starts it again with the same configuration
+   * and waits until every front-end sees its channel up again.
+   */
+  restartAgent(name: string, o?: { readonly signal?: NodeJS.Signals; readonly downMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -183,6 +188,13 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
   // eBPF steering is the front-end's default; its pins go on the lab's bpffs (see lab.pinRoot).
   const steering = o.steering ?? 'bpf';
   const pinRoot = steering === 'bpf' || forwarding === 'encap' ? await lab.pinRoot() : undefined;
+  const spawnAgent = (b: LabHost, file: string): ChildProcess => {
+    const child = lab.spawn(b, [...cli(), 'backend', '--config', file], { env });
+    capture(b.name, child, ring);
+    agents.push(child);
+    agentsByName.set(b.name, child);
+    return child;
+  };
   for (const b of lab.backends) {
     if (skip.has(b.name)) continue;
     const cfg = {
@@ -192,10 +204,7 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
     };
     const file = join(dir, `${b.name}.json`);
     await writeFile(file, JSON.stringify(cfg, null, 2));
-    const child = lab.spawn(b, [...cli(), 'backend', '--config', file], { env });
-    capture(b.name, child, ring);
-    agents.push(child);
-    agentsByName.set(b.name, child);
+    spawnAgent(b, file);
   }
 
   // One front-end process per front-end host (several in a BGP lab), each with its own config file and pins.
@@ -266,8 +275,21 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
     spawnFrontend(h);
     if (!(await ready([h], Date.now() + 30_000))) throw new Error(`front-end ${h.name} did not come back\n${ring.slice(-40).join('\n')}`);
   };
+  const restartAgent: Cluster['restartAgent'] = async (name, r = {}) => {
+    const b = lab.backends.find((h) => h.name === name);
+    if (b === undefined || skip.has(name)) throw new Error(`restartAgent: no agent ${name} in this cluster`);
+    const old = agentsByName.get(name);
+    if (old && old.exitCode === null && old.signalCode === null) {
+      const exited = new Promise((res) => old.once('exit', res));
+      old.kill(r.signal ?? 'SIGKILL');
+      await exited;
+    }
+    if (r.downMs) await new Promise((res) => setTimeout(res, r.downMs));
+    processes.set(name, spawnAgent(b, join(dir, `${name}.json`)));
+    if (!(await ready(lab.frontends, Date.now() + 30_000))) throw new Error(`agent ${name} did not come back\n${ring.slice(-40).join('\n')}`);
+  };
   const cluster: Cluster = {
-    lab, secret, frontendConfig: feConfigFor(lab.frontend), stop, processes, restartFrontend,
+    lab, secret, frontendConfig: feConfigFor(lab.frontend), stop, processes, restartFrontend, restartAgent,
     stats: () => statsOf(lab.frontend),
     statsOf,
     logs: () => ring.join('\n'),

@@ -33,6 +33,8 @@ export interface DriverSummary {
   readonly latencyMs: { readonly p50: number; readonly p99: number };
   readonly elapsedMs: number;
   readonly firstErrors: readonly string[];
+  /** Failed requests by error (`status 503`, `timeout`, `socket hang up`, ...): tells clean failures from hangs. */
+  readonly errorKinds: Record<string, number>;
 }
 
 interface Outcome {
@@ -118,6 +120,8 @@ export async function runJob(job: DriverJob, progress: (done: number) => void): 
   const ms = outcomes.map((o) => o.ms).sort((a, b) => a - b);
   const q = (p: number): number => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))] ?? 0;
   const ok = outcomes.filter((o) => o.ok);
+  const errorKinds: Record<string, number> = {};
+  for (const o of outcomes) if (!o.ok) errorKinds[o.error ?? '?'] = (errorKinds[o.error ?? '?'] ?? 0) + 1;
   return {
     type: 'summary',
     requests: outcomes.length,
@@ -128,6 +132,7 @@ export async function runJob(job: DriverJob, progress: (done: number) => void): 
     latencyMs: { p50: q(0.5), p99: q(0.99) },
     elapsedMs: performance.now() - t0,
     firstErrors: outcomes.filter((o) => !o.ok).slice(0, 5).map((o) => o.error ?? '?'),
+    errorKinds,
   };
 }
 
