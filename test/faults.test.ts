@@ -63,6 +63,7 @@ describe('fault suite', { skip }, () => {
     // The positive control proves the probe's HANDOFF is one the agent would inject: without it, "no ACK" below
     // could mean a broken probe rather than a refusing agent.
     assert.deepEqual([control?.authOk, control?.acksOk], [true, 1], `positive control: ${JSON.stringify(control)}`);
+    console.log(`# probe: ${results.map((x) => `${x.name} auth=${x.authOk} acks=${x.acksOk}/${x.acksFailed} closed=${x.closedByAgent} [${x.frames.join(',')}]`).join('; ')}`);
     const hostile = results.filter((x) => x.name !== 'control');
     assert.equal(hostile.length, 11, r.stdout);
     for (const x of hostile) {
