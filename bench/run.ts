@@ -16,6 +16,7 @@ import { cellsOf, fetchDigest, runPath, type Plan, type Progress, type SegmentPr
 import { BPFFS_ROOT, PATH_NAMES, type PathName, type SteeringKind } from './paths.ts';
 import { markdownReport, svgPlot, type BpfBench, type HandoffSummary, type RunMeta } from './report.ts';
 import { ratios, SIZES, type ResultRow } from './results.ts';
+import { runSoak, soakTable } from './soak.ts';
 import type { Mode } from './wrk.ts';
 
 interface Cli {
@@ -35,6 +36,8 @@ interface Cli {
   steering: SteeringKind;
   probe?: number;
   bpf: boolean;
+  soak?: boolean;
+  handoffs?: number;
 }
 
 const MODES: readonly Mode[] = ['close', 'keepalive', 'post', 'post-seq', 'alternate'];
@@ -87,7 +90,9 @@ function parseCli(argv: readonly string[]): Cli {
     )
     .addOption(new Option('--steering <kind>', "steering of the baton path (baton-nft is always nft)").choices(['bpf', 'nft']).default('bpf'))
     .option('--probe <n>', 'sequential 64 KB requests of the segment probe per path, 0 for none (default 50, quick 20)', intArg(0))
-    .option('--no-bpf', 'skip the data-plane micro-benchmark (bench/bpf.ts)');
+    .option('--no-bpf', 'skip the data-plane micro-benchmark (bench/bpf.ts)')
+    .option('--soak', 'instead of the comparison: the soak (bench/soak.ts), close-mode 1 KB requests until --handoffs')
+    .option('--handoffs <n>', 'with --soak: handoffs to run (default 1000000)', intArg(1));
   program.parse(argv, { from: 'user' });
   return program.opts<Cli>();
 }
@@ -218,8 +223,17 @@ function stderrProgress(total: number, started: number): Progress {
   };
 }
 
+async function soak(o: Cli): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the soak needs root (network namespaces)');
+  const r = await runSoak({ handoffs: o.handoffs ?? 1_000_000, connections: o.connections });
+  process.stdout.write(soakTable(r));
+  if (o.json === true) process.stdout.write(`${JSON.stringify(r)}\n`);
+  if (!(r.pass.memory && r.pass.entries && r.pass.drift)) process.exitCode = 1;
+}
+
 async function main(argv: readonly string[]): Promise<void> {
   const o = parseCli(argv);
+  if (o.soak === true) return soak(o);
   const plan = planFrom(o);
   preflight();
 
