@@ -106,6 +106,13 @@ static __always_inline __u64 refresh_ns(void)
 	return cfg && cfg->refresh_ns ? cfg->refresh_ns : ONE_SECOND_NS;
 }
 
+static __always_inline __u64 linger_ns(void)
+{
+	__u32 zero = 0;
+	struct frontend_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	return cfg ? cfg->linger_ns : 0;
+}
+
 /* Sends the packet to back-end `index`; drops it when the slot is unusable (the flow cannot go anywhere else: the
  * front-end no longer has its socket). */
 static __always_inline int steer(struct __sk_buff *skb, struct parsed *p, struct flow_state *st)
@@ -179,6 +186,14 @@ int baton_frontend(struct __sk_buff *skb)
 			 * the back-end's send queue, and passing it up would reset it) */
 			bpf_map_delete_elem(&flows, &key);
 			return unknown_flow(skb, &p, &key);
+		}
+		/* The back-end reports the end when its descriptor closes, but its kernel may still be sending the
+		 * rest of the response to a slow client, whose ACKs must keep reaching it: a closing flow lasts until
+		 * the client has been quiet for a linger. Written at most once per half linger. */
+		{
+			__u64 linger = linger_ns();
+			if (linger && st->deadline_ns - now < linger / 2)
+				st->deadline_ns = now + linger;
 		}
 		return steer(skb, &p, st);
 	default:

@@ -99,6 +99,9 @@ struct frontend_config {
 	__u8 vip_family;        /* 4 | 6 */
 	__u8 orphans;           /* 1: capture orphans; 0: off (packets without an entry pass, as before) */
 	__u32 pad;              /* zero */
+	__u64 linger_ns;        /* closing: each packet pushes deadline_ns to at least now + linger_ns / 2 .. now + linger_ns,
+	                         * so a slow client still draining the back-end's send queue stays steered until it has
+	                         * been quiet for a linger (0: fixed deadline) */
 };
 
 /* A packet of a flow the front-end does not know, waiting for its owner to be found (key: struct flow_key). */

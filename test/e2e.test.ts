@@ -10,6 +10,7 @@ import { parseSetElements } from '../src/steer/nft-script.ts';
 import { patternSha256 } from '../src/wire/pattern.ts';
 
 const root = process.getuid?.() === 0;
+const SLOW = new URL('../src/lab/slow-downloads.ts', import.meta.url).pathname;
 
 /** A lab with a running cluster; the lab is removed again if the cluster cannot start. */
 async function clusterUp(backends: number | Lab, o: ClusterOptions): Promise<{ lab: Lab; cluster: Cluster }> {
@@ -112,6 +113,17 @@ for (const kind of ['bpf', 'nft'] as const) describe(`handoff end to end (${kind
       const steered = Object.values((await cluster.stats()).steering?.perBackend ?? {});
       assert.ok(steered.reduce((n, c) => n + c.packets, 0) > 100, JSON.stringify(steered));
     }
+  });
+
+  test('slow readers get whole responses: the back-end closes its descriptor long before its kernel has sent everything', async () => {
+    // Each client reads 6 MB at 1 MB/s (pausing its reads, so flow control holds the rest in the back-end's send
+    // queue): the app closes, the agent reports the end, and the client's ACKs keep coming for seconds after the
+    // front-end's 1 s linger. They must still reach the back-end, not the front-end's stack (which would reset).
+    const job = { host: lab.vip, port: 80, count: 3, size: 6 << 20, bytesPerS: 1 << 20, timeoutMs: 60_000 };
+    const r = await lab.exec(lab.client, ['node', '--import', 'tsx', SLOW, JSON.stringify(job)], { timeoutMs: 90_000 });
+    const summary = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; results?: { ok: boolean; bytes: number; error?: string }[] }).find((m) => m.type === 'summary');
+    assert.ok(summary?.results, `${r.stdout}\n${r.stderr}`);
+    assert.deepEqual(summary.results.map((x) => (x.ok ? 'ok' : `${x.bytes} ${x.error ?? ''}`)), ['ok', 'ok', 'ok'], cluster.logs().slice(-2000));
   });
 
   test('a 4 MB POST body still streaming at handoff time arrives intact', async () => {

@@ -39,7 +39,8 @@ test('back-end slot and counters: golden bytes', { skip }, () => {
   // two CPUs' worth of struct counter, summed
   const per = hex('0100000000000000 0a00000000000000 0200000000000000 1400000000000000');
   assert.deepEqual(c.decodeCounters(per, 2), { packets: 3n, bytes: 30n });
-  assert.deepEqual(c.decodeConfig(c.encodeConfig({ refreshNs: 5n, idleTimeoutNs: 6n })), { refreshNs: 5n, idleTimeoutNs: 6n });
+  assert.deepEqual(c.decodeConfig(c.encodeConfig({ refreshNs: 5n, idleTimeoutNs: 6n })), { refreshNs: 5n, idleTimeoutNs: 6n, lingerNs: 0n });
+  assert.deepEqual(c.decodeConfig(c.encodeConfig({ refreshNs: 5n, idleTimeoutNs: 6n, lingerNs: 7n })).lingerNs, 7n);
 });
 
 test('decap key and value: golden bytes', { skip }, () => {

@@ -72,6 +72,8 @@ export interface DecapEntry {
 export interface FrontendConfig {
   readonly refreshNs: bigint;
   readonly idleTimeoutNs: bigint;
+  /** A closing flow's deadline is pushed to now + lingerNs by its packets (0n: fixed deadline). */
+  readonly lingerNs?: bigint;
   /** Orphan capture: packets to this VIP with no entry and no local connection are recorded and dropped. */
   readonly orphans?: { readonly family: 4 | 6; readonly vip: Vip };
 }
@@ -256,6 +258,7 @@ export class FrontendCodecs {
       vipPort: field(cfg, 'vip_port', { size: 2, bigEndian: true }),
       vipFamily: field(cfg, 'vip_family', { size: 1 }),
       orphans: field(cfg, 'orphans', { size: 1 }),
+      linger: field(cfg, 'linger_ns', { size: 8, bigEndian: false }),
     };
     this.#family = familyCodec(btf);
     this.#verdict = enumCodec(btf, 'flow_verdict', 'VERDICT_', ['hold', 'forward', 'closing'] as const);
@@ -346,6 +349,7 @@ export class FrontendCodecs {
     const b = Buffer.alloc(this.configSize);
     writeUint(b, this.#cfg.refresh, c.refreshNs);
     writeUint(b, this.#cfg.idle, c.idleTimeoutNs);
+    writeUint(b, this.#cfg.linger, c.lingerNs ?? 0n);
     if (c.orphans !== undefined) {
       writeAddr(b, this.#cfg.vip, c.orphans.family, c.orphans.vip.address, 'vip address');
       writeUint(b, this.#cfg.vipPort, checkPort(c.orphans.vip.port, 'vip port'));
@@ -356,7 +360,7 @@ export class FrontendCodecs {
   }
 
   decodeConfig(b: Buffer): FrontendConfig {
-    const base = { refreshNs: readU64(b, this.#cfg.refresh), idleTimeoutNs: readU64(b, this.#cfg.idle) };
+    const base = { refreshNs: readU64(b, this.#cfg.refresh), idleTimeoutNs: readU64(b, this.#cfg.idle), lingerNs: readU64(b, this.#cfg.linger) };
     if (readUint(b, this.#cfg.orphans) === 0) return base;
     const family = readUint(b, this.#cfg.vipFamily) === 6 ? 6 : 4;
     return { ...base, orphans: { family, vip: { address: readAddr(b, this.#cfg.vip, family), port: readUint(b, this.#cfg.vipPort) } } };

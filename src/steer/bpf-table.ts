@@ -14,6 +14,8 @@ export interface KernelFlowTableOptions {
   readonly adopt: boolean;
   readonly maxFlows?: number;
   readonly idleTimeoutS: number;
+  /** How long a closing flow stays steered after its last packet. */
+  readonly lingerMs: number;
   /** Record and drop packets of flows with no entry and no local connection (several front-ends). */
   readonly orphans?: boolean;
 }
@@ -35,6 +37,7 @@ export class KernelFlowTable implements FlowTable {
     dp.maps.setConfig({
       refreshNs: 1_000_000_000n,
       idleTimeoutNs: BigInt(o.idleTimeoutS) * 1_000_000_000n,
+      lingerNs: BigInt(o.lingerMs) * 1_000_000n,
       ...(o.orphans === true ? { orphans: { family, vip: o.vip } } : {}),
     });
     return new KernelFlowTable(dp, o.vip, o.orphans === true);

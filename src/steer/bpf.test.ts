@@ -162,3 +162,20 @@ test('released flows expire from their own list, without a walk, and never take 
   assert.equal(s.expireReleased(), 0, 'each release is expired once');
   await s.close();
 });
+
+test('a released flow whose client keeps sending (a slow reader draining the back-end) stays until it is quiet for a linger', async () => {
+  const { t, s } = setup({ lingerMs: 100 });
+  t.lingerNs = 100n * MS;
+  await s.forward(flow(1), 'b1', { handoffId: 1n, flowId: 1 });
+  await s.release(flow(1), 1n);
+  for (let i = 0; i < 10; i++) {
+    t.now += 60n * MS; // an ACK every 60 ms, well past the first 100 ms deadline
+    assert.equal(t.packet(flow(1)), 0, `still forwarded after ${(i + 1) * 60} ms`);
+    s.expireReleased();
+  }
+  assert.equal(t.get(flow(1))?.verdict, 'closing');
+  t.now += 101n * MS; // quiet for a whole linger
+  assert.equal(s.expireReleased(), 1);
+  assert.equal(t.get(flow(1)), undefined);
+  await s.close();
+});

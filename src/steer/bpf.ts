@@ -172,13 +172,18 @@ export class BpfSteering implements Steering {
     if (this.#closed) return 0;
     const now = this.#t.nowNs();
     let n = 0;
+    const later: [string, { readonly flow: FlowKey; readonly handoffId: bigint; readonly deadlineNs: bigint }][] = [];
     for (const [k, c] of this.#closing) {
       if (c.deadlineNs >= now) break;
       this.#closing.delete(k);
       const cur = this.#t.get(c.flow);
       // Only if it is still that closing entry (a new connection may have taken the tuple since).
-      if (cur?.verdict === 'closing' && cur.handoffId === c.handoffId && this.#t.delete(c.flow)) n++;
+      if (cur?.verdict !== 'closing' || cur.handoffId !== c.handoffId) continue;
+      // The client's packets pushed its deadline (a slow reader still draining the back-end): look again then.
+      if (cur.deadlineNs > now) later.push([k, { ...c, deadlineNs: cur.deadlineNs }]);
+      else if (this.#t.delete(c.flow)) n++;
     }
+    for (const [k, c] of later) this.#closing.set(k, c);
     return n;
   }
 

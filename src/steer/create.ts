@@ -48,6 +48,7 @@ export async function createSteering(o: SteeringOptions): Promise<Steering> {
         adopt: o.adopt ?? true,
         maxFlows: o.maxFlows,
         idleTimeoutS: o.idleTimeoutS ?? 300,
+        lingerMs: o.lingerMs ?? 2000,
         orphans: o.orphans ?? false,
       });
       try {

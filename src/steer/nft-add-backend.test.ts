@@ -58,7 +58,7 @@ if (process.env.BATON_NFT_SCENARIO) {
     assert.match(r.rules[0]!, /syn .*delete @live4_1 .*delete @closing4_1/);
     assert.doesNotMatch(r.rules[0]!, /accept/);
     assert.match(r.rules[1]!, /@live4_0 .*@closing4_0 .*accept$/);
-    assert.match(r.rules.at(-2)!, /@closing4_1 fwd ip to 10\.9\.0\.3/);
+    assert.match(r.rules.at(-2)!, /@closing4_1 update .*fwd ip to 10\.9\.0\.3/);
     assert.match(r.rules.at(-1)!, /@live4_1 update .*fwd ip to 10\.9\.0\.3/);
     assert.match(r.duplicate, /already known/);
     assert.deepEqual(r.released, ['closing:b1 2', 'forward:b0 1']);

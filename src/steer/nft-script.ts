@@ -93,12 +93,17 @@ function forgetStale(c: NftConfig, b: NftConfig['backends'][number]): string {
   return `delete @${liveSet(c.family, b.index)} { ${key} } delete @${closingSet(c.family, b.index)} { ${key} }`;
 }
 
-/** Back-end b's two rules: closing flows forwarded as they are, live ones with their idle timeout refreshed. */
+/**
+ * Back-end b's two rules, each refreshing its element's timeout: live flows stay until idle for the idle
+ * timeout; closing flows until quiet for the linger (the back-end reports the end when its descriptor closes,
+ * but its kernel may still be sending to a slow client, whose ACKs must keep reaching it).
+ */
 function forwardRules(c: NftConfig, b: NftConfig['backends'][number]): string[] {
   const { match, key } = matchOf(c);
   const ip = fam(c.family).ip;
+  const lingerS = Math.max(1, Math.ceil(c.lingerMs / 1000));
   return [
-    `${match} ${key} @${closingSet(c.family, b.index)} fwd ${ip} to ${b.address} device "${c.device}"`,
+    `${match} ${key} @${closingSet(c.family, b.index)} update @${closingSet(c.family, b.index)} { ${key} timeout ${lingerS}s } fwd ${ip} to ${b.address} device "${c.device}"`,
     `${match} ${key} @${liveSet(c.family, b.index)} update @${liveSet(c.family, b.index)} { ${key} timeout ${c.idleTimeoutS}s } fwd ${ip} to ${b.address} device "${c.device}"`,
   ];
 }

@@ -10,6 +10,8 @@ export class MemoryFlowTable implements FlowTable {
   readonly slots: (SlotSpec | undefined)[] = [];
   now = 1_000_000_000n;
   closedWith: boolean | undefined;
+  /** As the program's config linger_ns: a closing flow's packets push its deadline (0n: fixed deadline). */
+  lingerNs = 0n;
 
   get(flow: FlowKey): FlowState | undefined {
     return this.#m.get(flowKeyString(flow))?.[1];
@@ -50,6 +52,9 @@ export class MemoryFlowTable implements FlowTable {
     }
     if (v.verdict === 'hold') return 'drop';
     if (v.verdict === 'forward') this.put(flow, { ...v, lastSeenNs: this.now });
+    if (v.verdict === 'closing' && this.lingerNs > 0n && v.deadlineNs - this.now < this.lingerNs / 2n) {
+      this.put(flow, { ...v, deadlineNs: this.now + this.lingerNs });
+    }
     return v.backend;
   }
 }
