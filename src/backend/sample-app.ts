@@ -2,8 +2,9 @@
 //   GET  /bytes/<n>  n deterministic bytes (wire/pattern.ts), n <= 1 GiB
 //   POST /sha256     the sha256 and length of the request body
 //   GET  /whoami     the back-end's name
-//   GET  /page?n=<k> an HTML page whose script fetches k assets, /a/0, /b/1, /a/2, ... in order, and writes
-//                    who served each (their x-baton-backend) into the DOM: a browser's view of routing by path
+//   GET  /page?n=<k> an HTML page whose script fetches k assets, /a/0, /b/1, /a/2, ... in order (with
+//                    `&parallel`: all at once), and writes who served each (their x-baton-backend) into the
+//                    DOM: a browser's view of routing by path
 //   GET  /a/*, /b/*  a small asset naming the back-end (the page's assets; rules split them over pools)
 // Every response carries `x-baton-backend: <name>` so clients can see who answered.
 // With `tls` it serves HTTPS: handed-off connections of a tls listener arrive before the handshake
@@ -44,8 +45,8 @@ export function createSampleApp(name: string, o: SampleAppOptions = {}): http.Se
       return;
     }
     if (req.method === 'GET' && url === '/whoami') return void res.writeHead(200).end(`${name}\n`);
-    const page = /^\/page\?n=(\d{1,3})$/.exec(url);
-    if (req.method === 'GET' && page) return void res.writeHead(200, { 'content-type': 'text/html' }).end(assetPage(Number(page[1])));
+    const page = /^\/page\?n=(\d{1,3})(&parallel)?$/.exec(url);
+    if (req.method === 'GET' && page) return void res.writeHead(200, { 'content-type': 'text/html' }).end(assetPage(Number(page[1]), page[2] !== undefined));
     if (req.method === 'GET' && /^\/[ab]\//.test(url)) return void res.writeHead(200, { 'content-type': 'text/plain' }).end(`${name}\n`);
     res.writeHead(404).end('not found\n');
   };
@@ -54,20 +55,26 @@ export function createSampleApp(name: string, o: SampleAppOptions = {}): http.Se
   return server;
 }
 
-/** The page of GET /page: fetches its assets one after another, so a browser reuses its connection for them. */
-function assetPage(n: number): string {
+/**
+ * The page of GET /page: fetches its assets one after another, so a browser reuses one connection for them,
+ * or all at once, so it spreads them over its several connections to the host (and reuses those).
+ */
+function assetPage(n: number, parallel: boolean): string {
   const paths = Array.from({ length: n }, (_, i) => `/${i % 2 === 0 ? 'a' : 'b'}/${i}`);
   return `<!doctype html><html><head><title>baton assets</title></head><body>
 <h1 id="marker">baton page</h1><pre id="assets"></pre>
 <script>
 (async () => {
-  const out = [];
-  for (const p of ${JSON.stringify(paths)}) {
+  const one = async (p) => {
     try {
       const r = await fetch(p, { cache: 'no-store' });
-      out.push(p + ' ' + r.status + ' ' + r.headers.get('x-baton-backend') + ' ' + (await r.text()).trim());
-    } catch (e) { out.push(p + ' error ' + e); }
-  }
+      return p + ' ' + r.status + ' ' + r.headers.get('x-baton-backend') + ' ' + (await r.text()).trim();
+    } catch (e) { return p + ' error ' + e; }
+  };
+  const paths = ${JSON.stringify(paths)};
+  const out = [];
+  if (${String(parallel)}) out.push(...await Promise.all(paths.map(one)));
+  else for (const p of paths) out.push(await one(p));
   document.getElementById('assets').textContent = out.join('\\n');
   document.body.dataset.done = String(out.length);
 })();
