@@ -251,7 +251,10 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
     await Promise.all([...fes.values(), ...agents].map((c) => stopChild(c, 5000)));
     await rm(dir, { recursive: true, force: true });
     // Drain/health state the front-ends kept for a restart that will not come.
-    await Promise.all(lab.frontends.map((h) => rm(`/run/baton/${lab.id}-${h.name}.state.json`, { force: true })));
+    // A front-end killed by a test (SIGKILL) leaves its admin socket file behind; a stopped one its state file.
+    await Promise.all(
+      lab.frontends.flatMap((h) => [`state.json`, `sock`].map((ext) => rm(`/run/baton/${lab.id}-${h.name}.${ext}`, { force: true }))),
+    );
   };
   const want = lab.backends.filter((b) => !skip.has(b.name)).map((b) => b.name);
   const ready = async (hosts: readonly LabHost[], deadline: number): Promise<boolean> => {
