@@ -13,7 +13,7 @@ import { AdminServer, type AdminBackend, type FlowList, type ReloadReport } from
 import { FakeAdminTarget } from '../src/frontend/admin-testing.ts';
 import { agentConfig, startCluster, type Cluster } from '../src/lab/cluster.ts';
 import { labUp, stopChild, type Lab } from '../src/lab/lab.ts';
-import { ensureBpffs, pinnedFlows, removeFrontendPins } from '../src/steer/bpf-loader.ts';
+import { pinnedFlows } from '../src/steer/bpf-loader.ts';
 import { parseSetElements } from '../src/steer/nft-script.ts';
 import { patternSha256 } from '../src/wire/pattern.ts';
 
@@ -21,14 +21,6 @@ const root = process.getuid?.() === 0;
 const skip = root ? false : 'needs root (network namespaces, TCP_REPAIR, nftables)';
 const run = promisify(execFile);
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', 'src/cli/main.ts')];
-
-/** As test/e2e.test.ts: bpf pins on a bpffs of the host's mount namespace. */
-function steeringFor(kind: 'bpf' | 'nft', labId: string): { kind: 'bpf' | 'nft'; table: string; lingerMs: number; pinDir?: string } {
-  const table = `baton_${labId}`;
-  if (kind === 'nft') return { kind, table, lingerMs: 1000 };
-  ensureBpffs('/run/baton/bpffs/x');
-  return { kind, table, lingerMs: 1000, pinDir: `/run/baton/bpffs/${table}` };
-}
 
 for (const kind of ['bpf', 'nft'] as const) describe(`operating a running front-end (${kind} steering)`, { skip }, () => {
   let lab: Lab;
@@ -54,8 +46,8 @@ for (const kind of ['bpf', 'nft'] as const) describe(`operating a running front-
       // The front-end starts with b1 and b2 only; b3's agent runs but is not configured yet.
       cluster = await startCluster(lab, {
         skipAgents: ['b3'],
+        steering: kind,
         frontend: {
-          steering: steeringFor(kind, lab.id),
           backends: [be(b1!), be(b2!)],
           pools: [{ name: 'all', policy: { name: 'wrr' }, members: ['b1', 'b2'] }],
         },
@@ -77,7 +69,6 @@ for (const kind of ['bpf', 'nft'] as const) describe(`operating a running front-
     if (b3Agent) await stopChild(b3Agent, 3000);
     if (lab) await rm(join(tmpdir(), `baton-${lab.id}-b3.json`), { force: true });
     await cluster?.stop();
-    if (kind === 'bpf' && cluster) removeFrontendPins(steering().pinDir!);
     await lab?.down();
   });
 

@@ -9,7 +9,6 @@ import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../src/lab/cluster.ts';
 import { labUp, type Lab } from '../src/lab/lab.ts';
-import { ensureBpffs, removeFrontendPins } from '../src/steer/bpf-loader.ts';
 
 const root = process.getuid?.() === 0;
 const chromium = spawnSync('chromium', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -27,20 +26,16 @@ interface PerBackend { movesOut?: number; movesIn?: number; handoffs: number }
 describe('headless Chromium: a page whose assets alternate between two pools', { skip }, () => {
   let lab: Lab;
   let cluster: Cluster;
-  let pinDir: string;
   let profile: string;
 
   before(async () => {
     lab = await labUp({ backends: 3 });
-    const table = `baton_${lab.id}`;
-    ensureBpffs('/run/baton/bpffs/x');
-    pinDir = `/run/baton/bpffs/${table}`;
     // The profile lives in this mount namespace's /tmp, which `ip netns exec` shares.
     profile = `/tmp/baton-chromium-${lab.id}`;
     try {
       cluster = await startCluster(lab, {
+        steering: 'bpf',
         frontend: {
-          steering: { kind: 'bpf', table, lingerMs: 1000, pinDir },
           pools: [
             { name: 'pa', policy: { name: 'wrr' }, members: ['b1'] },
             { name: 'pb', policy: { name: 'wrr' }, members: ['b2'] },
@@ -60,7 +55,6 @@ describe('headless Chromium: a page whose assets alternate between two pools', {
   });
   after(async () => {
     await cluster?.stop();
-    if (cluster) removeFrontendPins(pinDir);
     await lab?.down();
     if (profile) spawnSync('rm', ['-rf', profile]);
   });

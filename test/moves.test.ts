@@ -13,7 +13,6 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startCluster, type Cluster } from '../src/lab/cluster.ts';
 import { labUp, type Lab } from '../src/lab/lab.ts';
-import { ensureBpffs, removeFrontendPins } from '../src/steer/bpf-loader.ts';
 import { patternSha256 } from '../src/wire/pattern.ts';
 
 const root = process.getuid?.() === 0;
@@ -84,18 +83,14 @@ describe('requests routed one by one: connections move between back-ends', { ski
   let lab: Lab;
   let cluster: Cluster;
   let dir: string;
-  let pinDir: string;
 
   before(async () => {
     lab = await labUp({ backends: 3 });
-    const table = `baton_${lab.id}`;
-    ensureBpffs('/run/baton/bpffs/x');
-    pinDir = `/run/baton/bpffs/${table}`;
     dir = await mkdtemp(join(tmpdir(), 'baton-moves-'));
     try {
       cluster = await startCluster(lab, {
+        steering: 'bpf',
         frontend: {
-          steering: { kind: 'bpf', table, lingerMs: 1000, pinDir },
           pools: [
             { name: 'p1', policy: { name: 'wrr' }, members: ['b1'] },
             { name: 'p2', policy: { name: 'wrr' }, members: ['b2'] },
@@ -117,7 +112,6 @@ describe('requests routed one by one: connections move between back-ends', { ski
   });
   after(async () => {
     await cluster?.stop();
-    if (cluster) removeFrontendPins(pinDir);
     await lab?.down();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -289,13 +283,9 @@ time.sleep(6)
 describe('requests routed one by one with upstream delivery (the agent relays to an unmodified server)', { skip }, () => {
   let lab: Lab;
   let cluster: Cluster;
-  let pinDir: string;
 
   before(async () => {
     lab = await labUp({ backends: 2 });
-    const table = `baton_${lab.id}`;
-    ensureBpffs('/run/baton/bpffs/x');
-    pinDir = `/run/baton/bpffs/${table}`;
     // The "unmodified server" in each back-end namespace: the sample app on loopback, outside the agent.
     const app = join(ROOT, 'src/backend/sample-app.ts');
     for (const b of lab.backends) {
@@ -304,8 +294,8 @@ describe('requests routed one by one with upstream delivery (the agent relays to
     }
     try {
       cluster = await startCluster(lab, {
+        steering: 'bpf',
         frontend: {
-          steering: { kind: 'bpf', table, lingerMs: 1000, pinDir },
           pools: [
             { name: 'p1', policy: { name: 'wrr' }, members: ['b1'] },
             { name: 'p2', policy: { name: 'wrr' }, members: ['b2'] },
@@ -322,7 +312,6 @@ describe('requests routed one by one with upstream delivery (the agent relays to
   });
   after(async () => {
     await cluster?.stop();
-    if (cluster) removeFrontendPins(pinDir);
     await lab?.down();
   });
 
