@@ -260,63 +260,54 @@ function closer(o: Common, obj: BpfObject, kind: AttachKind, ifindex: number, li
   };
 }
 
-/** Loads and attaches the front-end program on `ifname`; see the module comment for pinning and adoption. */
-export function loadFrontendDataplane(opts: FrontendLoadOptions): FrontendDataplane {
+/** What differs between the two programs: the object, its program and maps, and which map `maxFlows` sizes. */
+const PROGRAMS = {
+  frontend: { object: FRONTEND_OBJECT, program: FRONTEND_PROGRAM, maps: FRONTEND_MAPS, sizedMap: 'flows' },
+  backend: { object: BACKEND_OBJECT, program: BACKEND_PROGRAM, maps: BACKEND_MAPS, sizedMap: 'decap' },
+} as const;
+
+/** Loads, attaches (and pins, or adopts) one program, then builds its typed maps from the loaded object. */
+function loadAttached<M>(which: keyof typeof PROGRAMS, opts: BackendLoadOptions, typed: (obj: BpfObject) => M): Loaded & { readonly maps: M } {
+  const p = PROGRAMS[which];
   const o: Common = {
     ifname: opts.ifname,
     pinDir: opts.pinDir,
     adopt: opts.adopt,
-    objectPath: opts.objectPath ?? FRONTEND_OBJECT,
-    program: FRONTEND_PROGRAM,
-    maps: FRONTEND_MAPS,
+    objectPath: opts.objectPath ?? p.object,
+    program: p.program,
+    maps: p.maps,
     maxFlows: opts.maxFlows ?? DEFAULT_MAX_FLOWS,
-    sizedMap: 'flows',
+    sizedMap: p.sizedMap,
     attachMode: opts.attachMode ?? 'auto',
   };
   const l = load(o);
-  const codecs = new FrontendCodecs(Btf.borrow(l.obj.btfPtr));
-  const maps = new FrontendMaps(codecs, {
-    flows: l.obj.map('flows').fd,
-    backends: l.obj.map('backends').fd,
-    counters: l.obj.map('counters').fd,
-    config: l.obj.map('config').fd,
-    orphans: l.obj.map('orphans').fd,
-  });
   return {
-    maps,
+    maps: typed(l.obj),
     adopted: l.adopted,
     ...(l.mountedBpffs ? { mountedBpffs: l.mountedBpffs } : {}),
     attach: l.kind,
     ifindex: l.ifindex,
-    programFd: l.obj.programFd(FRONTEND_PROGRAM),
+    programFd: l.obj.programFd(p.program),
     close: closer(o, l.obj, l.kind, l.ifindex, l.link),
   };
 }
 
+/** Loads and attaches the front-end program on `ifname`; see the module comment for pinning and adoption. */
+export function loadFrontendDataplane(opts: FrontendLoadOptions): FrontendDataplane {
+  return loadAttached('frontend', opts, (obj) =>
+    new FrontendMaps(new FrontendCodecs(Btf.borrow(obj.btfPtr)), {
+      flows: obj.map('flows').fd,
+      backends: obj.map('backends').fd,
+      counters: obj.map('counters').fd,
+      config: obj.map('config').fd,
+      orphans: obj.map('orphans').fd,
+    }),
+  );
+}
+
 /** Loads and attaches the back-end (decapsulation) program on `ifname`. */
 export function loadBackendDataplane(opts: BackendLoadOptions): BackendDataplane {
-  const o: Common = {
-    ifname: opts.ifname,
-    pinDir: opts.pinDir,
-    adopt: opts.adopt,
-    objectPath: opts.objectPath ?? BACKEND_OBJECT,
-    program: BACKEND_PROGRAM,
-    maps: BACKEND_MAPS,
-    maxFlows: opts.maxFlows ?? DEFAULT_MAX_FLOWS,
-    sizedMap: 'decap',
-    attachMode: opts.attachMode ?? 'auto',
-  };
-  const l = load(o);
-  const maps = new BackendMaps(new BackendCodecs(Btf.borrow(l.obj.btfPtr)), l.obj.map('decap').fd);
-  return {
-    maps,
-    adopted: l.adopted,
-    ...(l.mountedBpffs ? { mountedBpffs: l.mountedBpffs } : {}),
-    attach: l.kind,
-    ifindex: l.ifindex,
-    programFd: l.obj.programFd(BACKEND_PROGRAM),
-    close: closer(o, l.obj, l.kind, l.ifindex, l.link),
-  };
+  return loadAttached('backend', opts, (obj) => new BackendMaps(new BackendCodecs(Btf.borrow(obj.btfPtr)), obj.map('decap').fd));
 }
 
 /** A data plane loaded but neither attached nor pinned: for BPF_PROG_TEST_RUN fixtures and benchmarks. */
