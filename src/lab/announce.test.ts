@@ -2,21 +2,13 @@
 // (cluster option scaleOut). A front-end that cannot reach any back-end withdraws the VIP although its BIRD runs;
 // one that stops (SIGTERM) withdraws it before exiting, while the other keeps announcing and serving.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { startCluster } from './cluster.ts';
 import { labUp } from './lab.ts';
 import { runDriver } from './run-driver.ts';
+import { bgpSkip } from './lab.fixture.ts';
 
-const haveBird = (() => {
-  try {
-    execFileSync('bird', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, eBPF)' : !haveBird ? 'needs BIRD 2 (scripts/setup.sh --bgp)' : false;
+const skip = bgpSkip('network namespaces, eBPF');
 
 test('front-ends with no back-end reachable withdraw the VIP; their BIRDs keep running', { skip, timeout: 120_000 }, async (t) => {
   const lab = await labUp({ backends: 1, frontends: 2 });

@@ -7,15 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { frontendBirdConfig, routerBirdConfig } from './bird.ts';
+import { haveBird } from './lab.fixture.ts';
 
-const haveBird = (() => {
-  try {
-    execFileSync('bird', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 const fe4 = { routerId: '10.77.2.10', local4: '10.77.2.10', router4: '10.77.2.1', vip4: '10.77.0.100' };
 const rt4 = {

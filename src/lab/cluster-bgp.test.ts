@@ -3,21 +3,13 @@
 // Root and BIRD 2 only.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { startCluster } from './cluster.ts';
 import { labUp } from './lab.ts';
 import { runDriver } from './run-driver.ts';
+import { bgpSkip } from './lab.fixture.ts';
 
-const haveBird = (() => {
-  try {
-    execFileSync('bird', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : !haveBird ? 'needs BIRD 2 (scripts/setup.sh --bgp)' : false;
+const skip = bgpSkip('network namespaces');
 
 test('2 front-ends behind ECMP hand off to shared back-ends; both serve, bodies byte-exact', { skip }, async (t) => {
   const lab = await labUp({ backends: 2, frontends: 2 });

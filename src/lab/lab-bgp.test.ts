@@ -3,24 +3,16 @@
 // BIRD stops or is killed (the session closes) or when its link goes dark (hold-timer expiry). Root and BIRD 2 only.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { labDownAll, labUp, listNamespaces } from './lab.ts';
 import { run } from './run.ts';
-import { echoServer, tcpAsk } from './lab.fixture.ts';
+import { bgpSkip, echoServer, tcpAsk } from './lab.fixture.ts';
 
-const haveBird = (() => {
-  try {
-    execFileSync('bird', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : !haveBird ? 'needs BIRD 2 (scripts/setup.sh --bgp)' : false;
+const skip = bgpSkip('network namespaces');
 
 test('3 front-ends: the router has an ECMP route with 3 next hops; stopping a BIRD withdraws its front-end', { skip }, async (t) => {
   const lab = await labUp({ backends: 1, frontends: 3 });

@@ -1,7 +1,7 @@
 // Helpers for the lab's kernel tests: a TCP echo server in a lab host and a one-shot client.
 
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import type { Lab, LabHost } from './lab.ts';
 
 /** Answers `${tag}:${request}`, or `${peer address}:${request}` when tag is '@peer'. */
@@ -55,4 +55,20 @@ export async function tcpAsk(lab: Lab, from: LabHost, addr: string, port: number
   const r = await tcpTry(lab, from, addr, port);
   assert.equal(r.code, 0, `connect ${from.name} -> ${addr}:${port}: ${r.out}`);
   return r.out;
+}
+
+/** Whether BIRD 2 is installed (`scripts/setup.sh --bgp` installs it). */
+export const haveBird: boolean = (() => {
+  try {
+    execFileSync('bird', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** The skip reason of a BGP lab test: it needs root (for `needs`) and BIRD 2; false when it can run. */
+export function bgpSkip(needs: string): string | false {
+  if (process.getuid?.() !== 0) return `needs root (${needs})`;
+  return haveBird ? false : 'needs BIRD 2 (scripts/setup.sh --bgp)';
 }

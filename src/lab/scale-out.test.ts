@@ -8,7 +8,6 @@
 //    completes byte-exact, new requests are served with no error.
 //  - a front-end added (its announcement comes up) while downloads run: none breaks.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -18,16 +17,9 @@ import { labUp, type Lab } from './lab.ts';
 import { rehashAtRouter } from './rehash.ts';
 import { runDriver } from './run-driver.ts';
 import type { SlowJob, SlowResult } from './slow-downloads.ts';
+import { bgpSkip } from './lab.fixture.ts';
 
-const haveBird = (() => {
-  try {
-    execFileSync('bird', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, eBPF)' : !haveBird ? 'needs BIRD 2 (scripts/setup.sh --bgp)' : false;
+const skip = bgpSkip('network namespaces, eBPF');
 
 const SLOW = join(resolve(fileURLToPath(import.meta.url), '..'), 'slow-downloads.ts');
 // Heavier runs: BATON_SCALE_COUNT=30 BATON_SCALE_SIZE=50000000 BATON_SCALE_RATE=5000000 (the size).
