@@ -157,7 +157,8 @@ export async function drain(ep: AdminEndpoint, id: string, o: DrainOptions, out:
     await new Promise((res) => setTimeout(res, o.pollMs ?? 500));
     const bs = (await adminCall(ep, 'GET', '/backends')) as AdminBackend[];
     const b = bs.find((x) => x.id === id);
-    const next = b?.active ?? 0;
+    // A connection being moved is neither finished nor moved yet: its owner's count drops before the move lands.
+    const next = (b?.active ?? 0) + (b?.movesInFlight ?? 0);
     const nowMoved = Math.max(0, (b?.movesOut ?? baseline) - baseline);
     const changed = next !== remaining || nowMoved !== moved;
     remaining = next;

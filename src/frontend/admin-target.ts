@@ -88,6 +88,7 @@ export function adminTargetOf(p: AdminTargetParts): AdminTarget {
         drained: b.drained, removed: false,
         eligible: b.state === 'up' && health !== 'down' && !b.drained && b.weight > 0,
         active: b.active, handoffs: b.handoffs, failures: b.failures, movesOut: per[b.id]?.movesOut ?? 0,
+        movesInFlight: p.frontend.movesInFlightFrom(b.id),
       };
     });
     for (const [id, r] of p.retired()) {

@@ -57,6 +57,8 @@ export interface AdminBackend {
   readonly failures: number;
   /** Connections moved away from it at request boundaries (or by a drain) since the front-end started. */
   readonly movesOut?: number;
+  /** Connections being moved away from it now (captured or asked, not yet placed elsewhere). */
+  readonly movesInFlight?: number;
 }
 
 export interface AdminStatus {

@@ -83,6 +83,8 @@ const EMPTY_HEAD: RequestInfo = { method: 'GET', target: '/', path: '/', host: '
 export class MoveCoordinator {
   readonly #p: MovePorts;
   readonly #inFlight = new Map<string, InFlight>();
+  /** Captured connections being placed (blob received, not yet committed elsewhere), per back-end they leave. */
+  readonly #placing = new Map<string, number>();
   readonly #perBackend = new Map<string, MoveCounters>();
   readonly #latency = new LatencyRecorder(4096);
   readonly #phases: Record<Phase, LatencyRecorder> = {
@@ -116,7 +118,7 @@ export class MoveCoordinator {
 
   /** Moves in flight from one back-end (a drain waits for them). */
   inFlightFrom(id: string): number {
-    let n = 0;
+    let n = this.#placing.get(id) ?? 0;
     for (const m of this.#inFlight.values()) if (m.from === id) n++;
     return n;
   }
@@ -225,6 +227,19 @@ export class MoveCoordinator {
     if (f === undefined) return;
     this.#inFlight.delete(key);
     clearTimeout(f.timer);
+    // Still in flight until it is placed: the owner has closed it, so its count drops before movesOut rises.
+    this.#placing.set(from, (this.#placing.get(from) ?? 0) + 1);
+    try {
+      await this.#place(from, m, f);
+    } finally {
+      const n = (this.#placing.get(from) ?? 1) - 1;
+      if (n > 0) this.#placing.set(from, n);
+      else this.#placing.delete(from);
+    }
+  }
+
+  async #place(from: string, m: Extract<Message, { kind: 'move-blob' }>, f: InFlight): Promise<void> {
+    const p = this.#p;
     const owner = p.channel(from);
     if (!m.ok) {
       this.#kept++;
