@@ -6,7 +6,8 @@ import type { Liveness } from '../tcp/liveness.ts';
 import type { DecapGate } from './decap.ts';
 import type { Deliver } from './deliver.ts';
 import { Mover } from './mover.ts';
-import { HandoffReceiver } from './receiver.ts';
+import { HandoffReceiver, type EarlyPacketGate } from './receiver.ts';
+import type { VipAddress } from '../wire/frame.ts';
 import type { HeadLimits } from '../wire/http-head.ts';
 
 export interface AgentOptions {
@@ -21,6 +22,15 @@ export interface AgentOptions {
   readonly liveness?: Liveness;
   /** Flow-id decapsulation (front-ends in `encap` mode); the agent closes it on close, keeping its pins. */
   readonly decap?: DecapGate;
+  /**
+   * The guard against packets that reach this host before their connection is injected (backend/park.ts). With
+   * it, front-ends may steer a client here before sending its blob (forwarded handoffs: one round trip less).
+   */
+  readonly park?: EarlyPacketGate & {
+    guardVips(vips: readonly VipAddress[]): void;
+    readonly lossless: boolean;
+    close(opts?: { readonly keep?: boolean }): void;
+  };
   readonly onEvent?: (event: 'peerUp' | 'peerDown' | 'authFailed', detail: string) => void;
   /** Holds each FLOW_END back this long (ms): for tests of reports that arrive late. Default 0. */
   readonly flowEndDelayMs?: number;
@@ -49,9 +59,11 @@ export class BackendAgent {
   readonly #decap: DecapGate | undefined;
   readonly #mover: Mover | undefined;
   readonly #staysTimer: NodeJS.Timeout | undefined;
+  readonly #park: AgentOptions['park'];
 
-  private constructor(server: ControlServer, receiver: HandoffReceiver, decap: DecapGate | undefined, mover: Mover | undefined) {
+  private constructor(server: ControlServer, receiver: HandoffReceiver, decap: DecapGate | undefined, mover: Mover | undefined, park: AgentOptions['park']) {
     this.#server = server;
+    this.#park = park;
     this.#receiver = receiver;
     this.#decap = decap;
     this.#mover = mover;
@@ -89,6 +101,7 @@ export class BackendAgent {
       ...(o.maxBlobBytes !== undefined && { maxBlobBytes: o.maxBlobBytes }),
       ...(o.liveness !== undefined && { liveness: o.liveness }),
       ...(o.decap !== undefined && { decap: o.decap }),
+      ...(o.park !== undefined && { park: o.park }),
       onActive: (n) => server?.reportLoad(n),
       onFlowEnd: (flow, k) => {
         // Moved away: the flow lives on at another back-end, steered under a newer handoff.
@@ -98,10 +111,18 @@ export class BackendAgent {
         else setTimeout(() => server?.flowEnded(flow, handoffIdOf(k)), delay).unref();
       },
     });
+    const vipsByPeer = new VipSet();
     server = new ControlServer({
       secret: o.secret,
       name: o.name,
-      onHandoff: async (id, blob, ctx) => receiver.prepare(key(ctx.peer, id), blob),
+      onHandoff: (id, blob, ctx, forwarded) => receiver.prepare(key(ctx.peer, id), blob, { forwarded }),
+      // A front-end's VIPs: guarded from now on, so it may forward before it sends a blob.
+      onVips: (vips) => {
+        if (o.park === undefined) return { early: false, lossless: false };
+        vipsByPeer.set(vips);
+        o.park.guardVips(vipsByPeer.all());
+        return { early: true, lossless: o.park.lossless };
+      },
       onCommit: (id, ctx, data) => {
         receiver.commit(key(ctx.peer, id), data);
       },
@@ -123,7 +144,7 @@ export class BackendAgent {
     server.on('authFailed', (remote, reason) => o.onEvent?.('authFailed', `${remote}: ${reason}`));
     server.on('peerMessage', (_p, m) => mover?.onMessage(m));
     await server.listen(o.control.port, o.control.host);
-    return new BackendAgent(server, receiver, o.decap, mover);
+    return new BackendAgent(server, receiver, o.decap, mover, o.park);
   }
 
   /** Per-request routing counters (undefined with requestRouting: false). */
@@ -150,5 +171,19 @@ export class BackendAgent {
     this.#receiver.abortAll();
     await this.#server.close();
     this.#decap?.close({ keep: true });
+    this.#park?.close({ keep: true });
+  }
+}
+
+/** The VIPs front-ends named, as one set (front-ends of one cluster usually name the same ones). */
+class VipSet {
+  readonly #vips = new Map<string, VipAddress>();
+
+  set(vips: readonly VipAddress[]): void {
+    for (const v of vips) this.#vips.set(`${v.family}|${v.address}|${v.port}`, v);
+  }
+
+  all(): VipAddress[] {
+    return [...this.#vips.values()];
   }
 }

@@ -4,6 +4,10 @@
 //   abort(id)     or no commit in time: drops it silently (repair mode, no FIN, no RST).
 // Delivering only after commit matters: a socket that answered earlier would send before the
 // client's ACKs can reach it, and stall on a retransmission timeout.
+// Forwarded handoffs (HANDOFF_FWD) skip the second phase: the front-end steered the client here before it sent
+// the blob, so prepare() delivers at once. Packets that came first were held by the guard (`park`) and go in,
+// in order, right after the inject; an ABORT that follows (the front-end gave up waiting) still drops the
+// connection for a while after its delivery.
 // Every injected connection gets liveness bounds (TCP_USER_TIMEOUT, keepalive): one whose client
 // is gone ends with ETIMEDOUT and is reported as a flow end like any other close.
 import type net from 'node:net';
@@ -11,6 +15,9 @@ import type { OwnedFd } from '../tcp/fd.ts';
 import { sendData, sendDuplicate } from '../tcp/fin.ts';
 import { injectState, openWindowFor } from '../tcp/inject.ts';
 import { DEFAULT_LIVENESS, setLiveness, type Liveness } from '../tcp/liveness.ts';
+import { fdOf } from '../tcp/node-socket.ts';
+import { setRepair } from '../tcp/repair.ts';
+import * as C from '../sys/constants.ts';
 import { decodeBlob, type HandoffBlob } from '../wire/blob.ts';
 import type { DecapGate } from './decap.ts';
 import { BatonError } from '../wire/errors.ts';
@@ -44,7 +51,22 @@ export interface ReceiverOptions {
   readonly liveness?: Liveness;
   /** Where flow-id encapsulation mappings go; without it, blobs that need one are refused. */
   readonly decap?: DecapGate;
+  /** Holds a forwarded connection's packets that arrive before (and during) its inject (backend/park.ts). */
+  readonly park?: EarlyPacketGate;
 }
+
+/** What the receiver needs of the guard that parks early packets (backend/park.ts ParkGate). */
+export interface EarlyPacketGate {
+  /** Keep parking this tuple's packets even once its socket exists (it is in repair mode). */
+  begin(flow: FlowInfo): void;
+  /** Stop parking; let the parked packets through in arrival order. Returns how many. */
+  release(flow: FlowInfo): number;
+  /** Stop parking; drop what was parked (the client retransmits to the next owner). */
+  discard(flow: FlowInfo): void;
+}
+
+/** How long a forwarded connection stays abortable after its delivery (two generations of this). */
+const YOUNG_MS = 5000;
 
 interface Prepared {
   readonly fd: OwnedFd;
@@ -72,6 +94,10 @@ export class HandoffReceiver {
   readonly #o: ReceiverOptions;
   readonly #prepared = new Map<string, Prepared>();
   readonly #delivered = new Map<string, Delivered>();
+  /** Forwarded connections delivered lately, by id, for a late ABORT: two generations, swapped every YOUNG_MS. */
+  #young = new Map<string, net.Socket>();
+  #older = new Map<string, net.Socket>();
+  #youngTimer: NodeJS.Timeout | undefined;
   #active = 0;
 
   constructor(o: ReceiverOptions) {
@@ -82,8 +108,11 @@ export class HandoffReceiver {
     return this.#active;
   }
 
-  /** `id` must be unique among pending handoffs: qualify a front-end's handoff id by its peer. */
-  prepare(id: string, blob: Uint8Array): HandoffReply {
+  /**
+   * `id` must be unique among pending handoffs: qualify a front-end's handoff id by its peer. `forwarded`: the
+   * client is already steered here; the connection is delivered before this returns (no commit follows).
+   */
+  prepare(id: string, blob: Uint8Array, opts: { readonly forwarded?: boolean } = {}): HandoffReply {
     if (this.#prepared.has(id)) return { ok: false, code: 'BATON_ERR_DUPLICATE', reason: `handoff ${id} already prepared` };
     if (this.#o.maxConnections !== undefined && this.#active + this.#prepared.size >= this.#o.maxConnections) {
       return { ok: false, code: 'BATON_ERR_FULL', reason: `at capacity (${this.#o.maxConnections} connections)` };
@@ -105,25 +134,49 @@ export class HandoffReceiver {
         return refusal(e, 'BATON_ERR_DECAP');
       }
     }
+    const flow: FlowInfo = { family: state.family, client: state.client, vip: state.vip };
+    const park = opts.forwarded === true ? this.#o.park : undefined;
+    park?.begin(flow);
     let fd: OwnedFd;
     try {
       fd = injectState(state, { freebind: this.#o.freebind ?? false });
+      // Here rather than at commit: a failure can still be a refusal (the front-end tries elsewhere).
+      try {
+        setLiveness(fd.fd, this.#o.liveness ?? DEFAULT_LIVENESS);
+      } catch (e) {
+        fd.dropSilently();
+        throw e;
+      }
     } catch (e) {
+      park?.discard(flow);
       unmap();
       return refusal(e, 'BATON_ERR_INJECT');
     }
-    // Here rather than at commit: a failure can still be a refusal (the front-end tries elsewhere).
-    try {
-      setLiveness(fd.fd, this.#o.liveness ?? DEFAULT_LIVENESS);
-    } catch (e) {
-      fd.dropSilently();
-      unmap();
-      return refusal(e, 'BATON_ERR_INJECT');
+    if (opts.forwarded === true) {
+      park?.release(flow);
+      const socket = this.#deliver(id, { fd, state, flowId: decoded.flowId, unmap });
+      if (socket === undefined) return { ok: false, code: 'BATON_ERR_INJECT', reason: 'injected socket could not be opened' };
+      this.#remember(id, socket);
+      return { ok: true, flow };
     }
     const timer = setTimeout(() => this.abort(id), this.#o.commitTimeoutMs ?? 5000);
     timer.unref();
     this.#prepared.set(id, { fd, state, flowId: decoded.flowId, timer, unmap });
-    return { ok: true, flow: { family: state.family, client: state.client, vip: state.vip } };
+    return { ok: true, flow };
+  }
+
+  #remember(id: string, socket: net.Socket): void {
+    this.#young.set(id, socket);
+    if (this.#youngTimer !== undefined) return;
+    this.#youngTimer = setInterval(() => {
+      this.#older = this.#young;
+      this.#young = new Map();
+      if (this.#older.size === 0) {
+        clearInterval(this.#youngTimer);
+        this.#youngTimer = undefined;
+      }
+    }, YOUNG_MS);
+    this.#youngTimer.unref();
   }
 
   /**
@@ -152,6 +205,11 @@ export class HandoffReceiver {
         return false;
       }
     }
+    return this.#deliver(id, p) !== undefined;
+  }
+
+  /** Gives an injected connection to the application; undefined (and the connection dropped) if it cannot. */
+  #deliver(id: string, p: Pick<Prepared, 'fd' | 'state' | 'flowId' | 'unmap'>): net.Socket | undefined {
     const flow: FlowInfo = { family: p.state.family, client: p.state.client, vip: p.state.vip };
     // Half-open allowed, as http.Server's own sockets: a half-closed client's request is followed by
     // end-of-input, and the answer must still be writable after it.
@@ -161,7 +219,7 @@ export class HandoffReceiver {
     } catch {
       p.fd.dropSilently();
       p.unmap();
-      return false;
+      return undefined;
     }
     // A liveness timeout (ETIMEDOUT) must end in 'close' even if the application set no error
     // listener, instead of crashing the agent.
@@ -185,7 +243,7 @@ export class HandoffReceiver {
       this.#o.onFlowEnd?.(flow, id);
     });
     this.#o.deliver(socket, flow, { id, flowId: p.flowId });
-    return true;
+    return socket;
   }
 
   /**
@@ -209,11 +267,26 @@ export class HandoffReceiver {
 
   abort(id: string): void {
     const p = this.#prepared.get(id);
-    if (!p) return;
+    if (!p) return this.#abortDelivered(id);
     this.#prepared.delete(id);
     clearTimeout(p.timer);
     p.fd.dropSilently();
     p.unmap();
+  }
+
+  /** A forwarded connection the front-end gave up on after all (its ACK came too late): close it silently. */
+  #abortDelivered(id: string): void {
+    const socket = this.#young.get(id) ?? this.#older.get(id);
+    if (socket === undefined) return;
+    this.#young.delete(id);
+    this.#older.delete(id);
+    const fd = fdOf(socket);
+    try {
+      if (fd !== undefined) setRepair(fd, C.TCP_REPAIR_ON);
+    } catch {
+      // Not repairable any more (reset): destroying it is all that is left.
+    }
+    socket.destroy();
   }
 
   /** Drops every prepared connection whose id starts with `prefix` (the channel that sent them is gone). */

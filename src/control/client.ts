@@ -26,6 +26,7 @@ import {
   encodeMessage,
   type FlowInfo,
   type Message,
+  type VipAddress,
 } from '../wire/frame.ts';
 import { PROTO_VERSION, Secret, newNonce, proofMatches, type SecretInput } from './auth.ts';
 import { backoffDelay, resolveBackoff, type BackoffOptions } from './backoff.ts';
@@ -61,6 +62,11 @@ export interface ControlClientOptions {
   readonly maxFrameBytes?: number;
   /** Bytes allowed to queue behind a slow socket before handoffs get CHANNEL_BUSY. Default 256 MiB. */
   readonly maxQueuedBytes?: number;
+  /**
+   * The VIPs this front-end accepts clients on, sent (VIPS) each time the channel comes up; the agent's GUARD
+   * answer tells whether it takes forwarded handoffs (`forwardFirst`). Without it, the channel never offers them.
+   */
+  readonly vips?: () => readonly VipAddress[];
 }
 
 export interface ControlClientEvents {
@@ -105,6 +111,9 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
   readonly #random: () => number;
   readonly #maxFrameBytes: number;
   readonly #maxQueuedBytes: number;
+  readonly #vips: (() => readonly VipAddress[]) | undefined;
+  /** The agent's answer to our VIPS on this connection (reset when it drops). */
+  #guard: { readonly early: boolean; readonly lossless: boolean } = { early: false, lossless: false };
 
   #state: ClientState = 'down';
   #started = false;
@@ -144,6 +153,19 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     this.#random = o.random ?? Math.random;
     this.#maxFrameBytes = positive(o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, 'maxFrameBytes');
     this.#maxQueuedBytes = positive(o.maxQueuedBytes ?? 256 * 1024 * 1024, 'maxQueuedBytes');
+    this.#vips = o.vips;
+  }
+
+  /**
+   * The agent guards our VIPs against packets that arrive before their socket exists: a handoff may steer the
+   * client there first and send the blob after (sendHandoff(..., true)). `lossless`: those packets are kept.
+   */
+  get forwardFirst(): boolean {
+    return this.#state === 'up' && this.#guard.early;
+  }
+
+  get lossless(): boolean {
+    return this.#state === 'up' && this.#guard.lossless;
   }
 
   get state(): ClientState {
@@ -177,7 +199,7 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
    * Hands one connection's blob to the agent. Many may be in flight; ids must be unique among
    * those in flight (u64). Resolves with the agent's answer or a local failure code.
    */
-  sendHandoff(id: bigint, blob: Uint8Array): Promise<HandoffAck> {
+  sendHandoff(id: bigint, blob: Uint8Array, forwarded = false): Promise<HandoffAck> {
     if (typeof id !== 'bigint' || id < 0n || id > 0xffff_ffff_ffff_ffffn) {
       return Promise.reject(invalidArgument('handoff id must be a u64 bigint'));
     }
@@ -195,7 +217,7 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     }
     let frame: Uint8Array;
     try {
-      frame = encodeMessage({ kind: 'handoff', id, blob });
+      frame = encodeMessage({ kind: forwarded ? 'handoff-fwd' : 'handoff', id, blob });
     } catch (e) {
       return Promise.reject(e instanceof FrameError ? new ControlError(CONTROL_ERR.INVALID_ARGUMENT, e.message, { cause: e }) : e);
     }
@@ -321,6 +343,9 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
           case 'load':
             this.emit('load', m.active, m.capacity, m.commits);
             return;
+          case 'guard':
+            this.#guard = { early: m.early, lossless: m.lossless };
+            return;
           case 'flow-end':
             this.emit('flowEnd', { family: m.family, client: m.client, vip: m.vip }, m.id);
             return;
@@ -359,6 +384,9 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
       this.#pingToken = (this.#pingToken + 1n) & 0xffff_ffff_ffff_ffffn;
       link.send({ kind: 'ping', token: this.#pingToken });
     }, this.#heartbeatMs);
+    this.#guard = { early: false, lossless: false };
+    const vips = this.#vips?.() ?? [];
+    if (vips.length > 0) link.send({ kind: 'vips', vips });
     publishUp({ side: 'client', name: this.name, peer: this.#remote, remote: this.#remote });
     this.emit('up');
   }
@@ -375,6 +403,7 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     clearInterval(this.#heartbeatTimer);
     const wasUp = this.#phase === 'up';
     this.#state = 'down';
+    this.#guard = { early: false, lossless: false };
     this.#link = undefined;
     const lost = [...this.#pending.values()];
     this.#pending.clear();

@@ -13,6 +13,11 @@
 // Two phases: a handoff that onHandoff accepted ({ ok: true }) is "prepared"; it then ends in
 // exactly one onCommit (the front-end now forwards the client's packets here) or one onAbort
 // (the front-end said ABORT, gave up waiting, or its channel dropped before COMMIT).
+//
+// Forward first (HANDOFF_FWD, docs/handoff.md): the front-end already steers the client here, so onHandoff
+// delivers at once and no COMMIT follows; it counts as committed (LOAD). An ABORT for such a handoff (the
+// front-end gave up waiting for the ACK) still reaches onAbort, which must then drop the delivered connection.
+// A front-end learns whether this agent takes them from GUARD, the answer to its VIPS.
 
 import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -27,6 +32,7 @@ import {
   truncateUtf8,
   type FlowInfo,
   type Message,
+  type VipAddress,
 } from '../wire/frame.ts';
 import { PROTO_VERSION, Secret, newNonce, proofMatches, type SecretInput } from './auth.ts';
 import { publishAuthFailed, publishDown, publishUp } from './diagnostics.ts';
@@ -70,7 +76,7 @@ export interface ControlServerOptions {
   /** Our name, for diagnostics. */
   readonly name: string;
   /** Restores one handed-off connection. Throwing is answered as BATON_ERR_INJECT with the message. */
-  readonly onHandoff: (id: bigint, blob: Uint8Array, ctx: HandoffContext) => Promise<HandoffResult>;
+  readonly onHandoff: (id: bigint, blob: Uint8Array, ctx: HandoffContext, forwarded: boolean) => Promise<HandoffResult> | HandoffResult;
   /** A prepared handoff is committed: deliver it. Called at most once per prepared id. */
   /** `data`: client bytes that follow the blob's receive queue (lossless handoff), to be taken before delivery. */
   readonly onCommit?: (id: bigint, ctx: HandoffContext, data?: Uint8Array) => void;
@@ -81,6 +87,11 @@ export interface ControlServerOptions {
    * answered not-found. A found flow's FLOW_END then also goes to the asking front-end.
    */
   readonly onOwnerQuery?: (q: OwnerQuery, ctx: HandoffContext) => OwnerAnswer;
+  /**
+   * A front-end named the VIPs it accepts clients on: guard them against packets that arrive before their
+   * socket is injected. The answer says whether HANDOFF_FWD is taken (and lossless); without this callback, no.
+   */
+  readonly onVips?: (vips: readonly VipAddress[], ctx: HandoffContext) => { readonly early: boolean; readonly lossless: boolean };
   /** Time from TCP accept to a verified AUTH, ms. Default 5000. */
   readonly authTimeoutMs?: number;
   /** Largest frame accepted after authentication (length field). Default 72 MiB. */
@@ -107,7 +118,7 @@ export interface ControlServerEvents {
   /** A move-protocol message from an authenticated front-end (ROUTES, MOVE_REPLY, MOVE_DONE, DRAIN; docs/moves.md). */
   peerMessage: [peer: PeerInfo, message: Message];
   /** onCommit or onAbort threw; the error is not sent to the peer. */
-  callbackError: [error: unknown, id: bigint, callback: 'onCommit' | 'onAbort' | 'onOwnerQuery'];
+  callbackError: [error: unknown, id: bigint, callback: 'onCommit' | 'onAbort' | 'onOwnerQuery' | 'onVips'];
 }
 
 type PeerState = 'hello' | 'auth' | 'up';
@@ -145,6 +156,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   readonly #onCommit: ControlServerOptions['onCommit'];
   readonly #onAbort: ControlServerOptions['onAbort'];
   readonly #onOwnerQuery: ControlServerOptions['onOwnerQuery'];
+  readonly #onVips: ControlServerOptions['onVips'];
   /** `flowKey#handoffId` -> names of front-ends that recovered the flow (OWNER_QUERY found it). */
   readonly #adopters = new Map<string, Set<string>>();
   readonly #authTimeoutMs: number;
@@ -179,6 +191,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     this.#onAbort = o.onAbort;
     if (o.onOwnerQuery !== undefined && typeof o.onOwnerQuery !== 'function') throw invalidArgument('onOwnerQuery must be a function');
     this.#onOwnerQuery = o.onOwnerQuery;
+    this.#onVips = o.onVips;
     this.#authTimeoutMs = positive(o.authTimeoutMs ?? 5000, 'authTimeoutMs');
     this.#maxFrameBytes = positive(o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, 'maxFrameBytes');
     if (this.#maxFrameBytes > 0xffff_ffff) throw invalidArgument('maxFrameBytes must fit a u32');
@@ -315,7 +328,11 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       case 'up':
         switch (m.kind) {
           case 'handoff':
-            void this.#handoff(peer, m.id, m.blob);
+          case 'handoff-fwd':
+            void this.#handoff(peer, m.id, m.blob, m.kind === 'handoff-fwd');
+            return;
+          case 'vips':
+            this.#vips(peer, m.vips);
             return;
           case 'commit':
           case 'commit-data':
@@ -328,6 +345,8 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
             const phase = peer.handoffs.get(m.id);
             if (phase === 'prepared') this.#finish(peer, m.id, 'onAbort');
             else if (phase === 'running') peer.handoffs.set(m.id, 'abort-requested');
+            // A forwarded handoff delivered before this ABORT came: onAbort drops it, if it is still young.
+            else if (phase === undefined) this.#finish(peer, m.id, 'onAbort');
             return;
           }
           case 'ping':
@@ -426,7 +445,17 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
 
   // --- handoffs, load ---------------------------------------------------------------------------
 
-  async #handoff(peer: Peer, id: bigint, blob: Uint8Array): Promise<void> {
+  #vips(peer: Peer, vips: readonly VipAddress[]): void {
+    let g = { early: false, lossless: false };
+    try {
+      g = this.#onVips?.(vips, ctx(peer)) ?? g;
+    } catch (e) {
+      this.emit('callbackError', e, 0n, 'onVips');
+    }
+    peer.link.send({ kind: 'guard', early: g.early, lossless: g.early && g.lossless });
+  }
+
+  async #handoff(peer: Peer, id: bigint, blob: Uint8Array, forwarded: boolean): Promise<void> {
     if (peer.handoffs.has(id)) {
       peer.link.send({ kind: 'ack', id, ok: false, code: CONTROL_ERR.DUPLICATE_ID, reason: `handoff ${id} already in progress` });
       return;
@@ -434,7 +463,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     peer.handoffs.set(id, 'running');
     let r: HandoffResult;
     try {
-      r = await this.#onHandoff(id, blob, ctx(peer));
+      r = await this.#onHandoff(id, blob, ctx(peer), forwarded);
       if (typeof r !== 'object' || r === null || typeof r.ok !== 'boolean') throw new Error('onHandoff returned no result');
     } catch (e) {
       r = { ok: false, code: CONTROL_ERR.INJECT, reason: e instanceof Error ? e.message : String(e) };
@@ -448,6 +477,16 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       return;
     }
     if (r.flow !== undefined) this.#track(r.flow, id, peer.name);
+    if (forwarded) {
+      // Delivered already: it counts as committed, and an ABORT that came meanwhile still drops it.
+      const abortRequested = peer.handoffs.get(id) === 'abort-requested';
+      peer.handoffs.delete(id);
+      peer.commits = (peer.commits + 1) >>> 0;
+      peer.link.send(ack);
+      if (abortRequested) this.#finish(peer, id, 'onAbort');
+      if (this.#load !== undefined) this.#scheduleLoad(peer);
+      return;
+    }
     const abortRequested = peer.handoffs.get(id) === 'abort-requested';
     peer.handoffs.set(id, 'prepared');
     // If the front-end gave up already, or cannot hear the ACK, it will never commit.

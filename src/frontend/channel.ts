@@ -6,8 +6,13 @@ export type HandoffAck = { readonly ok: true } | { readonly ok: false; readonly 
 
 export interface HandoffChannel {
   readonly state: 'connecting' | 'authenticating' | 'up' | 'down';
-  /** Phase one: the back-end injects the connection and keeps it aside. */
-  sendHandoff(id: bigint, blob: Uint8Array): Promise<HandoffAck>;
+  /**
+   * Phase one: the back-end injects the connection and keeps it aside. `forwarded`: the client is already
+   * steered there (only when `forwardFirst`): it delivers at once and no commit follows.
+   */
+  sendHandoff(id: bigint, blob: Uint8Array, forwarded?: boolean): Promise<HandoffAck>;
+  /** The back-end takes forwarded handoffs: packets that reach it before the blob are guarded (GUARD). */
+  readonly forwardFirst?: boolean;
   /**
    * Phase two: the client's packets now reach the back-end; deliver the connection. False when the
    * channel is down, so the COMMIT was not sent (the agent then drops the connection on its own).

@@ -105,6 +105,12 @@ export const frontendConfigSchema = z
          * COMMIT_DATA (frame 0x16).
          */
         lossless: z.boolean().default(false),
+        /**
+         * Forward first (docs/handoff.md): to an agent that guards the VIP against early packets (its
+         * `dataplane`), steer the client there before sending the blob, and let it deliver at once: one round
+         * trip less per handoff, and nothing the client sends meanwhile is dropped. false: always hold first.
+         */
+        forwardFirst: z.boolean().default(true),
       })
       .prefault({}),
     steering: z

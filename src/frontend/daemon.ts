@@ -6,10 +6,11 @@
 // and removed back-ends need). cli/ only loads the file and calls FrontendDaemon.start; tests and
 // the admin interface hold the daemon and its `frontend`.
 import type http from 'node:http';
-import { isIPv6, type AddressInfo } from 'node:net';
+import { isIP, isIPv6, type AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { ControlClient } from '../control/client.ts';
+import type { VipAddress } from '../wire/frame.ts';
 import { Router } from '../policy/index.ts';
 import { sourceAddressFor } from '../steer/bpf-table.ts';
 import { createSteering } from '../steer/create.ts';
@@ -289,7 +290,11 @@ export class FrontendDaemon {
   #newChannel(cfg: FrontendConfig, b: BackendConfig): ControlClient {
     const log = this.#log;
     const id = b.id;
-    const ch = new ControlClient({ secret: this.#secret, address: b.control, name: helloName(cfg, b.control.host), handoffTimeoutMs: cfg.limits.handoffTimeoutMs });
+    const vips: readonly VipAddress[] = cfg.limits.forwardFirst ? [{ family: isIP(cfg.vip) === 6 ? 6 : 4, address: cfg.vip, port: cfg.port }] : [];
+    const ch = new ControlClient({
+      secret: this.#secret, address: b.control, name: helloName(cfg, b.control.host), handoffTimeoutMs: cfg.limits.handoffTimeoutMs,
+      vips: () => vips,
+    });
     ch.on('up', () => {
       this.frontend.onChannelUp(id);
       log.info({ backend: id }, 'control channel up');

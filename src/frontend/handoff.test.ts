@@ -236,7 +236,7 @@ test('phases and latency are recorded for every handoff', async () => {
   const r = rig();
   await r.machine.run(new FakeConnection(), req);
   const s = r.machine.stats();
-  assert.deepEqual(Object.keys(s.phasesUs).sort(), ['capture', 'forward', 'hold', 'prepare']);
+  assert.deepEqual(Object.keys(s.phasesUs).sort(), ['capture', 'confirm', 'forward', 'hold', 'prepare']);
   assert.equal(s.handoffUs.count, 1);
   assert.ok(s.phasesUs['hold']!.p50 > 0);
 });

@@ -3,6 +3,13 @@
 //
 //   pick -> hold -> capture -> prepare (HANDOFF, await ACK) -> forward -> COMMIT -> close silently
 //
+// or, when the back-end guards our VIPs against early packets (its channel's `forwardFirst`):
+//
+//   pick -> forward -> capture -> HANDOFF_FWD (the back-end delivers at once) -> await ACK -> close silently
+//
+// The failure table below holds for both; a forwarded handoff that is refused is held here and goes on as the
+// first kind, to the next back-end.
+//
 //   no back-end at all              -> 503 (nothing held)
 //   hold fails                      -> 503
 //   capture fails, client still on  -> give back: repair off, unhold, 503
@@ -22,6 +29,7 @@ import { LatencyRecorder, type LatencySummary } from '../util/histogram.ts';
 import type { Endpoint } from '../wire/tcp-state.ts';
 import type { HandoffAck, HandoffChannel } from './channel.ts';
 import { FRONTEND_ERR } from './errors.ts';
+import { CONTROL_ERR } from '../control/errors.ts';
 
 const chHandoff = channel('baton:handoff:done');
 const chFailed = channel('baton:handoff:failed');
@@ -137,27 +145,48 @@ export interface HandoffStats {
   readonly retries: number;
   /** Clients that went away between the request head and the capture. */
   readonly vanished: number;
+  /** Head complete -> handed off (the back-end's answer came; for classic handoffs, COMMIT written). */
   readonly handoffUs: LatencySummary;
+  /** Forwarded handoffs: head complete -> the client steered to the back-end and its blob written. */
+  readonly placedUs: LatencySummary;
+  readonly unconfirmed: number;
   readonly phasesUs: Record<string, { p50: number; p99: number }>;
 }
 
 const NONE: ReadonlySet<string> = new Set();
 
-type Phase = 'hold' | 'capture' | 'prepare' | 'forward';
+/** A captured connection on its way to a back-end. */
+interface Captured {
+  readonly cap: Extract<CaptureResult, { ok: true }>;
+  readonly handoffId: bigint;
+  readonly flowId: number;
+  readonly encap: { readonly frontend: string } | undefined;
+  readonly lossless: boolean;
+}
+
+type Phase = 'hold' | 'capture' | 'prepare' | 'forward' | 'confirm';
 
 export class HandoffMachine {
   readonly #p: HandoffPorts;
   readonly #latency = new LatencyRecorder();
-  /** Where handoff time goes, per phase (us): hold, capture, prepare (send -> ack), forward. */
+  /**
+   * Where handoff time goes, per phase (us): hold, capture, prepare (send -> ack), forward; forwarded handoffs
+   * record forward, capture and confirm (blob sent -> the back-end's answer, off the client's path).
+   */
   readonly #phases: Record<Phase, LatencyRecorder> = {
     hold: new LatencyRecorder(4096),
     capture: new LatencyRecorder(4096),
     prepare: new LatencyRecorder(4096),
     forward: new LatencyRecorder(4096),
+    confirm: new LatencyRecorder(4096),
   };
   #nextId = 1n;
   #nextFlowId = 1;
-  #handedOff = 0;
+  #handedOffCount = 0;
+  /** Forwarded handoffs whose channel dropped before the answer (left steered to the back-end). */
+  #unconfirmed = 0;
+  /** Forwarded handoffs: request head complete -> client steered to the back-end and blob written. */
+  readonly #placed = new LatencyRecorder(4096);
   #retries = 0;
   #vanished = 0;
 
@@ -182,7 +211,9 @@ export class HandoffMachine {
 
   stats(): HandoffStats {
     return {
-      handedOff: this.#handedOff,
+      handedOff: this.#handedOffCount,
+      unconfirmed: this.#unconfirmed,
+      placedUs: this.#placed.summary(),
       retries: this.#retries,
       vanished: this.#vanished,
       handoffUs: this.#latency.summary(),
@@ -204,6 +235,8 @@ export class HandoffMachine {
     if (!conn.isOpen()) return this.#vanish(conn, false);
 
     const lossless = (p.lossless?.() ?? false) && conn.absorbedSince !== undefined;
+    const firstChannel = p.channel(first.id);
+    if (!lossless && firstChannel?.forwardFirst === true) return this.#forwardFirst(conn, req, first.id, firstChannel);
     let t = p.clock.hrtime();
     if (!lossless) {
       try {
@@ -220,11 +253,7 @@ export class HandoffMachine {
     t = p.clock.hrtime();
     // Synchronous from this check to the end of the capture: the descriptor cannot change hands.
     if (!conn.isOpen()) return this.#vanish(conn, true);
-    const encapOf = (id: string): { frontend: string } | undefined => {
-      const frontend = p.encapSource?.(id);
-      return frontend === undefined ? undefined : { frontend };
-    };
-    let encap = encapOf(first.id);
+    const encap = this.#encapOf(first.id);
     const cap = p.capture({ fd: conn.fd, flow, vip: conn.vip, consumed: conn.consumed, handoffId, flowId, encap, lossless });
     if (!cap.ok) {
       if (cap.gone) return this.#vanish(conn, true);
@@ -232,16 +261,91 @@ export class HandoffMachine {
       return this.#giveBack(conn, 'capture failed');
     }
     this.#record('capture', t);
+    return this.#place(conn, req, { cap, handoffId, flowId, encap, lossless }, first, new Set<string>());
+  }
 
+  /**
+   * Forward first (docs/handoff.md): steer the client to the back-end, capture, send the blob, and only then
+   * wait. Nothing more reaches this socket once the flow is forwarded, so the capture is final; packets that
+   * reach the back-end before its socket exists are held there (its guard), not answered with a reset. The
+   * back-end delivers as soon as it has injected: no COMMIT, and the client waits for no round trip.
+   *   refused, or timed out (ABORT sent)  -> hold here, then the next back-ends as usual
+   *   channel lost after the blob was sent -> the back-end may own the client now: keep the steering (a second
+   *                                           owner would answer the same sequence numbers); `unconfirmed`
+   */
+  async #forwardFirst(conn: ClientConnection, req: RequestInfo, id: string, ch: HandoffChannel): Promise<HandoffOutcome> {
+    const p = this.#p;
+    const { flow } = conn;
+    const handoffId = this.#nextId++;
+    const flowId = this.#allocateFlowId();
+    let t = p.clock.hrtime();
+    try {
+      await p.steering.forward(flow, id, { handoffId, flowId });
+    } catch (e) {
+      p.log.error({ err: e, backend: id, client: flow }, 'forward failed; answering locally');
+      await this.#retract(flow);
+      return this.#giveBack(conn, 'forward failed');
+    }
+    this.#record('forward', t);
+    t = p.clock.hrtime();
+    const encap = this.#encapOf(id);
+    const cap = conn.isOpen()
+      ? p.capture({ fd: conn.fd, flow, vip: conn.vip, consumed: conn.consumed, handoffId, flowId, encap })
+      : ({ ok: false, gone: true, error: new Error('closed') } as const);
+    if (!cap.ok) {
+      await this.#retract(flow);
+      if (cap.gone) return this.#vanish(conn, true);
+      p.log.warn({ err: cap.error, client: flow }, 'capture failed; answering locally');
+      return this.#giveBack(conn, 'capture failed');
+    }
+    this.#record('capture', t);
+
+    t = p.clock.hrtime();
+    p.book.handoffSent(id);
+    const answer = ch.sendHandoff(handoffId, cap.blob, true);
+    this.#placed.record(Number(p.clock.hrtime() - conn.headAt) / 1000);
+    let ack: HandoffAck;
+    try {
+      ack = await answer;
+    } catch (e) {
+      ack = { ok: false, code: FRONTEND_ERR.CHANNEL, reason: e instanceof Error ? e.message : String(e) };
+    } finally {
+      p.book.handoffAnswered(id);
+    }
+    this.#record('confirm', t);
+    if (ack.ok) return this.#handedOff(conn, id, handoffId);
+    if (ack.code === CONTROL_ERR.CHANNEL_LOST) {
+      this.#unconfirmed++;
+      p.log.warn({ backend: id, client: flow }, 'channel lost after a forwarded handoff; the client stays steered there');
+      return this.#handedOff(conn, id, handoffId);
+    }
+    this.#refused(id, ack);
+    try {
+      await p.steering.hold(flow);
+    } catch (e) {
+      p.log.error({ err: e, client: flow }, 'hold failed after a refusal');
+      return this.#giveBack(conn, 'hold failed');
+    }
+    // A new handoff id: a late end report of the refused attempt (e.g. an ABORT after a timeout dropped a
+    // connection it had delivered) must not release the next placement. The blob's own copy is not read.
+    const tried = new Set<string>([id]);
+    const retry = { cap, handoffId: this.#nextId++, flowId, encap, lossless: false };
+    return this.#place(conn, req, retry, p.pick(req, tried, p.clock.now()), tried);
+  }
+
+  /** The held, captured connection goes to the first back-end that takes it (prepare, forward, commit). */
+  async #place(conn: ClientConnection, req: RequestInfo, c: Captured, first: PickResult, tried: Set<string>): Promise<HandoffOutcome> {
+    const p = this.#p;
+    const { cap, handoffId, flowId, lossless } = c;
+    let { encap } = c;
     let blob = cap.blob;
-    const tried = new Set<string>();
-    let pick: PickResult = first;
-    const attempts = p.maxAttempts();
+    let pick = first;
+    const attempts = p.maxAttempts() - tried.size;
     for (let attempt = 0; attempt < attempts && pick.kind === 'backend'; attempt++) {
       const id: string = pick.id;
       const ch = p.channel(id);
-      t = p.clock.hrtime();
-      const want = encapOf(id);
+      const t = p.clock.hrtime();
+      const want = this.#encapOf(id);
       if (want?.frontend !== encap?.frontend && cap.reencode) {
         blob = cap.reencode(want);
         encap = want;
@@ -251,14 +355,28 @@ export class HandoffMachine {
         this.#record('prepare', t);
         return this.#complete(conn, id, ch!, handoffId, flowId, lossless ? cap.recvSeq : undefined);
       }
-      p.book.failed(id);
+      this.#refused(id, ack);
       tried.add(id);
-      this.#retries++;
-      p.log.warn({ backend: id, code: ack.code, reason: ack.reason }, 'handoff refused');
-      if (chFailed.hasSubscribers) chFailed.publish({ backend: id, code: ack.code });
       pick = p.pick(req, tried, p.clock.now());
     }
     return this.#giveBack(conn, 'no back-end took it');
+  }
+
+  #refused(id: string, ack: Extract<HandoffAck, { ok: false }>): void {
+    this.#p.book.failed(id);
+    this.#retries++;
+    this.#p.log.warn({ backend: id, code: ack.code, reason: ack.reason }, 'handoff refused');
+    if (chFailed.hasSubscribers) chFailed.publish({ backend: id, code: ack.code });
+  }
+
+  #encapOf(id: string): { frontend: string } | undefined {
+    const frontend = this.#p.encapSource?.(id);
+    return frontend === undefined ? undefined : { frontend };
+  }
+
+  /** Takes a forward back to a hold (packets stop going to the back-end), so unhold can end it. */
+  async #retract(flow: FlowKey): Promise<void> {
+    await this.#p.steering.hold(flow).catch((e: unknown) => this.#p.log.error({ err: e, client: flow }, 'hold failed'));
   }
 
   async #prepare(id: string, ch: HandoffChannel, handoffId: bigint, blob: Uint8Array): Promise<HandoffAck> {
@@ -308,13 +426,18 @@ export class HandoffMachine {
       await p.steering.release(flow, handoffId).catch((e: unknown) => p.log.error({ err: e }, 'release failed'));
       return this.#giveBack(conn, 'channel lost before commit');
     }
+    return this.#handedOff(conn, id, handoffId);
+  }
+
+  #handedOff(conn: ClientConnection, id: string, handoffId: bigint): HandoffOutcome {
+    const p = this.#p;
     // Still in repair mode: closing sends neither FIN nor RST.
     conn.closeSilently();
     p.book.committed(id);
-    this.#handedOff++;
+    this.#handedOffCount++;
     const us = Number(p.clock.hrtime() - conn.headAt) / 1000;
     this.#latency.record(us);
-    if (chHandoff.hasSubscribers) chHandoff.publish({ backend: id, us, flow });
+    if (chHandoff.hasSubscribers) chHandoff.publish({ backend: id, us, flow: conn.flow });
     return { kind: 'handed-off', backend: id, handoffId };
   }
 

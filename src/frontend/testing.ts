@@ -20,6 +20,8 @@ export class FakeSteering implements Steering {
     this.calls.push(`hold ${flowKeyString(flow)}`);
     await this.duringHold?.();
     if (this.failHold) throw new Error('hold: EPERM');
+    // One entry per tuple, as in the kernel: a hold replaces a forward.
+    this.forwarded.delete(flowKeyString(flow));
     this.held.add(flowKeyString(flow));
   }
   async forward(flow: FlowKey, backendId: string, ids: FlowIds): Promise<void> {
@@ -62,7 +64,9 @@ export type Script = (handoffId: bigint, blob: Uint8Array) => HandoffAck | Promi
 
 export class FakeChannel implements HandoffChannel {
   state: HandoffChannel['state'] = 'up';
-  readonly sent: Array<{ id: bigint; blob: Uint8Array }> = [];
+  readonly sent: Array<{ id: bigint; blob: Uint8Array; forwarded: boolean }> = [];
+  /** The agent guards our VIPs (GUARD): handoffs to it may be forwarded first. */
+  forwardFirst = false;
   readonly commits: bigint[] = [];
   /** The bytes each COMMIT carried (lossless handoff), by handoff id. */
   readonly commitData = new Map<bigint, Uint8Array>();
@@ -74,8 +78,8 @@ export class FakeChannel implements HandoffChannel {
   constructor(script: Script = () => ({ ok: true })) {
     this.script = script;
   }
-  async sendHandoff(id: bigint, blob: Uint8Array): Promise<HandoffAck> {
-    this.sent.push({ id, blob });
+  async sendHandoff(id: bigint, blob: Uint8Array, forwarded = false): Promise<HandoffAck> {
+    this.sent.push({ id, blob, forwarded });
     return this.script(id, blob);
   }
   commit(id: bigint, data?: Uint8Array): boolean {

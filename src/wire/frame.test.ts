@@ -51,6 +51,15 @@ const golden: Array<{ name: string; message: Message; bytes: string }> = [
     message: { kind: 'ack', id: 7n, ok: false, code: 'E', reason: 'no' },
     bytes: '00000010 11 0000000000000007 00 01 45 0002 6e6f',
   },
+  { name: 'handoff-fwd', message: { kind: 'handoff-fwd', id: 2n, blob: hex('aa') }, bytes: '0000000a 17 0000000000000002 aa' },
+  {
+    name: 'vips',
+    message: { kind: 'vips', vips: [{ family: 4, address: '192.0.2.1', port: 80 }, { family: 6, address: '2001:db8::1', port: 443 }] },
+    bytes: '0000001c 18 02 04 c0000201 0050 06 20010db8000000000000000000000001 01bb',
+  },
+  { name: 'vips, none', message: { kind: 'vips', vips: [] }, bytes: '00000002 18 00' },
+  { name: 'guard, early and lossless', message: { kind: 'guard', early: true, lossless: true }, bytes: '00000002 19 03' },
+  { name: 'guard, nothing', message: { kind: 'guard', early: false, lossless: false }, bytes: '00000002 19 00' },
   { name: 'ack ok', message: { kind: 'ack', id: 7n, ok: true, code: '', reason: '' }, bytes: '0000000d 11 0000000000000007 01 00 0000' },
   { name: 'load without capacity', message: { kind: 'load', active: 3, seq: 9, commits: 5 }, bytes: '0000000e 12 00000003 00000009 00000005 00' },
   {
@@ -150,6 +159,12 @@ test('truncated, trailing and malformed payloads are refused naming the field', 
   // A v4 FLOW_END with v6-sized addresses is refused: the family fixes the length exactly.
   frameError(() => decodeMessage(f(FrameType.flowEnd, '0000000000000001 04' + '00'.repeat(36))), /^flow-end$/);
   frameError(() => decodeMessage(f(FrameType.hello, '0001' + '00'.repeat(31))), /^hello\.nonce$/);
+  frameError(() => decodeMessage(f(FrameType.vips, '41')), /^vips\.count$/); // 65 > MAX_VIPS
+  frameError(() => decodeMessage(f(FrameType.vips, '01 05')), /^vips\.family$/);
+  frameError(() => decodeMessage(f(FrameType.vips, '01 04 c0000201')), /^vips\.port$/);
+  frameError(() => decodeMessage(f(FrameType.vips, '00 00')), /^vips$/);
+  frameError(() => decodeMessage(f(FrameType.guard, '04')), /^guard\.flags$/);
+  frameError(() => decodeMessage(f(FrameType.handoffFwd, '0000')), /^handoff-fwd\.id$/);
 });
 
 test('encode refuses values that do not fit', () => {

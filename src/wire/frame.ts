@@ -22,6 +22,11 @@
 //                   client addr [4|16], client port u16, vip addr [4|16], vip port u16
 //   COMMIT    0x14  id u64
 //   ABORT     0x15  id u64
+//   HANDOFF_FWD 0x17 id u64, blob (rest): the front-end already steers this flow here (it forwarded before it
+//                   captured): inject and deliver at once, answer with ACK; no COMMIT follows (docs/handoff.md)
+//   VIPS      0x18  FE -> agent: count u8 (<= 64), then per VIP: family u8 (4|6), addr [4|16], port u16
+//   GUARD     0x19  agent -> FE, the answer to VIPS: flags u8 (bit 0: HANDOFF_FWD accepted, the VIPs are guarded
+//                   against early packets; bit 1: early packets are parked and delivered, not dropped)
 //   PING      0x20  token u64
 //   PONG      0x21  token u64
 //   Moves at request boundaries (issue 8, docs/moves.md):
@@ -69,6 +74,9 @@ export const FrameType = {
   abort: 0x15,
   /** COMMIT carrying the client bytes the front-end's socket took after the capture (lossless handoff). */
   commitData: 0x16,
+  handoffFwd: 0x17,
+  vips: 0x18,
+  guard: 0x19,
   ping: 0x20,
   pong: 0x21,
   routes: 0x30,
@@ -85,6 +93,8 @@ export const FrameType = {
 /** Largest ROUTES JSON and MOVE head accepted. */
 export const MAX_ROUTES_BYTES = 1024 * 1024;
 export const MAX_MOVE_HEAD_BYTES = 64 * 1024;
+/** Most VIPs one VIPS frame names. */
+export const MAX_VIPS = 64;
 export type MoveVerdict = 'stay' | 'go' | 'refuse';
 export type MoveOutcomeCode = 'moved' | 'returned' | 'lost';
 const VERDICTS: readonly MoveVerdict[] = ['stay', 'go', 'refuse'];
@@ -120,6 +130,9 @@ export type Message =
   | { readonly kind: 'auth'; readonly proof: Uint8Array }
   | { readonly kind: 'auth-ok' }
   | { readonly kind: 'handoff'; readonly id: bigint; readonly blob: Uint8Array }
+  | { readonly kind: 'handoff-fwd'; readonly id: bigint; readonly blob: Uint8Array }
+  | { readonly kind: 'vips'; readonly vips: readonly VipAddress[] }
+  | { readonly kind: 'guard'; readonly early: boolean; readonly lossless: boolean }
   | {
       readonly kind: 'ack';
       readonly id: bigint;
@@ -145,6 +158,13 @@ export type Message =
   | { readonly kind: 'move-done'; readonly id: bigint; readonly outcome: MoveOutcomeCode }
   | { readonly kind: 'drain'; readonly draining: boolean }
   | { readonly kind: 'stays'; readonly counts: StaysCounts };
+
+/** A virtual address and port a front-end accepts clients on (VIPS). */
+export interface VipAddress {
+  readonly family: AddressFamily;
+  readonly address: string;
+  readonly port: number;
+}
 
 /** The agent's request counters (STAYS), totals since it started. */
 export interface StaysCounts {
@@ -301,6 +321,9 @@ const kindOfType = new Map<number, MessageKind>([
   [FrameType.commit, 'commit'],
   [FrameType.abort, 'abort'],
   [FrameType.commitData, 'commit-data'],
+  [FrameType.handoffFwd, 'handoff-fwd'],
+  [FrameType.vips, 'vips'],
+  [FrameType.guard, 'guard'],
   [FrameType.ping, 'ping'],
   [FrameType.pong, 'pong'],
   [FrameType.routes, 'routes'],
@@ -336,8 +359,27 @@ export function decodeMessage(frame: Frame): Message {
       m = { kind };
       break;
     case 'handoff':
+    case 'handoff-fwd':
       m = { kind, id: r.u64('id'), blob: r.bytes(r.remaining, 'blob') };
       break;
+    case 'vips': {
+      const count = r.u8('count');
+      if (count > MAX_VIPS) throw new FrameError('vips.count', `${count} exceeds ${MAX_VIPS}`);
+      const vips: VipAddress[] = [];
+      for (let i = 0; i < count; i++) {
+        const family = r.u8('family');
+        if (family !== 4 && family !== 6) throw new FrameError('vips.family', `invalid address family ${family}`);
+        vips.push({ family, address: formatIp(r.bytes(family === 4 ? 4 : 16, 'address')), port: r.u16('port') });
+      }
+      m = { kind, vips };
+      break;
+    }
+    case 'guard': {
+      const flags = r.u8('flags');
+      if ((flags & ~3) !== 0) throw new FrameError('guard.flags', `unknown flags 0x${flags.toString(16)}`);
+      m = { kind, early: (flags & 1) === 1, lossless: (flags & 2) === 2 };
+      break;
+    }
     case 'ack': {
       const id = r.u64('id');
       const okByte = r.u8('ok');
@@ -467,8 +509,21 @@ export function encodeMessage(m: Message): Uint8Array {
     case 'auth-ok':
       return w.frame(FrameType.authOk);
     case 'handoff':
+    case 'handoff-fwd':
       w.u64(m.id, 'id').raw(m.blob);
-      return w.frame(FrameType.handoff);
+      return w.frame(m.kind === 'handoff' ? FrameType.handoff : FrameType.handoffFwd);
+    case 'vips':
+      if (m.vips.length > MAX_VIPS) throw new FrameError('vips.count', `${m.vips.length} exceeds ${MAX_VIPS}`);
+      w.u8(m.vips.length, 'count');
+      for (const v of m.vips) {
+        if (v.family !== 4 && v.family !== 6) throw new FrameError('vips.family', `invalid address family ${String(v.family)}`);
+        w.u8(v.family, 'family').fixed(parseIp(v.address, v.family, 'address'), v.family === 4 ? 4 : 16, 'address').u16(v.port, 'port');
+      }
+      return w.frame(FrameType.vips);
+    case 'guard':
+      if (m.lossless && !m.early) throw new FrameError('guard.flags', 'lossless without early');
+      w.u8((m.early ? 1 : 0) | (m.lossless ? 2 : 0), 'flags');
+      return w.frame(FrameType.guard);
     case 'ack':
       w.u64(m.id, 'id').u8(m.ok ? 1 : 0, 'ok').str8(m.code, MAX_CODE_BYTES, 'code').str16(m.reason, MAX_REASON_BYTES, 'reason');
       return w.frame(FrameType.ack);
