@@ -22,9 +22,12 @@ class FakeChannel implements HandoffChannel {
   readonly sent: Message[] = [];
   readonly handoffs: Uint8Array[] = [];
   readonly commits: bigint[] = [];
+  readonly forwarded: boolean[] = [];
+  forwardFirst = false;
   constructor(readonly answer: (blob: Uint8Array) => HandoffAck = () => ({ ok: true })) {}
-  async sendHandoff(_id: bigint, blob: Uint8Array): Promise<HandoffAck> {
+  async sendHandoff(_id: bigint, blob: Uint8Array, forwarded = false): Promise<HandoffAck> {
     this.handoffs.push(blob);
+    this.forwarded.push(forwarded);
     return this.answer(blob);
   }
   commit(id: bigint): boolean {
@@ -148,4 +151,21 @@ test('a drain move (reason 6) never picks the owner', async () => {
   await tick();
   assert.deepEqual(seen[0], ['b1']);
   assert.equal((b1.sent[0] as Extract<Message, { kind: 'move-reply' }>).verdict, 'go');
+});
+
+test('to agents that guard the VIP, a move forwards before the blob: no COMMIT; a refusal holds again for the next', async () => {
+  const b1 = new FakeChannel();
+  const b2 = new FakeChannel(() => ({ ok: false, code: 'BATON_ERR_FULL', reason: 'full' }));
+  b1.forwardFirst = true;
+  b2.forwardFirst = true;
+  const { c, steer } = setup({ picks: byPath, channels: { b1, b2 } });
+  c.onMessage('b1', move(8n, 'GET /b HTTP/1.1\r\nHost: x\r\n\r\n'));
+  await tick();
+  c.onMessage('b1', { kind: 'move-blob', id: 8n, ok: true, blob: encodeBlob({ handoffId: 5n, flowId: 3, state: STATE }) });
+  await tick();
+  // b2 first (forward, refused, held again), then back to its owner b1, forwarded first as well.
+  assert.deepEqual(steer, ['hold 51234', 'forward 51234 b2 100', 'hold 51234', 'forward 51234 b1 101']);
+  assert.deepEqual([b2.forwarded, b1.forwarded], [[true], [true]]);
+  assert.deepEqual([b1.commits, b2.commits], [[], []]);
+  assert.deepEqual(b1.sent.at(-1), { kind: 'move-done', id: 8n, outcome: 'returned' });
 });

@@ -18,7 +18,8 @@ import { LatencyRecorder, type LatencySummary } from '../util/histogram.ts';
 import { decodeBlob, encodeBlob, type HandoffBlob } from '../wire/blob.ts';
 import type { Message, StaysCounts } from '../wire/frame.ts';
 import { parseRequestHead, type HeadLimits } from '../wire/http-head.ts';
-import type { HandoffChannel } from './channel.ts';
+import type { HandoffAck, HandoffChannel } from './channel.ts';
+import { CONTROL_ERR } from '../control/errors.ts';
 import type { HandoffBook, HandoffLog } from './handoff.ts';
 
 /** At most this many moves in flight per back-end; more are refused (served where they are). */
@@ -289,7 +290,10 @@ export class MoveCoordinator {
     this.#p.channel(from)?.send?.({ kind: 'move-done', id, outcome });
   }
 
-  /** One handoff of the captured state to `id`: HANDOFF -> ACK -> forward -> COMMIT. */
+  /**
+   * One handoff of the captured state to `id`: HANDOFF -> ACK -> forward -> COMMIT; or, to an agent that guards
+   * the VIP (forwardFirst), forward -> HANDOFF_FWD -> ACK, which ends the hold before the round trip.
+   */
   async #placeAt(id: string, f: InFlight, decoded: HandoffBlob): Promise<boolean> {
     const p = this.#p;
     const ch = p.channel(id);
@@ -297,38 +301,55 @@ export class MoveCoordinator {
     const ids = p.allocate();
     const frontend = p.encapSource(id);
     const blob = encodeBlob({ handoffId: ids.handoffId, flowId: ids.flowId, state: decoded.state, ...(frontend !== undefined && { encap: { frontend } }) });
+    const early = ch.forwardFirst === true;
+    if (early && !(await this.#forward(ch, id, f, ids))) return false;
     const t = process.hrtime.bigint();
     p.book.handoffSent(id);
-    let ok: boolean;
+    let ack: HandoffAck;
     try {
-      const ack = await ch.sendHandoff(ids.handoffId, blob);
-      ok = ack.ok;
+      ack = await ch.sendHandoff(ids.handoffId, blob, early);
       if (!ack.ok) p.log.warn({ backend: id, code: ack.code, reason: ack.reason }, 'move: handoff refused');
-    } catch {
-      ok = false;
+    } catch (e) {
+      ack = { ok: false, code: 'BATON_ERR_CHANNEL', reason: e instanceof Error ? e.message : String(e) };
     } finally {
       p.book.handoffAnswered(id);
     }
-    if (!ok) {
+    this.#phases.prepare.record(Number(process.hrtime.bigint() - t) / 1000);
+    if (early) {
+      // Lost after the blob went: the agent may own the client now; a second owner would answer the same bytes.
+      if (ack.ok || ack.code === CONTROL_ERR.CHANNEL_LOST) {
+        p.book.committed(id);
+        return true;
+      }
+      p.book.failed(id);
+      // Back to held here, for the next target.
+      await p.steering.hold(f.flow).catch((e: unknown) => p.log.error({ err: e }, 'move: hold failed'));
+      return false;
+    }
+    if (!ack.ok) {
       p.book.failed(id);
       return false;
     }
-    const t2 = process.hrtime.bigint();
-    this.#phases.prepare.record(Number(t2 - t) / 1000);
-    try {
-      await p.steering.forward(f.flow, id, ids);
-    } catch (e) {
-      ch.abort(ids.handoffId);
-      p.book.failed(id);
-      p.log.error({ err: e, backend: id }, 'move: forward failed');
-      return false;
-    }
-    this.#phases.forward.record(Number(process.hrtime.bigint() - t2) / 1000);
+    if (!(await this.#forward(ch, id, f, ids))) return false;
     if (!ch.commit(ids.handoffId)) {
       p.book.failed(id);
       return false;
     }
     p.book.committed(id);
+    return true;
+  }
+
+  async #forward(ch: HandoffChannel, id: string, f: InFlight, ids: { handoffId: bigint; flowId: number }): Promise<boolean> {
+    const t = process.hrtime.bigint();
+    try {
+      await this.#p.steering.forward(f.flow, id, ids);
+    } catch (e) {
+      ch.abort(ids.handoffId);
+      this.#p.book.failed(id);
+      this.#p.log.error({ err: e, backend: id }, 'move: forward failed');
+      return false;
+    }
+    this.#phases.forward.record(Number(process.hrtime.bigint() - t) / 1000);
     return true;
   }
 }
