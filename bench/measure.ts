@@ -43,6 +43,8 @@ export interface SegmentProbe {
   /** baton: the probe's handoffs (sequential, on an otherwise idle lab): log2 bucket bounds of p50/p99 in µs. */
   readonly handoffP50LeUs?: number | null;
   readonly handoffP99LeUs?: number | null;
+  /** baton: the probe's per-phase log2 bucket bounds (µs), `placed` included for forwarded handoffs. */
+  readonly phasesUs?: Readonly<Record<string, { p50: number; p99: number }>>;
   readonly error?: string;
 }
 
@@ -168,6 +170,7 @@ async function probeSegments(env: BenchEnv, path: RunningPath, n: number): Promi
     segmentsPerReq: r2(ipSegments(d) / n),
     retransPer1k: r2(((d['Tcp.RetransSegs'] ?? 0) * 1000) / n),
     ...(ch === undefined ? {} : { handoffP50LeUs: ch.p50Le, handoffP99LeUs: ch.p99Le }),
+    ...(ch?.phasesFromBuckets === true && ch.phases !== undefined ? { phasesUs: ch.phases } : {}),
   };
 }
 

@@ -241,6 +241,13 @@ export function parseHandoff(doc: unknown): HandoffStats {
       if (isRecord(b) && Object.values(b).every((n) => typeof n === 'number')) phaseBuckets[k] = b as Record<string, number>;
     }
   }
+  // Forwarded handoffs' own figure (head -> client steered and blob written) goes with the phases as `placed`.
+  const placed = isRecord(doc) ? doc['placedUs'] : undefined;
+  if (isRecord(placed) && typeof placed['count'] === 'number' && placed['count'] > 0 && typeof placed['p50'] === 'number' && typeof placed['p99'] === 'number') {
+    phases['placed'] = { p50: round1(placed['p50']), p99: round1(placed['p99']) };
+    const b = placed['buckets'];
+    if (isRecord(b) && Object.values(b).every((n) => typeof n === 'number')) phaseBuckets['placed'] = b as Record<string, number>;
+  }
   return {
     p50: round1(h['p50']),
     p99: round1(h['p99']),

@@ -181,6 +181,12 @@ export function markdownAcceptance(rows: readonly ResultRow[], probes: readonly 
     add('idle handoff p50 / p99 (sequential 64 KB probe)', `≤ ${probe.handoffP50LeUs} / ≤ ${probe.handoffP99LeUs} µs (log2 buckets)`, '≤ 100 / ≤ 500 µs',
       both(bucketMeets(probe.handoffP50LeUs, 100), bucketMeets(probe.handoffP99LeUs, 500)));
   }
+  const placed = probe?.phasesUs?.['placed'];
+  if (placed !== undefined) {
+    // Forwarded handoffs: the front-end's part of the client's wait; the back-end's inject follows one way later.
+    add('idle forwarded handoff, head → client steered + blob sent, p50 / p99 (probe)', `≤ ${placed.p50} / ≤ ${placed.p99} µs (log2 buckets)`, '≤ 100 / ≤ 500 µs',
+      both(bucketMeets(placed.p50, 100), bucketMeets(placed.p99, 500)));
+  }
   if (b1k && h1k) {
     add('1 KB close: req/s baton ÷ HAProxy', fmtRatio(b1k.rps! / h1k.rps!), '≥ 1.00×', b1k.rps! >= h1k.rps!);
     if (b1k.machineCpuMsPer1k !== null && h1k.machineCpuMsPer1k !== null) {

@@ -67,6 +67,10 @@ export interface FrontendStats {
   /** Clients that went away between their request head and the capture. */
   readonly vanished: number;
   readonly handoffUs: HandoffStats['handoffUs'];
+  /** Forwarded handoffs (docs/handoff.md): head complete -> client steered to the back-end and blob written. */
+  readonly placedUs: HandoffStats['placedUs'];
+  /** Forwarded handoffs whose channel dropped before the back-end's answer (left steered there). */
+  readonly unconfirmed: number;
   readonly phasesUs: HandoffStats['phasesUs'];
   /** Connections moved between back-ends at request boundaries (docs/moves.md). */
   readonly moves: MoveStats;
@@ -211,6 +215,8 @@ export class Frontend {
       pending: this.#pending,
       vanished: m.vanished,
       handoffUs: m.handoffUs,
+      placedUs: m.placedUs,
+      unconfirmed: m.unconfirmed,
       phasesUs: m.phasesUs,
       moves: this.#moves.stats(),
       perBackend,

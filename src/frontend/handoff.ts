@@ -150,7 +150,8 @@ export interface HandoffStats {
   /** Forwarded handoffs: head complete -> the client steered to the back-end and its blob written. */
   readonly placedUs: LatencySummary;
   readonly unconfirmed: number;
-  readonly phasesUs: Record<string, { p50: number; p99: number }>;
+  /** Per phase: p50/p99 over the last 4096, and log2 buckets (upper bound µs -> count) over all. */
+  readonly phasesUs: Record<string, { p50: number; p99: number; buckets?: Record<string, number> }>;
 }
 
 const NONE: ReadonlySet<string> = new Set();
@@ -219,8 +220,8 @@ export class HandoffMachine {
       handoffUs: this.#latency.summary(),
       phasesUs: Object.fromEntries(
         Object.entries(this.#phases).map(([k, r]) => {
-          const { p50, p99 } = r.summary();
-          return [k, { p50, p99 }];
+          const { p50, p99, buckets } = r.summary();
+          return [k, { p50, p99, buckets }];
         }),
       ),
     };
