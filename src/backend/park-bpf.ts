@@ -1,12 +1,12 @@
 // The parking model (park.ts) projected onto the kernel: the guard's bpf maps (guarded VIPs, tuples being injected,
 // the program's queue/drop switch), an nfqueue the parked packets wait in, and the nftables rule between the two
-// (prerouting, priority raw, so before conntrack: `meta mark & MASK == MARK queue num N`, no bypass: with nobody
-// reading, the kernel drops rather than let a packet reach a stack that would reset the client). The mark and mask
-// come from the program's BTF (enum park_mark). The caller runs in the agent's network namespace.
-import { execFileSync, spawnSync } from 'node:child_process';
+// (steer/nft-queue-rule.ts: prerouting, priority raw, so before conntrack; no bypass: with nobody reading, the kernel
+// drops rather than let a packet reach a stack that would reset the client). The mark and mask come from the
+// program's BTF (enum park_mark). The caller runs in the agent's network namespace.
 import { NfQueue } from '../sys/nfqueue.ts';
 import type { BackendDataplane } from '../steer/bpf-loader.ts';
 import type { GuardMaps } from '../steer/bpf-guard-maps.ts';
+import { installQueueRule, removeQueueRule } from '../steer/nft-queue-rule.ts';
 import { BatonError } from '../wire/errors.ts';
 import { type GuardPort, type ParkLimits, ParkModel, type QueuePort } from './park.ts';
 
@@ -19,7 +19,7 @@ export interface ParkGateOptions {
   /** true: park in an nfqueue and let packets through on release; false: the guard drops them. */
   readonly lossless: boolean;
   readonly queue?: number;
-  /** nftables table (inet family) holding the queue rule; default baton_park_<queue>. */
+  /** nftables tables (ip and ip6 families) holding the queue rule; default baton_park_<queue>. */
   readonly table?: string;
   readonly limits?: ParkLimits;
   /** How often waiting packets are checked for expiry (ms; default 250). */
@@ -32,22 +32,6 @@ export class ParkRuleError extends BatonError {
   }
 }
 
-/** The nftables script that queues marked packets (pure: tested without root). */
-export function parkRuleScript(table: string, queue: number, mark: number, mask: number): string {
-  const hex = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
-  return [
-    `table inet ${table}`,
-    `delete table inet ${table}`,
-    `table inet ${table} {`,
-    '  chain prerouting {',
-    '    type filter hook prerouting priority raw; policy accept;',
-    `    meta mark & ${hex(mask)} == ${hex(mark)} queue num ${queue}`,
-    '  }',
-    '}',
-    '',
-  ].join('\n');
-}
-
 function guardPort(g: GuardMaps, table: string | undefined): GuardPort {
   return {
     setVips: (vips) => g.setVips(vips),
@@ -56,7 +40,7 @@ function guardPort(g: GuardMaps, table: string | undefined): GuardPort {
     close: ({ keep }) => {
       // First the guard drops instead of marking (no packet meets the rule's absence), then the rule goes.
       g.setConfig({ parkQueue: false });
-      if (table !== undefined) spawnSync('nft', ['delete', 'table', 'inet', table], { stdio: 'ignore' });
+      if (table !== undefined) removeQueueRule(table);
       if (keep) return; // guarded VIPs stay: a restarted agent's clients are dropped (and retransmit), not reset
       g.setVips([]);
       for (const t of [...g.parkingTuples()]) g.endParking(t);
@@ -76,7 +60,7 @@ export function openParkGate(o: ParkGateOptions): ParkModel {
   let model: ParkModel | undefined;
   const nfq = NfQueue.open({ queue: queueNum }, (packets) => model?.onPackets(packets));
   try {
-    execFileSync('nft', ['-f', '-'], { input: parkRuleScript(table, queueNum, g.codecs.mark, g.codecs.markMask), stdio: ['pipe', 'ignore', 'pipe'] });
+    installQueueRule({ table, queue: queueNum, mark: g.codecs.mark, mask: g.codecs.markMask });
   } catch (err) {
     nfq.close();
     throw new ParkRuleError(`park: install nft table ${table}`, { cause: err });

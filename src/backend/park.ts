@@ -56,6 +56,8 @@ export interface ParkLimits {
   readonly maxTuples?: number;
   /** How long a released tuple's late packets are accepted at once (ms; default 10000). */
   readonly releasedMs?: number;
+  /** Most drain-and-verdict rounds a release makes before it un-parks the tuple anyway (default 64). */
+  readonly releaseRounds?: number;
 }
 
 interface Held {
@@ -100,6 +102,7 @@ export class ParkModel implements ParkGate {
       maxPackets: o.limits?.maxPackets ?? 8192,
       maxTuples: o.limits?.maxTuples ?? 4096,
       releasedMs: o.limits?.releasedMs ?? 10_000,
+      releaseRounds: o.limits?.releaseRounds ?? 64,
     };
   }
 
@@ -156,18 +159,30 @@ export class ParkModel implements ParkGate {
 
   release(flow: ParkedFlow): number {
     const k = flowKey(flow);
-    // What the socket already holds arrived before anything the kernel delivers from now on: place it first.
-    this.#queue?.drain();
-    const h = this.#take(k);
-    const ids = h?.ids ?? [];
-    this.#queue?.verdict(ids.map((id) => ({ id, verdict: NF_ACCEPT })));
-    this.#releasedCount += ids.length;
+    // Each released packet is delivered inside the verdict call, and its ACK reaches the client and draws new
+    // segments from it at once, on the same CPU, before the next verdict of the batch is applied. Were the tuple
+    // un-parked first, those would overtake the rest of the batch (out of order at the socket: the client's SACK
+    // recovery retransmits). So the tuple stays parked while its queue drains, round by round, each round's
+    // packets (those the previous one drew) queued behind it; it is un-parked once a round finds none.
+    let n = 0;
+    for (let round = 0; round < this.#l.releaseRounds; round++) {
+      this.#queue?.drain();
+      const h = this.#held.get(k);
+      const ids = h === undefined ? [] : h.ids.splice(0);
+      if (round > 0 && ids.length === 0) break;
+      this.#pending -= ids.length;
+      this.#releasedCount += ids.length;
+      n += ids.length;
+      this.#queue?.verdict(ids.map((id) => ({ id, verdict: NF_ACCEPT })));
+      if (this.#queue === undefined) break;
+    }
+    this.#take(k);
     this.#guard.end(flow);
     this.#remember(k);
-    // Packets parked between the first drain and the map update: accepted at once (the tuple is released now).
+    // Packets parked just before the map update: accepted at once (the tuple is released now).
     const before = this.#releasedCount;
     this.#queue?.drain();
-    return ids.length + (this.#releasedCount - before);
+    return n + (this.#releasedCount - before);
   }
 
   discard(flow: ParkedFlow): void {
