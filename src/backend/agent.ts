@@ -5,6 +5,7 @@ import { ControlServer, type PeerInfo } from '../control/server.ts';
 import type { Liveness } from '../tcp/liveness.ts';
 import type { DecapGate } from './decap.ts';
 import type { Deliver } from './deliver.ts';
+import type { ParkGate } from './park.ts';
 import { Mover } from './mover.ts';
 import { HandoffReceiver } from './receiver.ts';
 import type { HeadLimits } from '../wire/http-head.ts';
@@ -21,6 +22,8 @@ export interface AgentOptions {
   readonly liveness?: Liveness;
   /** Flow-id decapsulation (front-ends in `encap` mode); the agent closes it on close, keeping its pins. */
   readonly decap?: DecapGate;
+  /** The guard's parking of early client packets (lossless handoff); the agent closes it on close, keeping the guard. */
+  readonly park?: ParkGate;
   readonly onEvent?: (event: 'peerUp' | 'peerDown' | 'authFailed', detail: string) => void;
   /** Holds each FLOW_END back this long (ms): for tests of reports that arrive late. Default 0. */
   readonly flowEndDelayMs?: number;
@@ -47,13 +50,15 @@ export class BackendAgent {
   readonly #server: ControlServer;
   readonly #receiver: HandoffReceiver;
   readonly #decap: DecapGate | undefined;
+  readonly #park: ParkGate | undefined;
   readonly #mover: Mover | undefined;
   readonly #staysTimer: NodeJS.Timeout | undefined;
 
-  private constructor(server: ControlServer, receiver: HandoffReceiver, decap: DecapGate | undefined, mover: Mover | undefined) {
+  private constructor(server: ControlServer, receiver: HandoffReceiver, decap: DecapGate | undefined, park: ParkGate | undefined, mover: Mover | undefined) {
     this.#server = server;
     this.#receiver = receiver;
     this.#decap = decap;
+    this.#park = park;
     this.#mover = mover;
     if (mover !== undefined) {
       let last = '';
@@ -89,6 +94,7 @@ export class BackendAgent {
       ...(o.maxBlobBytes !== undefined && { maxBlobBytes: o.maxBlobBytes }),
       ...(o.liveness !== undefined && { liveness: o.liveness }),
       ...(o.decap !== undefined && { decap: o.decap }),
+      ...(o.park !== undefined && { park: o.park }),
       onActive: (n) => server?.reportLoad(n),
       onFlowEnd: (flow, k) => {
         // Moved away: the flow lives on at another back-end, steered under a newer handoff.
@@ -123,7 +129,7 @@ export class BackendAgent {
     server.on('authFailed', (remote, reason) => o.onEvent?.('authFailed', `${remote}: ${reason}`));
     server.on('peerMessage', (_p, m) => mover?.onMessage(m));
     await server.listen(o.control.port, o.control.host);
-    return new BackendAgent(server, receiver, o.decap, mover);
+    return new BackendAgent(server, receiver, o.decap, o.park, mover);
   }
 
   /** Per-request routing counters (undefined with requestRouting: false). */
@@ -149,6 +155,7 @@ export class BackendAgent {
     clearInterval(this.#staysTimer);
     this.#receiver.abortAll();
     await this.#server.close();
+    this.#park?.close({ keep: true }); // before decap: it closes the data plane the guard's maps belong to
     this.#decap?.close({ keep: true });
   }
 }
