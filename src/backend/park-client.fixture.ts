@@ -19,6 +19,16 @@ createInterface({ input: process.stdin }).on('line', (l) => {
     const b = Buffer.alloc(n);
     for (let i = 0; i < n; i++) b[i] = (i * 7 + (i >> 8)) & 0xff;
     s.write(b, () => out(`sent ${n}`));
+  } else if (cmd === 'small') {
+    // `small <count>`: that many 100-byte segments, one per event-loop turn (Nagle off), for per-packet costs
+    s.setNoDelay(true);
+    let left = Number(arg);
+    const one = (): void => {
+      if (left-- <= 0) return void out('sent small');
+      s.write(Buffer.alloc(100, 0x61));
+      setImmediate(one);
+    };
+    one();
   } else if (cmd === 'end') {
     s.destroy();
     process.exit(0);

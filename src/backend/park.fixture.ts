@@ -92,9 +92,22 @@ try {
   sock.destroy(); // in repair mode: neither FIN nor RST; from here no socket exists for the tuple (a listener does)
   const c0 = clientCounters();
   const s0 = serverCounters();
-  client.stdin!.write(`send ${bytes}\n`);
+  client.stdin!.write(mode === 'measure' ? `small ${bytes}\n` : `send ${bytes}\n`);
 
-  if (mode === 'lossless') {
+  if (mode === 'measure') {
+    // per-packet costs, not asserted: `bytes` is the number of 100-byte segments parked before one release
+    const deadline = Date.now() + 5000;
+    while (!clientLines.includes('sent small') && Date.now() < deadline) await sleep(5);
+    await sleep(50);
+    result.pendingBeforeRelease = gate.stats().pending;
+    gate.begin(flow);
+    const owned = injectState(state);
+    const t1 = performance.now();
+    result.released = gate.release(flow);
+    result.releaseMs = performance.now() - t1;
+    result.usPerReleasedPacket = (Number(result.releaseMs) * 1000) / Number(result.released);
+    owned.close();
+  } else if (mode === 'lossless') {
     const deadline = Date.now() + 2000;
     while (gate.stats().pending === 0 && Date.now() < deadline) await tick();
     const t0 = performance.now();

@@ -248,6 +248,20 @@ function parsePacket(b: Uint8Array, dv: DataView, at: number, len: number): Queu
   return { kind: 'packet', queue, id, hwProtocol, hook, mark, indev, length: capLen >= 0 ? capLen : p.length, payload: p };
 }
 
+/** A queued-packet message as the kernel sends it (header, mark, input interface, payload, and the packet's length
+ * when the copy is shorter): for tests and fuzz seeds; decodes back to `p`. */
+export function encodeQueuedPacket(p: Omit<QueuedPacket, 'kind'>, seq = 0): Buffer {
+  const hdr = Buffer.alloc(7);
+  hdr.writeUInt32BE(p.id >>> 0, 0);
+  hdr.writeUInt16BE(p.hwProtocol, 4);
+  hdr.writeUInt8(p.hook, 6);
+  const attrs: Attr[] = [{ type: NFQA.PACKET_HDR, data: hdr }, { type: NFQA.MARK, data: be32(p.mark) }, { type: NFQA.IFINDEX_INDEV, data: be32(p.indev) }];
+  attrs.push({ type: NFQA.PAYLOAD, data: p.payload });
+  if (p.length !== p.payload.length) attrs.push({ type: NFQA.CAP_LEN, data: be32(p.length) });
+  const b = message(NFQNL_MSG_PACKET, 0, seq, checkQueue(p.queue), attrs);
+  return b;
+}
+
 // --- the queued packet's tuple ---
 
 /** A TCP packet's connection as it travels (source = client, destination = VIP for packets the guard parks). */
