@@ -78,7 +78,14 @@ export class NfQueue {
       q.#check('bind(AF_NETLINK)', raw.bind(fd, sa, sa.length));
       q.#request(encodeBind(o.queue, q.#seq), 'nfqueue bind');
       q.#request(encodeParams(o.queue, { copyRange: o.copyRange ?? 128, maxLen: o.maxLen ?? 8192, flags: NFQA_CFG_F_GSO }, q.#seq), 'nfqueue params');
-      q.#poll = koffi.node.poll(fd, { readable: true }, () => q.drain());
+      q.#poll = koffi.node.poll(fd, { readable: true }, () => {
+        // Thrown from a libuv callback, an error would end the process: count it, the next readiness retries.
+        try {
+          q.drain();
+        } catch {
+          q.#errors++;
+        }
+      });
     } catch (e) {
       raw.close(fd);
       throw e;
