@@ -1,7 +1,13 @@
-/* A back-end's tc ingress program: undoes the front-end's flow-identifier encapsulation. A TCP packet whose (source
- * address, flow id = sport << 16 | dport) is in `decap` (maps.h) gets back the client's address and port as source
- * and the VIP and port as destination, checksums fixed, and goes up to the stack, where the injected socket bound
- * to the VIP takes it. Everything else passes untouched. */
+/* A back-end's tc ingress program, in two steps.
+ *
+ * 1. Decapsulation: a TCP packet whose (source address, flow id = sport << 16 | dport) is in `decap` (maps.h) gets
+ *    back the client's address and port as source and the VIP and port as destination, checksums fixed.
+ * 2. The guard (lossless handoff): a TCP packet, on its restored tuple, to a VIP in `guard_vips` that no socket would
+ *    take is parked instead of reaching the stack, which would answer it with a RST and kill the client. Such packets
+ *    arrive when the front-end forwards a flow before the blob carrying its socket has been injected here. "Parked"
+ *    is a mark that netfilter's queue rule hands to the agent, which lets the packets through, in order, once the
+ *    socket exists; with parking off (config) they are dropped and the client retransmits.
+ * Everything else passes untouched. */
 #define BATON_BACKEND
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -14,35 +20,129 @@
 
 #define ONE_SECOND_NS 1000000000ull
 
-SEC("tc")
-int baton_backend(struct __sk_buff *skb)
+/* Step 1. Returns 0 (not encapsulated, or restored: *p now describes the restored tuple) or -1 (rewrite failed). */
+static __always_inline int decapsulate(struct __sk_buff *skb, struct parsed *p)
 {
-	struct parsed p = {};
 	struct decap_key key = {};
 	struct decap_value *v, orig;
 	__u64 now;
 
-	pull_headers(skb);
-	if (parse_tcp(skb, &p))
-		return TC_ACT_OK;
 	/* flow ids are below 2^31: a source port of 32768 or more is never an encapsulated packet */
-	if (bpf_ntohs(p.sport) & 0x8000)
-		return TC_ACT_OK;
-
-	__builtin_memcpy(key.frontend, p.saddr, 16);
-	key.flow_id = ((__u32)bpf_ntohs(p.sport) << 16) | bpf_ntohs(p.dport);
-	key.family = p.family;
+	if (bpf_ntohs(p->sport) & 0x8000)
+		return 0;
+	__builtin_memcpy(key.frontend, p->saddr, 16);
+	key.flow_id = ((__u32)bpf_ntohs(p->sport) << 16) | bpf_ntohs(p->dport);
+	key.family = p->family;
 	v = bpf_map_lookup_elem(&decap, &key);
 	if (!v)
-		return TC_ACT_OK;
-
+		return 0;
 	now = bpf_ktime_get_ns();
 	if (now - v->last_seen_ns > ONE_SECOND_NS)
 		v->last_seen_ns = now;
 	orig = *v;
-	if (rewrite_tuple(skb, &p, orig.client, orig.vip, orig.client_port, orig.vip_port))
+	if (rewrite_tuple(skb, p, orig.client, orig.vip, orig.client_port, orig.vip_port))
+		return -1;
+	__builtin_memcpy(p->saddr, orig.client, 16);
+	__builtin_memcpy(p->daddr, orig.vip, 16);
+	p->sport = orig.client_port;
+	p->dport = orig.vip_port;
+	return 0;
+}
+
+static __always_inline void count(enum guard_counter which)
+{
+	__u64 *c = bpf_map_lookup_elem(&guard_counters, &which);
+	if (c)
+		*c += 1;
+}
+
+static __always_inline int park(struct __sk_buff *skb, enum guard_counter why)
+{
+	__u32 zero = 0;
+	struct backend_config *cfg = bpf_map_lookup_elem(&backend_config, &zero);
+
+	count(why);
+	if (cfg && cfg->park_queue) {
+		__u32 mark = skb->mark;
+		/* opaque to clang, which would otherwise store only the mark's upper half: a 2-byte context write the
+		 * verifier refuses */
+		asm volatile("" : "+r"(mark));
+		skb->mark = (mark & ~(__u32)PARK_MARK_MASK) | PARK_MARK;
+		return TC_ACT_OK;
+	}
+	count(GUARD_DROPPED);
+	return TC_ACT_SHOT;
+}
+
+/* Would the stack find a socket for this packet other than a listener? */
+static __always_inline int has_socket(struct __sk_buff *skb, struct parsed *p)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u32 size;
+	int found;
+
+	if (p->family == FAMILY_IPV4) {
+		t.ipv4.saddr = p->saddr[0];
+		t.ipv4.daddr = p->daddr[0];
+		t.ipv4.sport = p->sport;
+		t.ipv4.dport = p->dport;
+		size = sizeof(t.ipv4);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, p->saddr, 16);
+		__builtin_memcpy(t.ipv6.daddr, p->daddr, 16);
+		t.ipv6.sport = p->sport;
+		t.ipv6.dport = p->dport;
+		size = sizeof(t.ipv6);
+	}
+	sk = bpf_skc_lookup_tcp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	found = sk->state != BPF_TCP_LISTEN;
+	bpf_sk_release(sk);
+	return found;
+}
+
+/* Step 2. */
+static __always_inline int guard(struct __sk_buff *skb, struct parsed *p)
+{
+	struct guard_vip gv = {};
+	struct flow_key fk = {};
+
+	__builtin_memcpy(gv.vip, p->daddr, 16);
+	gv.port = p->dport;
+	gv.family = p->family;
+	if (!bpf_map_lookup_elem(&guard_vips, &gv))
+		return TC_ACT_OK;
+	if (p->syn && !p->ack) {
+		count(GUARD_SYN);
+		return TC_ACT_OK;
+	}
+	__builtin_memcpy(fk.client, p->saddr, 16);
+	__builtin_memcpy(fk.vip, p->daddr, 16);
+	fk.client_port = p->sport;
+	fk.vip_port = p->dport;
+	fk.family = p->family;
+	if (bpf_map_lookup_elem(&parking, &fk))
+		return park(skb, GUARD_BEGUN);
+	if (has_socket(skb, p)) {
+		count(GUARD_SOCKET);
+		return TC_ACT_OK;
+	}
+	return park(skb, GUARD_NO_SOCKET);
+}
+
+SEC("tc")
+int baton_backend(struct __sk_buff *skb)
+{
+	struct parsed p = {};
+
+	pull_headers(skb);
+	if (parse_tcp(skb, &p))
+		return TC_ACT_OK;
+	if (decapsulate(skb, &p))
 		return TC_ACT_SHOT;
-	return TC_ACT_OK;
+	return guard(skb, &p);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

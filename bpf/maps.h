@@ -132,6 +132,50 @@ struct decap_value {
 	__u64 last_seen_ns;     /* bpf_ktime_get_ns() of a recent packet (refreshed at most every second) */
 };
 
+
+/* --- the back-end's guard (lossless handoff, DESIGN.md "Lossless handoff") --- */
+
+/* The mark a parked packet carries up to netfilter, where the agent's nftables rule (prerouting, priority raw)
+ * queues `meta mark & PARK_MARK_MASK == PARK_MARK` to the agent's nfqueue. The mask leaves the low 16 bits to
+ * other users of the mark. (An enum so the values reach BTF: the agent's nft rule reads them from there.) */
+enum park_mark : __u32 {
+	PARK_MARK = 0x0ba70000,
+	PARK_MARK_MASK = 0xffff0000,
+};
+
+/* What the guard did with a packet: the index of its per-CPU counter in `guard_counters`. */
+enum guard_counter : __u32 {
+	/* A SYN without ACK: a new connection, the stack's business. */
+	GUARD_SYN = 0,
+	/* A socket that is not a listener took it (established, time-wait, request). */
+	GUARD_SOCKET = 1,
+	/* Parked: no socket, or only a listener (the blob is still on its way). */
+	GUARD_NO_SOCKET = 2,
+	/* Parked: its tuple is in `parking` (the socket is being injected, in repair mode). */
+	GUARD_BEGUN = 3,
+	/* Of the parked ones, dropped because parking is off (config.park_queue 0): the client retransmits. */
+	GUARD_DROPPED = 4,
+	GUARD_COUNTERS = 5,
+};
+
+/* A service the guard watches (key of `guard_vips`). */
+struct guard_vip {
+	__be32 vip[4];          /* network order */
+	__be16 port;            /* network order */
+	enum ip_family family;
+	__u8 pad;               /* zero */
+};
+
+/* Knobs for the back-end program. */
+struct backend_config {
+	__u8 park_queue;        /* 1: a parked packet is marked (enum park_mark) and passed to netfilter's queue; 0: dropped */
+	__u8 pad[3];            /* zero */
+	enum park_mark mark;    /* the mark it gets (the program writes PARK_MARK; here so the enum reaches BTF) */
+};
+
+#define MAX_GUARD_VIPS 64
+#define MAX_PARKING 65536
+
 #ifdef BATON_FRONTEND
 /* flows: every flow the front-end steers. Key struct flow_key, value struct flow_state. max_entries is set by the
  * loader before load. Pinned: it is the state that must survive a restart of the front-end process. */
@@ -185,6 +229,40 @@ struct {
 	__type(key, struct decap_key);
 	__type(value, struct decap_value);
 } decap SEC(".maps");
+/* guard_vips: services (struct guard_vip) whose TCP packets the guard checks; value __u32, 1 (unused). The agent
+ * replaces the set as its VIPs change. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_GUARD_VIPS);
+	__type(key, struct guard_vip);
+	__type(value, __u32);
+} guard_vips SEC(".maps");
+
+/* parking: connections being injected right now (struct flow_key, client -> VIP as the packet travels) -> __u64
+ * bpf_ktime_get_ns()-clock time the agent began (host order). Their packets are parked even once a socket exists,
+ * since that socket is still in repair mode. The agent adds an entry before inject and deletes it after. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PARKING);
+	__type(key, struct flow_key);
+	__type(value, __u64);
+} parking SEC(".maps");
+
+/* guard_counters: per-CPU __u64 packet counts by enum guard_counter (a host-order 4-byte key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GUARD_COUNTERS);
+	__type(key, enum guard_counter);
+	__type(value, __u64);
+} guard_counters SEC(".maps");
+
+/* backend_config: one struct backend_config at key 0 (all zero: parked packets are dropped). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct backend_config);
+} backend_config SEC(".maps");
 #endif
 
 #endif

@@ -7,6 +7,8 @@ import tls from 'node:tls';
 import { encodeBlob, type HandoffBlob } from '../src/wire/blob.ts';
 import { crc32c } from '../src/wire/bytes.ts';
 import { encodeMessage, type Message } from '../src/wire/frame.ts';
+import { encodeQueuedPacket } from '../src/wire/nfqueue.ts';
+import { emitTcpFrame } from '../src/wire/packet.ts';
 import { encodeProxyV2, PROXY_V2_SIGNATURE } from '../src/wire/proxy-v2.ts';
 import { buildClientHello, parseClientHello, wrapRecords } from '../src/wire/tls-hello.ts';
 import type { DecoderName } from './targets.ts';
@@ -167,6 +169,30 @@ async function tlsSeeds(): Promise<[string, Uint8Array][]> {
   ];
 }
 
+export function nfqueueSeeds(): [string, Uint8Array][] {
+  const ip = (family: 4 | 6): Uint8Array =>
+    emitTcpFrame({
+      family, src: family === 4 ? '192.0.2.10' : '2001:db8::10', dst: family === 4 ? '198.51.100.1' : '2001:db8::1',
+      sport: 51234, dport: 80, flags: { ack: true, psh: true }, payload: text('GET / HTTP/1.1\r\n'),
+    }).subarray(14);
+  const pkt = (id: number, family: 4 | 6, cut?: number): Uint8Array => {
+    const full = ip(family);
+    const payload = cut === undefined ? full : full.subarray(0, cut);
+    return encodeQueuedPacket({ queue: 2983, id, hwProtocol: family === 4 ? 0x0800 : 0x86dd, hook: 0, mark: 0x0ba70000, indev: 2, length: full.length, payload });
+  };
+  const ack = Buffer.alloc(36);
+  ack.writeUInt32LE(36, 0);
+  ack.writeUInt16LE(2, 4);
+  ack.writeUInt32LE(9, 8);
+  ack.writeInt32LE(-2, 16);
+  return [
+    ['packet-v4', pkt(1, 4)],
+    ['packet-v6', pkt(2, 6)],
+    ['packet-v4-cut', pkt(3, 4, 24)],
+    ['two-packets-and-an-error', cat(pkt(4, 4), pkt(5, 6), ack)],
+  ];
+}
+
 export async function allSeeds(): Promise<Seeds> {
   return {
     blob: blobSeeds(),
@@ -174,5 +200,6 @@ export async function allSeeds(): Promise<Seeds> {
     'http-head': httpSeeds(),
     'proxy-v2': proxySeeds(),
     'tls-hello': await tlsSeeds(),
+    nfqueue: nfqueueSeeds(),
   };
 }

@@ -18,6 +18,7 @@ import { BLOB_FIXED_LENGTH, decodeBlob, encodeBlob, type BlobLimits } from '../s
 import { crc32c } from '../src/wire/bytes.ts';
 import { FrameDecoder, FrameError, decodeMessage, encodeMessage, type Frame } from '../src/wire/frame.ts';
 import { parseRequestHead, type HeadLimits } from '../src/wire/http-head.ts';
+import { encodeQueuedPacket, packetTuple, parseDatagram } from '../src/wire/nfqueue.ts';
 import { decodeProxyV2, encodeProxyV2 } from '../src/wire/proxy-v2.ts';
 import { buildClientHello, parseClientHello, type HelloLimits } from '../src/wire/tls-hello.ts';
 
@@ -44,7 +45,7 @@ export interface Target {
   fixup?(input: Uint8Array): Uint8Array;
 }
 
-export const DECODERS = ['blob', 'frame', 'http-head', 'proxy-v2', 'tls-hello'] as const;
+export const DECODERS = ['blob', 'frame', 'http-head', 'proxy-v2', 'tls-hello', 'nfqueue'] as const;
 export type DecoderName = (typeof DECODERS)[number];
 
 const fold = (field: string): string => field.replace(/\d+/g, '#');
@@ -243,10 +244,36 @@ const tlsHello: Target = {
   },
 };
 
+// ---------------------------------------------------------------------------------------------
+
+const nfqueue: Target = {
+  name: 'nfqueue',
+  maxInput: 2048,
+  check(input) {
+    return typed('nfqueue', () => {
+      const ms = parseDatagram(input);
+      let packets = 0;
+      for (const m of ms) {
+        if (m.kind !== 'packet') continue;
+        packets++;
+        const end = m.payload.byteOffset + m.payload.length;
+        expect(m.payload.byteOffset >= input.byteOffset && end <= input.byteOffset + input.length, 'nfqueue:bound', 'nfqueue: payload outside the input');
+        const { kind: _kind, ...fields } = m;
+        const again = parseDatagram(encodeQueuedPacket(fields));
+        expect(again.length === 1 && isDeepStrictEqual({ ...again[0], payload: Buffer.from((again[0] as typeof m).payload) }, { ...m, payload: Buffer.from(m.payload) }), 'nfqueue:roundtrip', 'nfqueue: encode(decode(x)) decodes differently');
+        const t = packetTuple(m.payload);
+        if (t !== undefined) expect(t.sport <= 0xffff && t.dport <= 0xffff, 'nfqueue:tuple', 'nfqueue: tuple ports out of range');
+      }
+      return `ok:${Math.min(ms.length, 3)}:${Math.min(packets, 2)}`;
+    });
+  },
+};
+
 export const TARGETS: Readonly<Record<DecoderName, Target>> = {
   blob,
   frame,
   'http-head': httpHead,
   'proxy-v2': proxyV2,
   'tls-hello': tlsHello,
+  nfqueue,
 };

@@ -5,8 +5,9 @@ import { ControlServer, type PeerInfo } from '../control/server.ts';
 import type { Liveness } from '../tcp/liveness.ts';
 import type { DecapGate } from './decap.ts';
 import type { Deliver } from './deliver.ts';
+import type { ParkGate } from './park.ts';
 import { Mover } from './mover.ts';
-import { HandoffReceiver, type EarlyPacketGate } from './receiver.ts';
+import { HandoffReceiver } from './receiver.ts';
 import type { VipAddress } from '../wire/frame.ts';
 import type { HeadLimits } from '../wire/http-head.ts';
 
@@ -24,13 +25,10 @@ export interface AgentOptions {
   readonly decap?: DecapGate;
   /**
    * The guard against packets that reach this host before their connection is injected (backend/park.ts). With
-   * it, front-ends may steer a client here before sending its blob (forwarded handoffs: one round trip less).
+   * it, front-ends may steer a client here before sending its blob (forwarded handoffs: one round trip less). The
+   * agent closes it on close, keeping the guard.
    */
-  readonly park?: EarlyPacketGate & {
-    guardVips(vips: readonly VipAddress[]): void;
-    readonly lossless: boolean;
-    close(opts?: { readonly keep?: boolean }): void;
-  };
+  readonly park?: ParkGate;
   readonly onEvent?: (event: 'peerUp' | 'peerDown' | 'authFailed', detail: string) => void;
   /** Holds each FLOW_END back this long (ms): for tests of reports that arrive late. Default 0. */
   readonly flowEndDelayMs?: number;
@@ -57,15 +55,15 @@ export class BackendAgent {
   readonly #server: ControlServer;
   readonly #receiver: HandoffReceiver;
   readonly #decap: DecapGate | undefined;
+  readonly #park: ParkGate | undefined;
   readonly #mover: Mover | undefined;
   readonly #staysTimer: NodeJS.Timeout | undefined;
-  readonly #park: AgentOptions['park'];
 
-  private constructor(server: ControlServer, receiver: HandoffReceiver, decap: DecapGate | undefined, mover: Mover | undefined, park: AgentOptions['park']) {
+  private constructor(server: ControlServer, receiver: HandoffReceiver, decap: DecapGate | undefined, park: ParkGate | undefined, mover: Mover | undefined) {
     this.#server = server;
-    this.#park = park;
     this.#receiver = receiver;
     this.#decap = decap;
+    this.#park = park;
     this.#mover = mover;
     if (mover !== undefined) {
       let last = '';
@@ -144,7 +142,7 @@ export class BackendAgent {
     server.on('authFailed', (remote, reason) => o.onEvent?.('authFailed', `${remote}: ${reason}`));
     server.on('peerMessage', (_p, m) => mover?.onMessage(m));
     await server.listen(o.control.port, o.control.host);
-    return new BackendAgent(server, receiver, o.decap, mover, o.park);
+    return new BackendAgent(server, receiver, o.decap, o.park, mover);
   }
 
   /** Per-request routing counters (undefined with requestRouting: false). */
@@ -170,8 +168,8 @@ export class BackendAgent {
     clearInterval(this.#staysTimer);
     this.#receiver.abortAll();
     await this.#server.close();
+    this.#park?.close({ keep: true }); // before decap: it closes the data plane the guard's maps belong to
     this.#decap?.close({ keep: true });
-    this.#park?.close({ keep: true });
   }
 }
 

@@ -21,15 +21,24 @@ export const backendConfigSchema = z.strictObject({
   /** Bind injected sockets with IP_FREEBIND (when the VIP is not a local address). */
   freebind: z.boolean().default(false),
   /**
-   * The decapsulation program for front-ends that forward by flow-id encapsulation (back-end `mode: "encap"`
-   * in their config): loaded at tc ingress on `interface`, its map pinned under `pinDir` (a bpffs directory;
-   * default /sys/fs/bpf/baton-agent/<name>) so connections survive an agent restart.
+   * The back-end's data plane, loaded at tc ingress on `interface` (its maps pinned under `pinDir`, a bpffs directory;
+   * default /sys/fs/bpf/baton-agent/<name>, so connections survive an agent restart). It decapsulates for
+   * front-ends that forward by flow-id encapsulation (back-end `mode: "encap"` in their config) and, for every mode
+   * (l2 too), guards the VIP: client packets that reach this back-end before their socket is injected are parked
+   * below the stack instead of being answered with a RST (the lossless handoff).
    */
   dataplane: z
     .strictObject({
       kind: z.literal('bpf').default('bpf'),
       interface: z.string().regex(/^[A-Za-z0-9_.:-]{1,15}$/, 'expected an interface name'),
       pinDir: z.string().startsWith('/').max(200).optional(),
+      /** The VIP's ports the guard watches (the front-end's listener ports). */
+      vipPorts: z.array(port).min(1).max(64).default([80]),
+      /** true: parked packets wait in an nfqueue and are let through once the socket is injected (lossless); false:
+       * they are dropped (the client retransmits; never a RST). */
+      park: z.boolean().default(true),
+      /** The nfqueue number parked packets wait in (one per network namespace). */
+      parkQueue: z.number().int().min(0).max(65535).default(2983),
     })
     .optional(),
   /**

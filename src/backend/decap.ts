@@ -43,6 +43,11 @@ export class BpfDecapGate implements DecapGate {
     return new BpfDecapGate(loadBackendDataplane({ ifname: o.interface, pinDir: o.pinDir, adopt: o.adopt ?? true }));
   }
 
+  /** A gate over a data plane loaded already (shared with the park gate); closing the gate closes it. */
+  static of(dp: BackendDataplane): BpfDecapGate {
+    return new BpfDecapGate(dp);
+  }
+
   admit(m: DecapMapping): () => void {
     const e: DecapEntry = {
       family: m.family, frontend: m.frontend, flowId: m.flowId,

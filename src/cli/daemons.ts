@@ -5,6 +5,8 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { BackendAgent } from '../backend/agent.ts';
 import { BpfDecapGate } from '../backend/decap.ts';
+import { openParkGate } from '../backend/park-bpf.ts';
+import { loadBackendDataplane } from '../steer/bpf-loader.ts';
 import { backendConfigSchema, livenessOf } from '../backend/config.ts';
 import { deliverToServer, deliverToUpstream } from '../backend/deliver.ts';
 import { setupRealServer } from '../backend/realserver.ts';
@@ -78,6 +80,15 @@ export function registerDaemons(program: Command): void {
           onError: (err, flow) => log.warn({ err: err.message, client: flow.client }, 'upstream failed'),
         });
       }
+      // One program for both: decapsulation (encap front-ends) and the guard (every mode).
+      const dp = cfg.dataplane && loadBackendDataplane({
+        ifname: cfg.dataplane.interface, pinDir: cfg.dataplane.pinDir ?? `/sys/fs/bpf/baton-agent/${cfg.name}`, adopt: true,
+      });
+      const park = dp && cfg.dataplane && openParkGate({ dataplane: dp, lossless: cfg.dataplane.park, queue: cfg.dataplane.parkQueue });
+      if (park && cfg.dataplane) {
+        const family = cfg.vip.includes(':') ? 6 : 4;
+        park.guardVips(cfg.dataplane.vipPorts.map((p) => ({ family, address: cfg.vip, port: p })));
+      }
       const agent = await BackendAgent.start({
         name: cfg.name,
         secret,
@@ -88,9 +99,8 @@ export function registerDaemons(program: Command): void {
         maxConnections: cfg.limits.maxConnections,
         maxBlobBytes: cfg.limits.maxBlobBytes,
         liveness: livenessOf(cfg.limits),
-        ...(cfg.dataplane && {
-          decap: BpfDecapGate.open({ interface: cfg.dataplane.interface, pinDir: cfg.dataplane.pinDir ?? `/sys/fs/bpf/baton-agent/${cfg.name}` }),
-        }),
+        ...(dp && { decap: BpfDecapGate.of(dp) }),
+        ...(park && { park }),
         onEvent: (ev, detail) => log[ev === 'authFailed' ? 'warn' : 'info']({ detail }, ev),
         log: (level, obj, msg) => log[level](obj, msg),
         ...(!cfg.requestRouting && { requestRouting: false as const }),

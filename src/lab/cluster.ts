@@ -131,8 +131,8 @@ function dataAddress(b: LabHost, family: 4 | 6): string {
 }
 
 /**
- * The agent config for back-end host b: the sample app, also served on b's app port. With `encap` forwarding it
- * also asks for the agent's decapsulation program (`dataplane`: a field the agent schema does not have yet).
+ * The agent config for back-end host b: the sample app, also served on b's app port, and the agent's data plane
+ * (decapsulation with `encap` forwarding; the guard that parks early client packets in every mode).
  */
 export function agentConfig(lab: Lab, b: LabHost, o: LabConfigOptions): Record<string, unknown> {
   return {
@@ -141,9 +141,10 @@ export function agentConfig(lab: Lab, b: LabHost, o: LabConfigOptions): Record<s
     secret: o.secret,
     vip: labVip(lab, o.family),
     app: { kind: 'sample', listen: { host: b.address, port: o.appPort ?? APP_PORT } },
-    ...(o.forwarding === 'encap'
-      ? { dataplane: { kind: 'bpf', interface: b.ifname, ...(o.pinRoot !== undefined ? { pinDir: join(o.pinRoot, b.name) } : {}) } }
-      : {}),
+    // Every agent loads its data plane: decapsulation for encap, and the guard (lossless parking) in every mode.
+    dataplane: {
+      kind: 'bpf', interface: b.ifname, vipPorts: [o.port ?? 80], ...(o.pinRoot !== undefined ? { pinDir: join(o.pinRoot, b.name) } : {}),
+    },
   };
 }
 

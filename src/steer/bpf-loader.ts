@@ -29,6 +29,7 @@ import {
   tcQueryIngress,
   tcxAttachIngress,
 } from '../sys/libbpf.ts';
+import { GuardCodecs, GuardMaps } from './bpf-guard-maps.ts';
 import { BackendCodecs, BackendMaps, FrontendCodecs, FrontendMaps, frontendCodecsOf, type FlowEntry } from './bpf-maps.ts';
 
 export const FRONTEND_OBJECT = fileURLToPath(new URL('../../bpf/build/frontend.o', import.meta.url));
@@ -37,8 +38,8 @@ const FRONTEND_PROGRAM = 'baton_frontend';
 const BACKEND_PROGRAM = 'baton_backend';
 const FRONTEND_MAPS = ['flows', 'backends', 'counters', 'config', 'orphans'] as const;
 /** Maps a newer object added: pins of an older process may lack them; adopting creates them instead of failing. */
-const OPTIONAL_PINS = new Set(['orphans']);
-const BACKEND_MAPS = ['decap'] as const;
+const OPTIONAL_PINS = new Set(['orphans', 'guard_vips', 'parking', 'guard_counters', 'backend_config']);
+const BACKEND_MAPS = ['decap', 'guard_vips', 'parking', 'guard_counters', 'backend_config'] as const;
 const LINK_PIN = 'link';
 /** cls_bpf filter identity when tcx is missing (handle and priority of our filter at the clsact ingress hook). */
 const TC_HANDLE = 0xba70;
@@ -94,6 +95,8 @@ export interface FrontendDataplane extends Loaded {
 
 export interface BackendDataplane extends Loaded {
   readonly maps: BackendMaps;
+  /** The guard (parking of packets no socket takes yet, bpf/backend.c step 2). */
+  readonly guard: GuardMaps;
 }
 
 /** Makes sure `dir` is on a bpf filesystem, mounting one at `dir`'s parent when none covers it. Returns the mount
@@ -305,9 +308,23 @@ export function loadFrontendDataplane(opts: FrontendLoadOptions): FrontendDatapl
   );
 }
 
-/** Loads and attaches the back-end (decapsulation) program on `ifname`. */
+function backendMapsOf(obj: BpfObject): { decap: BackendMaps; guard: GuardMaps } {
+  const btf = Btf.borrow(obj.btfPtr);
+  return {
+    decap: new BackendMaps(new BackendCodecs(btf), obj.map('decap').fd),
+    guard: new GuardMaps(new GuardCodecs(btf), {
+      vips: obj.map('guard_vips').fd,
+      parking: obj.map('parking').fd,
+      counters: obj.map('guard_counters').fd,
+      config: obj.map('backend_config').fd,
+    }),
+  };
+}
+
+/** Loads and attaches the back-end program (decapsulation and guard) on `ifname`. */
 export function loadBackendDataplane(opts: BackendLoadOptions): BackendDataplane {
-  return loadAttached('backend', opts, (obj) => new BackendMaps(new BackendCodecs(Btf.borrow(obj.btfPtr)), obj.map('decap').fd));
+  const l = loadAttached('backend', opts, backendMapsOf);
+  return { ...l, maps: l.maps.decap, guard: l.maps.guard };
 }
 
 /** A data plane loaded but neither attached nor pinned: for BPF_PROG_TEST_RUN fixtures and benchmarks. */
@@ -342,10 +359,12 @@ export function loadFrontendDetached(opts: { readonly maxFlows?: number; readonl
   return { maps, programFd: obj.programFd(FRONTEND_PROGRAM), close: () => obj.close() };
 }
 
-export function loadBackendDetached(opts: { readonly maxFlows?: number; readonly objectPath?: string } = {}): DetachedDataplane<BackendMaps> {
+export function loadBackendDetached(
+  opts: { readonly maxFlows?: number; readonly objectPath?: string } = {},
+): DetachedDataplane<BackendMaps> & { readonly guard: GuardMaps } {
   const obj = loadDetached(opts.objectPath ?? BACKEND_OBJECT, BACKEND_PROGRAM, 'decap', opts.maxFlows ?? DEFAULT_MAX_FLOWS);
-  const maps = new BackendMaps(new BackendCodecs(Btf.borrow(obj.btfPtr)), obj.map('decap').fd);
-  return { maps, programFd: obj.programFd(BACKEND_PROGRAM), close: () => obj.close() };
+  const m = backendMapsOf(obj);
+  return { maps: m.decap, guard: m.guard, programFd: obj.programFd(BACKEND_PROGRAM), close: () => obj.close() };
 }
 
 /** The flows a front-end data plane pinned at `pinDir` steers now (for operators and tests; works from any

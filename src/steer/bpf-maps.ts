@@ -90,11 +90,11 @@ export interface OrphanEntry {
   readonly pass?: boolean;
 }
 
-// --- field access over BTF layouts ---
+// --- field access over BTF layouts (exported for the other map files of this folder, e.g. bpf-guard-maps.ts) ---
 
 type Expect = { readonly size: number; readonly bigEndian?: boolean; readonly kind?: FieldLayout['kind'] };
 
-function field(layout: StructLayout, name: string, want: Expect): FieldLayout {
+export function field(layout: StructLayout, name: string, want: Expect): FieldLayout {
   const f = layout.fields.get(name);
   if (!f) throw new BpfLayoutError(`bpf layout: struct ${layout.name} has no field ${name}`);
   if (f.size !== want.size || (want.bigEndian !== undefined && f.bigEndian !== want.bigEndian) || (want.kind && f.kind !== want.kind)) {
@@ -105,7 +105,7 @@ function field(layout: StructLayout, name: string, want: Expect): FieldLayout {
   return f;
 }
 
-function writeUint(buf: Buffer, f: FieldLayout, v: number | bigint): void {
+export function writeUint(buf: Buffer, f: FieldLayout, v: number | bigint): void {
   const o = f.offset;
   switch (f.size) {
     case 1:
@@ -121,7 +121,7 @@ function writeUint(buf: Buffer, f: FieldLayout, v: number | bigint): void {
   }
 }
 
-function readUint(buf: Buffer, f: FieldLayout): number {
+export function readUint(buf: Buffer, f: FieldLayout): number {
   const o = f.offset;
   if (f.size === 1) return buf.readUInt8(o);
   if (f.size === 2) return f.bigEndian ? buf.readUInt16BE(o) : buf.readUInt16LE(o);
@@ -129,7 +129,7 @@ function readUint(buf: Buffer, f: FieldLayout): number {
   throw new BpfLayoutError(`bpf layout: ${f.name} is not a small integer (${f.size})`);
 }
 
-function readU64(buf: Buffer, f: FieldLayout): bigint {
+export function readU64(buf: Buffer, f: FieldLayout): bigint {
   return f.bigEndian ? buf.readBigUInt64BE(f.offset) : buf.readBigUInt64LE(f.offset);
 }
 
@@ -147,14 +147,14 @@ function parseAddr(family: 4 | 6, text: string): Uint8Array | undefined {
 }
 
 /** An address in a 16-byte network-order field: IPv4 in the first 4 bytes, the rest zero. */
-function writeAddr(buf: Buffer, f: FieldLayout, family: 4 | 6, text: string, what: string): void {
+export function writeAddr(buf: Buffer, f: FieldLayout, family: 4 | 6, text: string, what: string): void {
   const bytes = parseAddr(family, text);
   if (!bytes) throw new BpfValueError(`bpf: ${what} ${JSON.stringify(text)} is not an IPv${family} address`);
   buf.fill(0, f.offset, f.offset + f.size);
   buf.set(bytes, f.offset);
 }
 
-function readAddr(buf: Buffer, f: FieldLayout, family: 4 | 6): string {
+export function readAddr(buf: Buffer, f: FieldLayout, family: 4 | 6): string {
   return family === 4 ? formatIPv4(buf, f.offset) : formatIPv6(buf, f.offset);
 }
 
@@ -181,7 +181,7 @@ function enumCodec<T extends string>(btf: Btf, enumName: string, prefix: string,
   };
 }
 
-function checkPort(port: number, what: string): number {
+export function checkPort(port: number, what: string): number {
   if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new BpfValueError(`bpf: ${what} ${port} is not a port`);
   return port;
 }
@@ -386,7 +386,7 @@ export class FrontendCodecs {
   }
 }
 
-function familyCodec(btf: Btf) {
+export function familyCodec(btf: Btf) {
   const c = enumCodec(btf, 'ip_family', 'FAMILY_', ['ipv4', 'ipv6'] as const);
   return {
     value: (f: 4 | 6): number => c.value(f === 4 ? 'ipv4' : 'ipv6'),
@@ -489,7 +489,7 @@ export interface FrontendMapFds {
   readonly orphans: number;
 }
 
-function u32Key(i: number): Buffer {
+export function u32Key(i: number): Buffer {
   const k = Buffer.alloc(4);
   k.writeUInt32LE(i);
   return k;

@@ -357,6 +357,8 @@ export interface TestRunResult {
   readonly data: Buffer;
   /** Mean ns per run (kernel-measured). */
   readonly durationNs: number;
+  /** The context (struct __sk_buff) as the program left it, when one was passed in. */
+  readonly ctx?: Buffer;
 }
 
 /** Runs a program on a packet `repeat` times (BPF_PROG_TEST_RUN); `ctx` is an optional struct __sk_buff. */
@@ -368,13 +370,17 @@ export function progTestRun(progFd: number, data: Buffer, opts: { repeat?: numbe
   o.writeBigUInt64LE(koffi.address(out), 16);
   o.writeUInt32LE(data.length, 24);
   o.writeUInt32LE(out.length, 28);
-  if (opts.ctx) {
+  const ctxOut = opts.ctx ? Buffer.alloc(opts.ctx.length) : undefined;
+  if (opts.ctx && ctxOut) {
     o.writeBigUInt64LE(koffi.address(opts.ctx), 32);
+    o.writeBigUInt64LE(koffi.address(ctxOut), 40);
     o.writeUInt32LE(opts.ctx.length, 48);
+    o.writeUInt32LE(ctxOut.length, 52);
   }
   o.writeInt32LE(opts.repeat ?? 1, 60);
   check('bpf_prog_test_run_opts', libbpf().progTestRun(progFd, o));
-  return { retval: o.readUInt32LE(56), data: out.subarray(0, o.readUInt32LE(28)), durationNs: o.readUInt32LE(64) };
+  const r = { retval: o.readUInt32LE(56), data: out.subarray(0, o.readUInt32LE(28)), durationNs: o.readUInt32LE(64) };
+  return ctxOut ? { ...r, ctx: ctxOut.subarray(0, o.readUInt32LE(52)) } : r;
 }
 
 /** The interface's index in the current network namespace. */

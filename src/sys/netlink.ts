@@ -20,6 +20,7 @@ export const NLM_F_REQUEST = 0x1;
 export const NLM_F_ACK = 0x4;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
+export const NLM_F_APPEND = 0x800;
 export const NLA_F_NESTED = 0x8000;
 
 /** nfgenmsg version. */
