@@ -175,8 +175,14 @@ export class NftSteering implements Steering {
     return i;
   }
 
-  hold(flow: FlowKey): Promise<void> {
-    return this.#tx.apply([{ kind: 'add', set: holdSet(flow.family), flow }], `hold ${flowKeyString(flow)}`);
+  /** Holds the flow; a forward in force is taken back (one entry per tuple, as in the eBPF table). */
+  async hold(flow: FlowKey): Promise<void> {
+    const k = flowKeyString(flow);
+    const owner = this.#owner.get(k);
+    const ops: Op[] = [{ kind: 'add', set: holdSet(flow.family), flow }];
+    if (owner !== undefined) ops.push({ kind: 'delete', set: liveSet(flow.family, this.#backendIndex(owner.backend)), flow });
+    await this.#tx.apply(ops, `hold ${k}`);
+    this.#owner.delete(k);
   }
 
   async forward(flow: FlowKey, backendId: string, ids: FlowIds): Promise<void> {
