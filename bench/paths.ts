@@ -3,6 +3,8 @@
 //   baton     - baton's front-end owns the VIP and hands connections off to the back-end agents; eBPF steering
 //               unless the run says --steering nft.
 //   baton-nft - the same with nftables steering (the fallback), to compare both data planes in one run.
+//   baton-classic - baton with `limits.forwardFirst: false` (hold, HANDOFF, ACK, forward, COMMIT: docs/handoff.md),
+//                   to compare both handoff orders in one run.
 //   haproxy   - HAProxy in HTTP mode, round robin, bound to VIP:80 in the front-end namespace.
 //   nginx     - NGINX proxy_pass to an upstream group, bound to VIP:80 in the front-end namespace.
 // Proxy configs are what a careful user would write: default worker/thread counts (one per CPU), keep-alive to
@@ -19,10 +21,10 @@ import { frontendConfig as labFrontendConfig } from '../src/lab/cluster.ts';
 import { ensureBpffs } from '../src/steer/bpf-loader.ts';
 import { ALTERNATE } from './wrk.ts';
 
-export const PATH_NAMES = ['direct', 'baton', 'baton-nft', 'haproxy', 'nginx'] as const;
+export const PATH_NAMES = ['direct', 'baton', 'baton-nft', 'baton-classic', 'haproxy', 'nginx'] as const;
 export type PathName = (typeof PATH_NAMES)[number];
 /** The paths served by baton's front-end (they report handoffs). */
-export const isBaton = (p: PathName): boolean => p === 'baton' || p === 'baton-nft';
+export const isBaton = (p: PathName): boolean => p === 'baton' || p === 'baton-nft' || p === 'baton-classic';
 export type SteeringKind = 'bpf' | 'nft';
 
 /** Where a bpf front-end pins its maps: a bpffs mounted in the host's mount namespace, outside /sys, because
@@ -68,6 +70,8 @@ export async function startPath(env: BenchEnv, name: PathName): Promise<RunningP
       return startBaton(env, name, env.steering);
     case 'baton-nft':
       return startBaton(env, name, 'nft');
+    case 'baton-classic':
+      return startBaton(env, name, env.steering, { forwardFirst: false });
   }
 }
 
@@ -186,7 +190,7 @@ export function frontendConfig(env: BenchEnv, steering: Record<string, unknown>)
   };
 }
 
-async function startBaton(env: BenchEnv, name: PathName, kind: SteeringKind): Promise<RunningPath> {
+async function startBaton(env: BenchEnv, name: PathName, kind: SteeringKind, limits: Record<string, unknown> = {}): Promise<RunningPath> {
   const { lab } = env;
   if (!batonCliPresent()) throw new Error('baton front-end not available yet (src/cli/main.ts is missing)');
   // A table name of its own per run and path, so nothing another lab or an earlier run left can be adopted.
@@ -195,7 +199,9 @@ async function startBaton(env: BenchEnv, name: PathName, kind: SteeringKind): Pr
   if (pinDir !== undefined) ensureBpffs(`${BPFFS_ROOT}/x`);
   const steering = { kind, table, ...(pinDir === undefined ? {} : { pinDir }) };
   const file = join(env.workDir, `frontend-${name}.json`);
-  writeFileSync(file, JSON.stringify(frontendConfig(env, steering), null, 2));
+  const cfg = frontendConfig(env, steering);
+  cfg['limits'] = { ...(cfg['limits'] as Record<string, unknown> | undefined), ...limits };
+  writeFileSync(file, JSON.stringify(cfg, null, 2));
   const child: ChildProcess = lab.spawn(lab.frontend, batonArgv(['frontend', '--config', file]), { env: batonEnv() });
   // The front-end keeps its bpf state on SIGTERM (restart survival): the bench removes it after stopping it.
   const stop = async (): Promise<void> => {

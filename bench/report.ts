@@ -306,7 +306,7 @@ export function markdownReport(
 }
 
 const COLORS: Record<PathName, string> = {
-  direct: '#888888', baton: '#d9480f', 'baton-nft': '#f59f00', haproxy: '#1c7ed6', nginx: '#2f9e44',
+  direct: '#888888', baton: '#d9480f', 'baton-nft': '#f59f00', 'baton-classic': '#ae3ec9', haproxy: '#1c7ed6', nginx: '#2f9e44',
 };
 
 interface Panel {

@@ -42,7 +42,7 @@ interface Cli {
 
 const MODES: readonly Mode[] = ['close', 'keepalive', 'post', 'post-seq', 'alternate'];
 /** baton-nft only when asked for (or with --steering nft, where it would duplicate baton): keeps the run short. */
-const DEFAULT_PATHS: readonly PathName[] = PATH_NAMES.filter((p) => p !== 'baton-nft');
+const DEFAULT_PATHS: readonly PathName[] = PATH_NAMES.filter((p) => p !== 'baton-nft' && p !== 'baton-classic');
 const DEFAULT_SIZES = ['1KB', '100KB', '1MB'];
 const QUICK_SIZES = ['1KB', '1MB'];
 

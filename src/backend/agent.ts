@@ -29,6 +29,8 @@ export interface AgentOptions {
    * agent closes it on close, keeping the guard.
    */
   readonly park?: ParkGate;
+  /** VIPs guarded from the start (the config's); front-ends' VIPS add to them, never replace them. */
+  readonly guardedVips?: readonly VipAddress[];
   readonly onEvent?: (event: 'peerUp' | 'peerDown' | 'authFailed', detail: string) => void;
   /** Holds each FLOW_END back this long (ms): for tests of reports that arrive late. Default 0. */
   readonly flowEndDelayMs?: number;
@@ -110,6 +112,7 @@ export class BackendAgent {
       },
     });
     const vipsByPeer = new VipSet();
+    vipsByPeer.set(o.guardedVips ?? []);
     server = new ControlServer({
       secret: o.secret,
       name: o.name,

@@ -85,13 +85,13 @@ export function registerDaemons(program: Command): void {
         ifname: cfg.dataplane.interface, pinDir: cfg.dataplane.pinDir ?? `/sys/fs/bpf/baton-agent/${cfg.name}`, adopt: true,
       });
       const park = dp && cfg.dataplane && openParkGate({ dataplane: dp, lossless: cfg.dataplane.park, queue: cfg.dataplane.parkQueue });
-      if (park && cfg.dataplane) {
-        const family = cfg.vip.includes(':') ? 6 : 4;
-        park.guardVips(cfg.dataplane.vipPorts.map((p) => ({ family, address: cfg.vip, port: p })));
-      }
+      const family = cfg.vip.includes(':') ? 6 : 4;
+      const guardedVips = cfg.dataplane ? cfg.dataplane.vipPorts.map((p) => ({ family, address: cfg.vip, port: p }) as const) : [];
+      if (park) park.guardVips(guardedVips);
       const agent = await BackendAgent.start({
         name: cfg.name,
         secret,
+        guardedVips,
         control: cfg.control,
         deliver,
         freebind: cfg.freebind,
