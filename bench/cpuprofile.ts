@@ -6,6 +6,7 @@ export interface CpuProfile {
   readonly nodes: readonly {
     readonly id: number;
     readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+    readonly children?: readonly number[];
   }[];
   readonly startTime: number;
   readonly endTime: number;
@@ -16,7 +17,11 @@ export interface CpuProfile {
 export interface SelfTimeRow {
   /** Function name, or V8's pseudo-frames: (garbage collector), (program), (idle). */
   readonly fn: string;
-  /** file:line (1-based), relative to the repository or node_modules when possible; '' for pseudo-frames. */
+  /**
+   * file:line (1-based), relative to the repository or node_modules when possible; '' for pseudo-frames. A native
+   * function (a C++ binding: a socket write, a koffi call, whose names V8 often reports wrongly) is charged to the
+   * nearest caller in the repository's own code: `← caller file:line`.
+   */
   readonly where: string;
   readonly samples: number;
   /** Share of the busy (non-idle) samples in the window, in percent. */
@@ -45,17 +50,61 @@ export function shortUrl(url: string, root: string): string {
   return u;
 }
 
+/** Maps a profile position to a line in the source a reader has (tsx compiles each module onto one line). */
+export type LineOf = (url: string, functionName: string, line: number) => number;
+
+/**
+ * A LineOf for tsx-run TypeScript: the line where `functionName` is declared in the file on disk (a method, a
+ * function, a `name =`/`name:` property), else the profile's own line. A heuristic, good enough to find the function.
+ */
+export function declarationLines(read: (path: string) => string | undefined): LineOf {
+  const cache = new Map<string, string[] | undefined>();
+  return (url, fn, line) => {
+    if (!url.startsWith('file://') || fn === '' || url.includes('/node_modules/')) return line;
+    const path = decodeURIComponent(url.slice('file://'.length));
+    if (!cache.has(path)) cache.set(path, read(path)?.split('\n'));
+    const lines = cache.get(path);
+    if (lines === undefined) return line;
+    const name = fn.replace(/^(get|set) /, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const decl = new RegExp(`(function\\s*\\*?\\s*${name}\\b|(^|\\s)(async\\s+|static\\s+|get\\s+|set\\s+|private\\s+|readonly\\s+)*${name}\\s*(<[^>]*>)?\\(|\\b${name}\\s*[=:]\\s*(async\\s*)?(\\(|function)|class\\s+${name}\\b)`);
+    const i = lines.findIndex((l) => decl.test(l));
+    return i >= 0 ? i + 1 : line;
+  };
+}
+
 /**
  * Self time per function (samples whose top frame is it), counting only samples taken in [fromUs, toUs] (monotonic
  * µs; pass -Infinity/Infinity for all). Functions are merged by name and location, so a function V8 compiled twice
  * counts once. `top` rows, busiest first.
  */
-export function selfTime(p: CpuProfile, o: { fromUs: number; toUs: number; root: string; top: number }): SelfTime {
+export function selfTime(
+  p: CpuProfile,
+  o: { fromUs: number; toUs: number; root: string; top: number; lineOf?: LineOf },
+): SelfTime {
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const lineOf = o.lineOf ?? ((_f: string, _fn: string, line: number) => line);
+  const locate = (cf: CpuProfile['nodes'][number]['callFrame']): string => {
+    const file = shortUrl(cf.url, o.root);
+    return `${file}:${lineOf(cf.url, cf.functionName, cf.lineNumber + 1)}`;
+  };
+  const ownCaller = (id: number): string => {
+    for (let q = parent.get(id); q !== undefined; q = parent.get(q)) {
+      const cf = byId.get(q)?.callFrame;
+      if (cf !== undefined && cf.url.startsWith('file://') && !cf.url.includes('/node_modules/')) {
+        return `← ${cf.functionName === '' ? '(anonymous)' : cf.functionName} ${locate(cf)}`;
+      }
+    }
+    return '';
+  };
   const keyOf = new Map<number, { fn: string; where: string }>();
   for (const n of p.nodes) {
     const cf = n.callFrame;
-    const where = cf.url === '' ? '' : `${shortUrl(cf.url, o.root)}:${cf.lineNumber + 1}`;
-    keyOf.set(n.id, { fn: cf.functionName === '' ? '(anonymous)' : cf.functionName, where });
+    const pseudo = cf.functionName.startsWith('(');
+    const where = cf.url !== '' ? locate(cf) : pseudo ? '' : ownCaller(n.id);
+    const fn = cf.functionName === '' ? '(anonymous)' : cf.url === '' && !pseudo ? '(native)' : cf.functionName;
+    keyOf.set(n.id, { fn, where });
   }
   const counts = new Map<string, { fn: string; where: string; samples: number }>();
   let t = p.startTime;

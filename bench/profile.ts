@@ -6,7 +6,7 @@
 //   2. then `strace -c -f` on every thread of each process during a shorter wrk run: syscalls per request.
 // Progress on stderr, a markdown report on stdout. Root only; about a minute.
 //
-//   npm run bench:profile -- [--duration 10] [--strace 4] [--connections 16] [--top 12]
+//   npm run bench:profile -- [--duration 10] [--strace 4] [--connections 16] [--top 12] [--keep <dir>]
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { labUp, stopChild, type Lab, type LabHost } from '../src/lab/lab.ts';
 import { backendConfig } from './backends.ts';
 import { cpuSection, straceSection, type ProcProfile, type ProcSyscalls } from './profile-report.ts';
-import { isCpuProfile, mergeSyscalls, parseStraceSummary, selfTime } from './cpuprofile.ts';
+import { declarationLines, isCpuProfile, mergeSyscalls, parseStraceSummary, selfTime } from './cpuprofile.ts';
 import { BATON_MAIN, batonEnv, REPO_ROOT, TSX_IMPORT, type BenchEnv } from './env.ts';
 import { frontendConfig, parseHandoff, type HandoffStats } from './paths.ts';
 import { machineBusyMs, treeCpuMs } from './proc.ts';
@@ -34,6 +34,8 @@ interface Opts {
   readonly straceS: number;
   readonly connections: number;
   readonly top: number;
+  /** Directory to copy the raw .cpuprofile files into (open them in Chrome DevTools), if given. */
+  readonly keep: string | undefined;
 }
 
 function options(argv: string[]): Opts {
@@ -44,6 +46,7 @@ function options(argv: string[]): Opts {
       strace: { type: 'string', default: '4' },
       connections: { type: 'string', default: '16' },
       top: { type: 'string', default: '12' },
+      keep: { type: 'string' },
     },
   });
   const int = (s: string, name: string, min: number): number => {
@@ -56,6 +59,7 @@ function options(argv: string[]): Opts {
     straceS: int(values.strace, 'strace', 0),
     connections: int(values.connections, 'connections', 1),
     top: int(values.top, 'top', 1),
+    keep: values.keep,
   };
 }
 
@@ -204,6 +208,10 @@ async function main(): Promise<void> {
     const cpu1 = procs.map((p) => treeCpuMs([pidOf(p.child)]));
     for (const p of procs) p.child.kill('SIGUSR2');
     const docs = await Promise.all(procs.map((p) => collectProfile(p)));
+    if (o.keep !== undefined) {
+      mkdirSync(o.keep, { recursive: true });
+      docs.forEach((d, i) => writeFileSync(join(o.keep!, `${procs[i]!.name.replace(/\W+/g, '-')}.cpuprofile`), JSON.stringify(d)));
+    }
     const h = await handoffStats(env);
     const perReqUs = (ms: number): number => (ms * 1000) / Math.max(1, w.requests);
 
@@ -213,11 +221,18 @@ async function main(): Promise<void> {
       traced = await straceDuring(procs, workDir, () => closeLoad(env, o.straceS, Math.min(4, o.connections)));
     }
 
+    const lineOf = declarationLines((f) => {
+      try {
+        return readFileSync(f, 'utf8');
+      } catch {
+        return undefined;
+      }
+    });
     const profiles: ProcProfile[] = procs.map((p, i) => {
       const doc = docs[i];
       const cpuUsPerReq = perReqUs(cpu1[i]! - cpu0[i]!);
       if (!isCpuProfile(doc)) return { name: p.name, cpuUsPerReq, error: `not a cpuprofile: ${JSON.stringify(doc).slice(0, 200)}` };
-      return { name: p.name, cpuUsPerReq, self: selfTime(doc, { fromUs: -Infinity, toUs: Infinity, root: REPO_ROOT, top: o.top }) };
+      return { name: p.name, cpuUsPerReq, self: selfTime(doc, { fromUs: -Infinity, toUs: Infinity, root: REPO_ROOT, top: o.top, lineOf }) };
     });
 
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ')[0] ?? '?';
