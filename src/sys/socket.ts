@@ -74,6 +74,20 @@ export function recv(fd: number, len: number, flags: number, label = 'recv'): Bu
   return b.subarray(0, n);
 }
 
+/**
+ * recv(2) into a buffer the caller owns (a reused scratch buffer: no allocation per call); returns the
+ * byte count, or -1 with MSG_DONTWAIT and nothing queued (EAGAIN). Other errors throw.
+ */
+export function recvInto(fd: number, buf: Buffer, flags: number, label = 'recv'): number {
+  const n = raw.recv(fd, buf, buf.length, flags);
+  if (n < 0) {
+    const errno = lastErrno();
+    if (errno === C.EAGAIN) return -1;
+    throw new SysError(label, errno);
+  }
+  return n;
+}
+
 /** send(2); returns the number of bytes the kernel took. */
 export function send(fd: number, data: Buffer, flags: number, label = 'send'): number {
   return check(label, raw.send(fd, data, data.length, flags));
