@@ -39,20 +39,52 @@ export interface SocketConnectionInit {
 /** Undefined when the socket has no descriptor any more (closed under us). */
 export function socketConnection(o: SocketConnectionInit): ClientConnection | undefined {
   const fd = fdOf(o.socket);
-  if (fd === undefined) return undefined;
-  return {
-    fd,
-    flow: o.flow,
-    vip: o.vip,
-    consumed: o.consumed,
-    headAt: o.headAt,
-    isOpen: () => !o.socket.destroyed && fdOf(o.socket) === fd,
-    repairOff: () => repairOff(fd),
-    absorbedSince: (recvSeq) => absorbedSince(fd, recvSeq),
-    closeSilently: () => o.socket.destroy(),
-    answer: (status) => o.answer(o.socket, status),
-    discard: () => o.socket.destroy(),
-  };
+  return fd === undefined ? undefined : new SocketConnection(o, fd);
+}
+
+/** One object per connection with methods, rather than a literal of eight closures. */
+class SocketConnection implements ClientConnection {
+  readonly fd: number;
+  readonly flow: FlowKey;
+  readonly vip: Endpoint;
+  readonly consumed: Uint8Array;
+  readonly headAt: bigint;
+  readonly #socket: net.Socket;
+  readonly #answer: (socket: net.Socket, status: number) => void;
+
+  constructor(o: SocketConnectionInit, fd: number) {
+    this.fd = fd;
+    this.flow = o.flow;
+    this.vip = o.vip;
+    this.consumed = o.consumed;
+    this.headAt = o.headAt;
+    this.#socket = o.socket;
+    this.#answer = o.answer;
+  }
+
+  isOpen(): boolean {
+    return !this.#socket.destroyed && fdOf(this.#socket) === this.fd;
+  }
+
+  repairOff(): void {
+    repairOff(this.fd);
+  }
+
+  absorbedSince(recvSeq: number): Uint8Array {
+    return absorbedSince(this.fd, recvSeq);
+  }
+
+  closeSilently(): void {
+    this.#socket.destroy();
+  }
+
+  answer(status: number): void {
+    this.#answer(this.#socket, status);
+  }
+
+  discard(): void {
+    this.#socket.destroy();
+  }
 }
 
 /** Captures the held connection's state and encodes the blob. */

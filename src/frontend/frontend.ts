@@ -27,6 +27,9 @@ import { MoveCoordinator, type MoveStats } from './move.ts';
 import { TlsAcceptor } from './tls-listener.ts';
 import type { Message } from '../wire/frame.ts';
 
+/** A socket error is handled where the socket is used (a closed socket fails the handoff); this only keeps it from throwing. */
+const ignore = (): void => undefined;
+
 export interface FrontendDeps {
   readonly config: FrontendConfig;
   readonly router: Router;
@@ -95,6 +98,8 @@ export class Frontend {
   readonly #machine: HandoffMachine;
   readonly #local = new Map<number, number>();
   readonly #tls: TlsAcceptor;
+  /** #answer as a function value, made once (each connection's port holds it). */
+  readonly #answerFn = (sock: net.Socket, status: number): void => this.#answer(sock, status);
   #config: FrontendConfig;
   #router: Router;
   readonly #moves: MoveCoordinator;
@@ -303,7 +308,7 @@ export class Frontend {
 
   #onConnection(sock: net.Socket): void {
     this.#accepted++;
-    sock.on('error', () => undefined);
+    sock.on('error', ignore);
     // Read the endpoints now: once the client resets, Node can no longer tell them.
     const ends = endpointsOf(sock);
     if (ends === undefined) {
@@ -337,7 +342,7 @@ export class Frontend {
       if (!reading) return void sock.destroy();
       if (r.kind === 'error') return this.#answer(sock, r.status);
       const headAt = (this.#d.clock ?? systemClock).hrtime();
-      const conn = socketConnection({ socket: sock, flow: ends.flow, vip: ends.vip, consumed: buf, headAt, answer: (s, st) => this.#answer(s, st) });
+      const conn = socketConnection({ socket: sock, flow: ends.flow, vip: ends.vip, consumed: buf, headAt, answer: this.#answerFn });
       if (conn === undefined) return void sock.destroy();
       const h = r.head;
       const req: RequestInfo = { method: h.method, target: h.target, path: h.path, host: h.host, headers: h.headerMap };

@@ -62,6 +62,9 @@ export interface BpfSteeringOptions {
 }
 
 const NS_PER_MS = 1_000_000n;
+/** What every successful operation returns: one settled promise, shared (a settled promise never changes). */
+const DONE: Promise<void> = Promise.resolve();
+const CLOSED = Symbol('closed');
 
 export class BpfSteering implements Steering {
   readonly #t: FlowTable;
@@ -129,35 +132,60 @@ export class BpfSteering implements Steering {
     return i;
   }
 
+  // The per-handoff operations below are written out (no closures per call): each is one or two map
+  // operations, and the error names the operation only when there is one.
   hold(flow: FlowKey): Promise<void> {
-    return this.#apply(() => `hold ${flowKeyString(flow)}`, () => {
+    if (this.#closed) return this.#failed('hold', flow, CLOSED);
+    try {
       const now = this.#t.nowNs();
       this.#t.put(flow, { verdict: 'hold', backend: 0, flowId: 0, handoffId: 0n, lastSeenNs: now, deadlineNs: now + this.#holdNs });
-    });
+    } catch (e) {
+      return this.#failed('hold', flow, e);
+    }
+    return DONE;
   }
 
   forward(flow: FlowKey, backendId: string, ids: FlowIds): Promise<void> {
-    return this.#apply(() => `forward ${flowKeyString(flow)} to ${backendId}`, () => {
+    if (this.#closed) return this.#failed('forward', flow, CLOSED, backendId);
+    try {
       const backend = this.#backendIndex(backendId);
       // One update replaces the hold (or a stale entry of an earlier connection on this tuple).
       this.#t.put(flow, { verdict: 'forward', backend, flowId: ids.flowId, handoffId: ids.handoffId, lastSeenNs: this.#t.nowNs(), deadlineNs: 0n });
-    });
+    } catch (e) {
+      return this.#failed('forward', flow, e, backendId);
+    }
+    return DONE;
   }
 
   unhold(flow: FlowKey): Promise<void> {
-    return this.#apply(() => `unhold ${flowKeyString(flow)}`, () => {
+    if (this.#closed) return this.#failed('unhold', flow, CLOSED);
+    try {
       const v = this.#t.get(flow);
       if (v?.verdict === 'hold') this.#t.delete(flow);
-    });
+    } catch (e) {
+      return this.#failed('unhold', flow, e);
+    }
+    return DONE;
   }
 
   release(flow: FlowKey, handoffId: bigint): Promise<void> {
-    return this.#apply(() => `release ${flowKeyString(flow)}`, () => {
+    if (this.#closed) return this.#failed('release', flow, CLOSED);
+    try {
       const v = this.#t.get(flow);
       // An older connection's end never touches a newer one on the same tuple.
-      if (v === undefined || v.verdict !== 'forward' || v.handoffId !== handoffId) return;
-      this.#close(flow, v, this.#t.nowNs() + this.#lingerNs);
-    });
+      if (v !== undefined && v.verdict === 'forward' && v.handoffId === handoffId) this.#close(flow, v, this.#t.nowNs() + this.#lingerNs);
+    } catch (e) {
+      return this.#failed('release', flow, e);
+    }
+    return DONE;
+  }
+
+  /** A rejected promise naming the operation (CLOSED: steering is closed). */
+  #failed(op: string, flow: FlowKey, e: unknown, backendId?: string): Promise<void> {
+    const what = `${op} ${flowKeyString(flow)}${backendId === undefined ? '' : ` to ${backendId}`}`;
+    if (e === CLOSED) return Promise.reject(new Error(`${what}: steering is closed`));
+    if (e instanceof Error) return Promise.reject(new Error(`${what}: ${e.message}`, { cause: e }));
+    return Promise.reject(e);
   }
 
   #close(flow: FlowKey, v: FlowState, deadlineNs: bigint): void {

@@ -55,6 +55,8 @@ export const TCPI_OPT_WSCALE = 4;
 
 export const MSG_PEEK = 0x2;
 export const MSG_DONTWAIT = 0x40;
+/** recv with MSG_DONTWAIT found nothing queued (EWOULDBLOCK is the same number on Linux). */
+export const EAGAIN = 11;
 
 export const SIOCINQ = 0x541b;
 export const SIOCOUTQ = 0x5411;

@@ -37,34 +37,44 @@ export function close(fd: number): void {
   check('close', raw.close(fd));
 }
 
+// Scratch buffers for the fixed-size arguments of the per-handoff calls: the calls are synchronous, so one of
+// each serves every call, and a handoff's dozen socket-option calls allocate nothing. Error labels are built
+// only on failure.
+const INT_ARG = Buffer.alloc(4);
+const LEN_ARG = Buffer.alloc(4);
+const U32_OUT = Buffer.alloc(4);
+
 export function setsockoptBuf(fd: number, level: number, name: number, label: string, val: Buffer): void {
-  check(`setsockopt(${label})`, raw.setsockopt(fd, level, name, val, val.length));
+  if (raw.setsockopt(fd, level, name, val, val.length) < 0) throw new SysError(`setsockopt(${label})`, lastErrno());
 }
 
 export function setsockoptInt(fd: number, level: number, name: number, label: string, value: number): void {
-  const b = Buffer.alloc(4);
-  if (value < 0) b.writeInt32LE(value);
-  else b.writeUInt32LE(value);
-  setsockoptBuf(fd, level, name, label, b);
+  if (value < 0) INT_ARG.writeInt32LE(value);
+  else INT_ARG.writeUInt32LE(value);
+  setsockoptBuf(fd, level, name, label, INT_ARG);
 }
 
-/** getsockopt into a buffer of `size` bytes; returns the bytes the kernel filled. */
+/** getsockopt into `into` (a buffer the caller may reuse); returns the byte count the kernel filled. */
+export function getsockoptInto(fd: number, level: number, name: number, label: string, into: Buffer): number {
+  LEN_ARG.writeUInt32LE(into.length);
+  if (raw.getsockopt(fd, level, name, into, LEN_ARG) < 0) throw new SysError(`getsockopt(${label})`, lastErrno());
+  return LEN_ARG.readUInt32LE();
+}
+
+/** getsockopt into a new buffer of `size` bytes; returns the bytes the kernel filled. */
 export function getsockoptBuf(fd: number, level: number, name: number, label: string, size: number): Buffer {
   const b = Buffer.alloc(size);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(size);
-  check(`getsockopt(${label})`, raw.getsockopt(fd, level, name, b, len));
-  return b.subarray(0, len.readUInt32LE());
+  return b.subarray(0, getsockoptInto(fd, level, name, label, b));
 }
 
 export function getsockoptU32(fd: number, level: number, name: number, label: string): number {
-  return getsockoptBuf(fd, level, name, label, 4).readUInt32LE();
+  getsockoptInto(fd, level, name, label, U32_OUT);
+  return U32_OUT.readUInt32LE();
 }
 
 export function ioctlInt(fd: number, req: number, label: string): number {
-  const b = Buffer.alloc(4);
-  check(`ioctl(${label})`, raw.ioctl(fd, req, b));
-  return b.readInt32LE();
+  if (raw.ioctl(fd, req, U32_OUT) < 0) throw new SysError(`ioctl(${label})`, lastErrno());
+  return U32_OUT.readInt32LE();
 }
 
 /** recv(2) with flags; returns the bytes received (possibly fewer than len). */
@@ -72,6 +82,20 @@ export function recv(fd: number, len: number, flags: number, label = 'recv'): Bu
   const b = Buffer.alloc(len);
   const n = check(label, raw.recv(fd, b, len, flags));
   return b.subarray(0, n);
+}
+
+/**
+ * recv(2) into a buffer the caller owns (a reused scratch buffer: no allocation per call); returns the
+ * byte count, or -1 with MSG_DONTWAIT and nothing queued (EAGAIN). Other errors throw.
+ */
+export function recvInto(fd: number, buf: Buffer, flags: number, label = 'recv'): number {
+  const n = raw.recv(fd, buf, buf.length, flags);
+  if (n < 0) {
+    const errno = lastErrno();
+    if (errno === C.EAGAIN) return -1;
+    throw new SysError(label, errno);
+  }
+  return n;
 }
 
 /** send(2); returns the number of bytes the kernel took. */

@@ -2,6 +2,8 @@
 // way to stop its reader at once (pause() only stops emitting, libuv keeps reading into memory) or
 // to get a connected socket's descriptor; capture needs both. Keep every such access here.
 import type net from 'node:net';
+import * as C from '../sys/constants.ts';
+import { recvInto } from '../sys/socket.ts';
 
 interface NodeTcpHandle {
   readonly fd: number;
@@ -44,4 +46,16 @@ export function resumeReading(socket: net.Socket): void {
   h.readStart();
   h.reading = true;
   socket.resume();
+}
+
+/**
+ * Copies the first bytes queued on the socket's descriptor into `into` without taking them (MSG_PEEK): what the
+ * application will read first. Returns the bytes copied (a view of `into`), or undefined when the socket has no
+ * descriptor, nothing is queued, or Node already read from it (its buffer would come first).
+ */
+export function peekQueued(socket: net.Socket, into: Buffer): Buffer | undefined {
+  const fd = fdOf(socket);
+  if (fd === undefined || socket.readableLength > 0 || socket.bytesRead > 0) return undefined;
+  const n = recvInto(fd, into, C.MSG_PEEK | C.MSG_DONTWAIT, 'recv(MSG_PEEK)');
+  return n <= 0 ? undefined : into.subarray(0, n);
 }

@@ -1,7 +1,7 @@
 // TCP_REPAIR primitives over sys/: the socket options CRIU uses to read and write a TCP
 // connection's hidden state. capture.ts and inject.ts compose them in the required order.
 import * as C from '../sys/constants.ts';
-import { getsockoptBuf, getsockoptU32, setsockoptBuf, setsockoptInt } from '../sys/socket.ts';
+import { getsockoptBuf, getsockoptInto, getsockoptU32, setsockoptBuf, setsockoptInt } from '../sys/socket.ts';
 import type { TcpRepairWindow } from '../wire/tcp-state.ts';
 import { TCP_ERR, TcpStateError } from './errors.ts';
 
@@ -23,18 +23,28 @@ export function setQueueSeq(fd: number, seq: number): void {
   setsockoptInt(fd, T, C.TCP_QUEUE_SEQ, 'TCP_QUEUE_SEQ', seq >>> 0);
 }
 
+// Scratch for the fixed-size structs below: every call is synchronous and reads or fills its struct at once,
+// so a capture or an inject allocates none.
 // struct tcp_repair_window { u32 snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup } (host order).
-const WINDOW_FIELDS = ['sndWl1', 'sndWnd', 'maxWindow', 'rcvWnd', 'rcvWup'] as const;
+const WINDOW = Buffer.alloc(20);
+const INFO_OPTIONS = Buffer.alloc(8);
+/** Room for TCP_REPAIR_OPTIONS' struct tcp_repair_opt array: inject sets at most four (MSS, wscale, SACK, TS). */
+const REPAIR_OPTS = Buffer.alloc(8 * 8);
 
 export function getWindow(fd: number): TcpRepairWindow {
-  const b = getsockoptBuf(fd, T, C.TCP_REPAIR_WINDOW, 'TCP_REPAIR_WINDOW', 20);
-  const [sndWl1, sndWnd, maxWindow, rcvWnd, rcvWup] = WINDOW_FIELDS.map((_, i) => b.readUInt32LE(i * 4));
-  return { sndWl1: sndWl1!, sndWnd: sndWnd!, maxWindow: maxWindow!, rcvWnd: rcvWnd!, rcvWup: rcvWup! };
+  const n = getsockoptInto(fd, T, C.TCP_REPAIR_WINDOW, 'TCP_REPAIR_WINDOW', WINDOW);
+  if (n < 20) throw new TcpStateError(TCP_ERR.TCP_INFO, `tcp_repair_window: kernel returned ${n} bytes, need 20`);
+  const b = WINDOW;
+  return { sndWl1: b.readUInt32LE(0), sndWnd: b.readUInt32LE(4), maxWindow: b.readUInt32LE(8), rcvWnd: b.readUInt32LE(12), rcvWup: b.readUInt32LE(16) };
 }
 
 export function setWindow(fd: number, w: TcpRepairWindow): void {
-  const b = Buffer.alloc(20);
-  WINDOW_FIELDS.forEach((k, i) => b.writeUInt32LE(w[k] >>> 0, i * 4));
+  const b = WINDOW;
+  b.writeUInt32LE(w.sndWl1 >>> 0, 0);
+  b.writeUInt32LE(w.sndWnd >>> 0, 4);
+  b.writeUInt32LE(w.maxWindow >>> 0, 8);
+  b.writeUInt32LE(w.rcvWnd >>> 0, 12);
+  b.writeUInt32LE(w.rcvWup >>> 0, 16);
   setsockoptBuf(fd, T, C.TCP_REPAIR_WINDOW, 'TCP_REPAIR_WINDOW', b);
 }
 
@@ -47,9 +57,12 @@ export interface TcpInfoOptions {
   readonly rcvWscale: number;
 }
 
-// struct tcp_info: u8 state @0, u8 options @5, u8 snd_wscale:4 | rcv_wscale:4 @6.
+// struct tcp_info: u8 state @0, u8 options @5, u8 snd_wscale:4 | rcv_wscale:4 @6. Only its first 8 bytes
+// are asked for (getsockopt copies min(len, sizeof) bytes).
 export function getInfoOptions(fd: number): TcpInfoOptions {
-  const b = getsockoptBuf(fd, T, C.TCP_INFO, 'TCP_INFO', 104);
+  const b = INFO_OPTIONS;
+  const n = getsockoptInto(fd, T, C.TCP_INFO, 'TCP_INFO', b);
+  if (n < 7) throw new TcpStateError(TCP_ERR.TCP_INFO, `tcp_info: kernel returned ${n} bytes, need 7`);
   const opts = b[5]!;
   return {
     state: b[0]!,
@@ -129,10 +142,10 @@ export interface RepairOption {
 /** TCP_REPAIR_OPTIONS takes an array of struct tcp_repair_opt { u32 code, val }. */
 export function setOptions(fd: number, opts: readonly RepairOption[]): void {
   if (opts.length === 0) return;
-  const b = Buffer.alloc(opts.length * 8);
-  opts.forEach((o, i) => {
-    b.writeUInt32LE(o.code >>> 0, i * 8);
-    b.writeUInt32LE(o.val >>> 0, i * 8 + 4);
-  });
+  const b = opts.length * 8 <= REPAIR_OPTS.length ? REPAIR_OPTS.subarray(0, opts.length * 8) : Buffer.alloc(opts.length * 8);
+  for (let i = 0; i < opts.length; i++) {
+    b.writeUInt32LE(opts[i]!.code >>> 0, i * 8);
+    b.writeUInt32LE(opts[i]!.val >>> 0, i * 8 + 4);
+  }
   setsockoptBuf(fd, T, C.TCP_REPAIR_OPTIONS, 'TCP_REPAIR_OPTIONS', b);
 }
