@@ -124,8 +124,8 @@ export class BackendAgent {
         o.park.guardVips(vipsByPeer.all());
         return { early: true, lossless: o.park.lossless };
       },
-      onCommit: (id, ctx, data) => {
-        receiver.commit(key(ctx.peer, id), data);
+      onCommit: (id, ctx) => {
+        receiver.commit(key(ctx.peer, id));
       },
       onAbort: (id, ctx) => receiver.abort(key(ctx.peer, id)),
       // A front-end that never saw a flow asks who holds it (issue 11): answer with the handoff that placed it.

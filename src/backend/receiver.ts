@@ -12,8 +12,7 @@
 // is gone ends with ETIMEDOUT and is reported as a flow end like any other close.
 import type net from 'node:net';
 import type { OwnedFd } from '../tcp/fd.ts';
-import { sendData, sendDuplicate } from '../tcp/fin.ts';
-import { injectState, openWindowFor } from '../tcp/inject.ts';
+import { injectState } from '../tcp/inject.ts';
 import { DEFAULT_LIVENESS, setLiveness, type Liveness } from '../tcp/liveness.ts';
 import { fdOf } from '../tcp/node-socket.ts';
 import { setRepair } from '../tcp/repair.ts';
@@ -179,32 +178,12 @@ export class HandoffReceiver {
     this.#youngTimer.unref();
   }
 
-  /**
-   * Returns false when the id is unknown (already aborted or timed out). `data`: the client's bytes
-   * that followed the blob's receive queue, taken by the front-end after the capture (lossless
-   * handoff); they are given to the socket as in-order segments before it is delivered.
-   */
-  commit(id: string, data?: Uint8Array): boolean {
+  /** Returns false when the id is unknown (already aborted or timed out). */
+  commit(id: string): boolean {
     const p = this.#prepared.get(id);
     if (!p) return false;
     this.#prepared.delete(id);
     clearTimeout(p.timer);
-    if (data !== undefined) {
-      try {
-        if (data.length > 0) {
-          openWindowFor(p.fd.fd, data.length, p.state);
-          sendData(p.state, data);
-        }
-        // The socket's window was widened in the blob, so reading will not announce it: a duplicate
-        // byte makes the socket answer with an ACK carrying its window, which the client takes.
-        sendDuplicate(p.state, data.length);
-      } catch {
-        // The client's bytes cannot be given back: the connection is broken either way.
-        p.fd.dropSilently();
-        p.unmap();
-        return false;
-      }
-    }
     return this.#deliver(id, p) !== undefined;
   }
 

@@ -236,13 +236,8 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
    * Phase two: the client's packets now go to the agent; it delivers the connection. Fire and
    * forget; false if the channel is down (the agent then drops the connection on its own).
    */
-  commit(id: bigint, data?: Uint8Array): boolean {
-    if (data === undefined) return this.#sendId('commit', id);
-    // COMMIT with the bytes the front-end took after the capture (lossless handoff); agents of
-    // protocol 2 without it close the channel on this frame type.
-    const link = this.#link;
-    if (this.#state !== 'up' || link === undefined) return false;
-    return link.send({ kind: 'commit-data', id, data });
+  commit(id: bigint): boolean {
+    return this.#sendId('commit', id);
   }
 
   /** The handoff acked ok will not be used (e.g. steering failed): the agent drops it silently. */

@@ -78,8 +78,7 @@ export interface ControlServerOptions {
   /** Restores one handed-off connection. Throwing is answered as BATON_ERR_INJECT with the message. */
   readonly onHandoff: (id: bigint, blob: Uint8Array, ctx: HandoffContext, forwarded: boolean) => Promise<HandoffResult> | HandoffResult;
   /** A prepared handoff is committed: deliver it. Called at most once per prepared id. */
-  /** `data`: client bytes that follow the blob's receive queue (lossless handoff), to be taken before delivery. */
-  readonly onCommit?: (id: bigint, ctx: HandoffContext, data?: Uint8Array) => void;
+  readonly onCommit?: (id: bigint, ctx: HandoffContext) => void;
   /** A prepared handoff will never be committed: drop it silently. Called at most once per prepared id. */
   readonly onAbort?: (id: bigint, ctx: HandoffContext) => void;
   /**
@@ -335,10 +334,9 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
             this.#vips(peer, m.vips);
             return;
           case 'commit':
-          case 'commit-data':
             // Counted whatever the id: the front-end counted it too, and the next LOAD settles it.
             peer.commits = (peer.commits + 1) >>> 0;
-            if (peer.handoffs.get(m.id) === 'prepared') this.#finish(peer, m.id, 'onCommit', m.kind === 'commit-data' ? m.data : undefined);
+            if (peer.handoffs.get(m.id) === 'prepared') this.#finish(peer, m.id, 'onCommit');
             if (this.#load !== undefined) this.#scheduleLoad(peer);
             return;
           case 'abort': {
@@ -493,10 +491,10 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     if (!peer.link.send(ack) || abortRequested) this.#finish(peer, id, 'onAbort');
   }
 
-  #finish(peer: Peer, id: bigint, callback: 'onCommit' | 'onAbort', data?: Uint8Array): void {
+  #finish(peer: Peer, id: bigint, callback: 'onCommit' | 'onAbort'): void {
     peer.handoffs.delete(id);
     try {
-      if (callback === 'onCommit') this.#onCommit?.(id, ctx(peer), data);
+      if (callback === 'onCommit') this.#onCommit?.(id, ctx(peer));
       else this.#onAbort?.(id, ctx(peer));
     } catch (e) {
       this.emit('callbackError', e, id, callback);

@@ -17,7 +17,7 @@ export interface HandoffChannel {
    * Phase two: the client's packets now reach the back-end; deliver the connection. False when the
    * channel is down, so the COMMIT was not sent (the agent then drops the connection on its own).
    */
-  commit(id: bigint, data?: Uint8Array): boolean;
+  commit(id: bigint): boolean;
   /** The front-end will not forward: drop the injected connection silently. */
   abort(id: bigint): boolean;
   /** A move-protocol message (ROUTES, MOVE_REPLY, MOVE_DONE, DRAIN); absent on channels that cannot move. */

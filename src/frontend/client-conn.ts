@@ -2,16 +2,13 @@
 // adapter over a net.Socket and the capture function (repair-mode capture + blob encoding).
 // Node's TCP handle is reached only through tcp/node-socket.ts.
 import type net from 'node:net';
-import { absorbedSince, captureState, repairOff } from '../tcp/capture.ts';
+import { captureState, repairOff } from '../tcp/capture.ts';
 import { fdOf, stopReading } from '../tcp/node-socket.ts';
 import { getInfoOptions } from '../tcp/repair.ts';
 import { encodeBlob } from '../wire/blob.ts';
 import type { Endpoint } from '../wire/tcp-state.ts';
 import type { FlowKey } from '../steer/types.ts';
 import type { CaptureInput, CaptureResult, ClientConnection } from './handoff.ts';
-
-/** Receive window the blob names in a lossless handoff (bytes): room for what arrives until the forward. */
-const LOSSLESS_WINDOW = 4 << 20;
 
 /** Linux TCP_CLOSE (include/net/tcp_states.h): what a socket is once the peer reset it. */
 const TCP_CLOSE = 7;
@@ -70,10 +67,6 @@ class SocketConnection implements ClientConnection {
     repairOff(this.fd);
   }
 
-  absorbedSince(recvSeq: number): Uint8Array {
-    return absorbedSince(this.fd, recvSeq);
-  }
-
   closeSilently(): void {
     this.#socket.destroy();
   }
@@ -90,17 +83,16 @@ class SocketConnection implements ClientConnection {
 /** Captures the held connection's state and encodes the blob. */
 export function kernelCapture(i: CaptureInput): CaptureResult {
   try {
-    const captured = captureState({
+    const state = captureState({
       fd: i.fd,
       family: i.flow.family,
       client: { address: i.flow.clientAddress, port: i.flow.clientPort },
       vip: i.vip,
       consumed: i.consumed,
     });
-    const state = i.lossless ? { ...captured, window: { ...captured.window, rcvWnd: Math.max(captured.window.rcvWnd, LOSSLESS_WINDOW) } } : captured;
     const encode = (encap: { readonly frontend: string } | undefined): Uint8Array =>
       encodeBlob({ handoffId: i.handoffId, flowId: i.flowId, state, ...(encap && { encap }) });
-    return { ok: true, blob: encode(i.encap), reencode: encode, recvSeq: state.recvSeq };
+    return { ok: true, blob: encode(i.encap), reencode: encode };
   } catch (e) {
     const error = e instanceof Error ? e : new Error(String(e));
     return { ok: false, gone: isClosed(i.fd), error };

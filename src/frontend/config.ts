@@ -100,12 +100,6 @@ export const frontendConfigSchema = z
         /** Connections accepted and not yet handed off, beyond which new ones are refused. */
         maxPending: z.number().int().min(1).max(1_000_000).default(4096),
         /**
-         * Lossless handoff (prototype): no hold; the captured socket keeps taking the client's bytes
-         * until the forward, and they go to the back-end with the COMMIT. Needs agents that know
-         * COMMIT_DATA (frame 0x16).
-         */
-        lossless: z.boolean().default(false),
-        /**
          * Forward first (docs/handoff.md): to an agent that guards the VIP against early packets (its
          * `dataplane`), steer the client there before sending the blob, and let it deliver at once: one round
          * trip less per handoff, and nothing the client sends meanwhile is dropped. false: always hold first.

@@ -122,7 +122,6 @@ export class Frontend {
       clock: d.clock ?? systemClock,
       log: d.log,
       maxAttempts: () => this.#config.limits.maxAttempts,
-      lossless: () => this.#config.limits.lossless,
       firstHandoffId: d.firstHandoffId ?? randomFirstId(),
       flowIdsInUse: d.flowIdsInUse,
       encapSource: (id) => d.encapSources?.get(id),

@@ -25,7 +25,7 @@ interface Rig {
   readonly captured: CaptureInput[];
 }
 
-function rig(o: { scripts?: Partial<Record<(typeof IDS)[number], Script>>; maxAttempts?: number; capture?: (i: CaptureInput) => CaptureResult; flowIdsInUse?: ReadonlySet<number>; lossless?: boolean } = {}): Rig {
+function rig(o: { scripts?: Partial<Record<(typeof IDS)[number], Script>>; maxAttempts?: number; capture?: (i: CaptureInput) => CaptureResult; flowIdsInUse?: ReadonlySet<number> } = {}): Rig {
   const steering = new FakeSteering();
   const channels = new Map(IDS.map((id) => [id as string, new FakeChannel(o.scripts?.[id] ?? ok)]));
   const table = new BackendTable(IDS.map((id) => ({ id, weight: 1 })), (id) => channels.get(id)?.state ?? 'down');
@@ -50,7 +50,6 @@ function rig(o: { scripts?: Partial<Record<(typeof IDS)[number], Script>>; maxAt
     log,
     maxAttempts: () => o.maxAttempts ?? 3,
     flowIdsInUse: o.flowIdsInUse,
-    lossless: () => o.lossless ?? false,
   });
   return { machine, steering, channels, table, log, captured };
 }
@@ -266,35 +265,4 @@ test('client socket already closed when the head completes -> nothing held at al
   assert.deepEqual(conn.did, ['discard']);
   assert.deepEqual(r.log.lines, []);
   assert.equal(r.machine.stats().vanished, 1);
-});
-
-test('lossless: nothing held; the bytes taken after the capture go with the COMMIT', async () => {
-  const r = rig({ lossless: true, capture: () => ({ ok: true, blob: new Uint8Array([1]), recvSeq: 1000 }) });
-  const conn = new FakeConnection().lossless(new Uint8Array([7, 8, 9]));
-  const out = await r.machine.run(conn, req);
-  assert.equal(out.kind, 'handed-off');
-  assert.ok(!r.steering.calls.some((c) => c.startsWith('hold')), r.steering.calls.join('\n'));
-  assert.equal(r.captured[0]?.lossless, true);
-  assert.deepEqual(conn.did, ['absorbedSince 1000', 'closeSilently']);
-  assert.deepEqual([...r.channels.get('b1')!.commitData.values()], [new Uint8Array([7, 8, 9])]);
-});
-
-test('lossless: absorbed bytes unreadable -> ABORT, the forward is taken back, the client answered 503', async () => {
-  const r = rig({ lossless: true, capture: () => ({ ok: true, blob: new Uint8Array([1]), recvSeq: 5 }) });
-  const conn = new FakeConnection().lossless(new Error('SIOCINQ: EBADF'));
-  const out = await r.machine.run(conn, req);
-  assert.deepEqual(out, { kind: 'answered', status: 503, why: 'absorbed bytes unreadable' });
-  assert.equal(r.channels.get('b1')!.aborts.length, 1);
-  assert.deepEqual(r.channels.get('b1')!.commits, []);
-  assert.equal(r.steering.forwarded.size, 0);
-  assert.deepEqual(conn.did, ['absorbedSince 5', 'repairOff', 'answer 503']);
-});
-
-test('lossless off: a connection offering absorbedSince is held and committed without data', async () => {
-  const r = rig({ capture: () => ({ ok: true, blob: new Uint8Array([1]), recvSeq: 5 }) });
-  const conn = new FakeConnection().lossless(new Uint8Array([1]));
-  await r.machine.run(conn, req);
-  assert.ok(r.steering.calls.some((c) => c.startsWith('hold')));
-  assert.deepEqual(conn.did, ['closeSilently']);
-  assert.equal(r.channels.get('b1')!.commitData.size, 0);
 });

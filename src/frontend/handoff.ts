@@ -51,11 +51,6 @@ export interface CaptureInput {
   readonly flowId: number;
   /** The front-end address to name in the blob when the target back-end is reached by flow-id encapsulation. */
   readonly encap?: { readonly frontend: string };
-  /**
-   * Lossless handoff: the socket keeps taking bytes after the capture and its window moves on, so
-   * the blob's receive window is widened for the back-end to accept what the client sends meanwhile.
-   */
-  readonly lossless?: boolean;
 }
 
 /** The encoded blob, or why not; `gone` when the client already reset or closed the connection. */
@@ -65,8 +60,6 @@ export type CaptureResult =
       readonly blob: Uint8Array;
       /** The same state encoded for another target's forwarding (a retry to a back-end of another mode). */
       readonly reencode?: (encap: { readonly frontend: string } | undefined) => Uint8Array;
-      /** The captured rcv_nxt (lossless handoff: what the socket takes afterwards goes with the COMMIT). */
-      readonly recvSeq?: number;
     }
   | { readonly ok: false; readonly gone: boolean; readonly error: Error };
 
@@ -86,8 +79,6 @@ export interface ClientConnection {
   isOpen(): boolean;
   /** Leave repair mode so the socket can answer here. Throws on failure. */
   repairOff(): void;
-  /** Lossless handoff: the client bytes the captured socket took after `recvSeq`. Throws on failure. */
-  absorbedSince?(recvSeq: number): Uint8Array;
   /** Handed off: close while still in repair mode, sending neither FIN nor RST. */
   closeSilently(): void;
   /** Answer here with this status and close. */
@@ -119,11 +110,6 @@ export interface HandoffPorts {
   readonly log: HandoffLog;
   /** Back-ends tried for one connection before answering 503 (read per connection: reloadable). */
   readonly maxAttempts: () => number;
-  /**
-   * Lossless handoff (read per connection): no hold; the captured socket, in repair mode, keeps
-   * taking (and ACKing) the client's bytes until the forward, and they go with the COMMIT.
-   */
-  readonly lossless?: () => boolean;
   /** The first handoff id (default 1). */
   readonly firstHandoffId?: bigint;
   /**
@@ -162,7 +148,6 @@ interface Captured {
   readonly handoffId: bigint;
   readonly flowId: number;
   readonly encap: { readonly frontend: string } | undefined;
-  readonly lossless: boolean;
 }
 
 type Phase = 'hold' | 'capture' | 'prepare' | 'forward' | 'confirm';
@@ -235,19 +220,16 @@ export class HandoffMachine {
     if (first.kind === 'none') return this.#answer(conn, 503, 'no back-end');
     if (!conn.isOpen()) return this.#vanish(conn, false);
 
-    const lossless = (p.lossless?.() ?? false) && conn.absorbedSince !== undefined;
     const firstChannel = p.channel(first.id);
-    if (!lossless && firstChannel?.forwardFirst === true) return this.#forwardFirst(conn, req, first.id, firstChannel);
+    if (firstChannel?.forwardFirst === true) return this.#forwardFirst(conn, req, first.id, firstChannel);
     let t = p.clock.hrtime();
-    if (!lossless) {
-      try {
-        await p.steering.hold(flow);
-      } catch (e) {
-        p.log.error({ err: e, client: flow }, 'hold failed');
-        return this.#answer(conn, 503, 'hold failed');
-      }
-      this.#record('hold', t);
+    try {
+      await p.steering.hold(flow);
+    } catch (e) {
+      p.log.error({ err: e, client: flow }, 'hold failed');
+      return this.#answer(conn, 503, 'hold failed');
     }
+    this.#record('hold', t);
 
     const handoffId = this.#nextId++;
     const flowId = this.#allocateFlowId();
@@ -255,14 +237,14 @@ export class HandoffMachine {
     // Synchronous from this check to the end of the capture: the descriptor cannot change hands.
     if (!conn.isOpen()) return this.#vanish(conn, true);
     const encap = this.#encapOf(first.id);
-    const cap = p.capture({ fd: conn.fd, flow, vip: conn.vip, consumed: conn.consumed, handoffId, flowId, encap, lossless });
+    const cap = p.capture({ fd: conn.fd, flow, vip: conn.vip, consumed: conn.consumed, handoffId, flowId, encap });
     if (!cap.ok) {
       if (cap.gone) return this.#vanish(conn, true);
       p.log.warn({ err: cap.error, client: flow }, 'capture failed; answering locally');
       return this.#giveBack(conn, 'capture failed');
     }
     this.#record('capture', t);
-    return this.#place(conn, req, { cap, handoffId, flowId, encap, lossless }, first, new Set<string>());
+    return this.#place(conn, req, { cap, handoffId, flowId, encap }, first, new Set<string>());
   }
 
   /**
@@ -330,14 +312,14 @@ export class HandoffMachine {
     // A new handoff id: a late end report of the refused attempt (e.g. an ABORT after a timeout dropped a
     // connection it had delivered) must not release the next placement. The blob's own copy is not read.
     const tried = new Set<string>([id]);
-    const retry = { cap, handoffId: this.#nextId++, flowId, encap, lossless: false };
+    const retry = { cap, handoffId: this.#nextId++, flowId, encap };
     return this.#place(conn, req, retry, p.pick(req, tried, p.clock.now()), tried);
   }
 
   /** The held, captured connection goes to the first back-end that takes it (prepare, forward, commit). */
   async #place(conn: ClientConnection, req: RequestInfo, c: Captured, first: PickResult, tried: Set<string>): Promise<HandoffOutcome> {
     const p = this.#p;
-    const { cap, handoffId, flowId, lossless } = c;
+    const { cap, handoffId, flowId } = c;
     let { encap } = c;
     let blob = cap.blob;
     let pick = first;
@@ -354,7 +336,7 @@ export class HandoffMachine {
       const ack = ch === undefined ? noChannel(id) : await this.#prepare(id, ch, handoffId, blob);
       if (ack.ok) {
         this.#record('prepare', t);
-        return this.#complete(conn, id, ch!, handoffId, flowId, lossless ? cap.recvSeq : undefined);
+        return this.#complete(conn, id, ch!, handoffId, flowId);
       }
       this.#refused(id, ack);
       tried.add(id);
@@ -392,7 +374,7 @@ export class HandoffMachine {
   }
 
   /** The back-end holds the connection aside: steer the client to it, then let it deliver. */
-  async #complete(conn: ClientConnection, id: string, ch: HandoffChannel, handoffId: bigint, flowId: number, recvSeq?: number): Promise<HandoffOutcome> {
+  async #complete(conn: ClientConnection, id: string, ch: HandoffChannel, handoffId: bigint, flowId: number): Promise<HandoffOutcome> {
     const p = this.#p;
     const { flow } = conn;
     const t = p.clock.hrtime();
@@ -405,20 +387,7 @@ export class HandoffMachine {
       return this.#giveBack(conn, 'forward failed');
     }
     this.#record('forward', t);
-    let data: Uint8Array | undefined;
-    if (recvSeq !== undefined && conn.absorbedSince) {
-      try {
-        data = conn.absorbedSince(recvSeq);
-      } catch (e) {
-        // The bytes are ACKed to the client and cannot reach the back-end: keep the client here.
-        ch.abort(handoffId);
-        p.book.failed(id);
-        p.log.error({ err: e, backend: id, client: flow }, 'absorbed bytes unreadable; answering locally');
-        await p.steering.release(flow, handoffId).catch((err: unknown) => p.log.error({ err }, 'release failed'));
-        return this.#giveBack(conn, 'absorbed bytes unreadable');
-      }
-    }
-    if (!ch.commit(handoffId, data)) {
+    if (!ch.commit(handoffId)) {
       // The channel dropped after the ACK: the agent has dropped its copy, and the client's
       // packets already go there. Take the steering back and answer here; best effort: packets
       // that reach the back-end meanwhile may draw a reset. The window is the forward's await.

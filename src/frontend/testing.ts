@@ -68,8 +68,6 @@ export class FakeChannel implements HandoffChannel {
   /** The agent guards our VIPs (GUARD): handoffs to it may be forwarded first. */
   forwardFirst = false;
   readonly commits: bigint[] = [];
-  /** The bytes each COMMIT carried (lossless handoff), by handoff id. */
-  readonly commitData = new Map<bigint, Uint8Array>();
   readonly aborts: bigint[] = [];
   script: Script;
   /** Whether commit() finds the channel up (false: lost between the ACK and the COMMIT). */
@@ -82,10 +80,9 @@ export class FakeChannel implements HandoffChannel {
     this.sent.push({ id, blob, forwarded });
     return this.script(id, blob);
   }
-  commit(id: bigint, data?: Uint8Array): boolean {
+  commit(id: bigint): boolean {
     if (!this.commitOk) return false;
     this.commits.push(id);
-    if (data !== undefined) this.commitData.set(id, data);
     return true;
   }
   abort(id: bigint): boolean {
@@ -103,22 +100,9 @@ export class FakeConnection implements ClientConnection {
   readonly flow: FlowKey;
   failRepairOff = false;
   open = true;
-  /** Lossless handoff: what absorbedSince returns (an Error is thrown); undefined: not offered. */
-  absorbed: Uint8Array | Error | undefined;
-  absorbedSince?: (recvSeq: number) => Uint8Array;
 
   constructor(clientPort = 40000, clientAddress = '198.51.100.7') {
     this.flow = { family: 4, clientAddress, clientPort };
-  }
-  /** Offers absorbedSince (lossless handoff), answering with `absorbed`. */
-  lossless(absorbed: Uint8Array | Error): this {
-    this.absorbed = absorbed;
-    this.absorbedSince = (recvSeq) => {
-      this.did.push(`absorbedSince ${recvSeq}`);
-      if (this.absorbed instanceof Error) throw this.absorbed;
-      return this.absorbed ?? new Uint8Array(0);
-    };
-    return this;
   }
   isOpen(): boolean {
     return this.open;

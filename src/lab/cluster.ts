@@ -79,6 +79,9 @@ export interface FrontendStatsJson {
   retries: number;
   answeredLocally: Record<string, number>;
   handoffUs: { count: number; p50: number; p90: number; p99: number; max: number; buckets: Record<string, number> };
+  /** Forwarded handoffs (docs/handoff.md): head -> client steered and blob sent. */
+  placedUs: { count: number; p50: number; p99: number };
+  unconfirmed: number;
   phasesUs: Record<string, { p50: number; p99: number }>;
   perBackend: Record<string, { handoffs: number; failures: number; active: number; up: boolean }>;
   /** Data-path counters per back-end (bpf steering; empty with nft). */

@@ -90,31 +90,4 @@ export function repairOff(fd: number): void {
   setRepair(fd, C.TCP_REPAIR_OFF_NO_WP);
 }
 
-/** How many times absorbedSince re-reads rcv_nxt, waiting for packets already past steering to land. */
-const SETTLE_READS = 3;
 
-/**
- * Lossless handoff: the client's bytes a captured socket, still in repair mode, took after the
- * capture (it queues and ACKs what arrives). Call once the flow is forwarded elsewhere; `recvSeq`
- * is the captured one. A packet steered just before the forward may still be in the stack, so
- * rcv_nxt is read until it stays put over a few short waits.
- */
-export function absorbedSince(fd: number, recvSeq: number): Uint8Array {
-  selectQueue(fd, C.TCP_RECV_QUEUE);
-  let seq = getQueueSeq(fd);
-  for (let i = 0; i < SETTLE_READS; i++) {
-    Atomics.wait(SLEEPER, 0, 0, 0.05);
-    const again = getQueueSeq(fd);
-    if (again === seq) break;
-    seq = again;
-  }
-  const n = (seq - recvSeq) >>> 0;
-  if (n === 0) return new Uint8Array(0);
-  const inq = ioctlInt(fd, C.SIOCINQ, 'SIOCINQ');
-  // A FIN taken meanwhile counts in rcv_nxt but not in the queue; it is not passed on.
-  const take = Math.min(n, inq);
-  const all = peekQueue(fd, inq, 'receive queue');
-  return new Uint8Array(all.subarray(inq - take));
-}
-
-const SLEEPER = new Int32Array(new SharedArrayBuffer(4));

@@ -10,10 +10,7 @@ import { TCP_ERR, TcpStateError } from './errors.ts';
 import { OwnedFd } from './fd.ts';
 import { sendFin } from './fin.ts';
 import {
-  getQueueSeq,
-  getTimestamp,
   getTcpInfo,
-  getWindow,
   selectQueue,
   setMss,
   setOptions,
@@ -163,37 +160,5 @@ export function injectState(s: TcpState, opts: InjectOptions = {}): OwnedFd {
     owned.dropSilently();
     const detail = err instanceof Error ? err.message : String(err);
     throw new TcpStateError(TCP_ERR.INJECT, `inject: ${step}: ${detail}`, { cause: err });
-  }
-}
-
-/** How far openWindowFor moves the timestamp clock ahead (ms; Linux TCP timestamps count ms). */
-const TS_LEAD_MS = 4096;
-
-/**
- * Lossless handoff: before the bytes the front-end took after the capture are given to an injected
- * socket (tcp/fin.ts sendData), its receive window and buffer must hold them. The window restored
- * from the capture ends where the front-end's window ended then; the front-end kept advertising
- * further while it absorbed, so the client's bytes reach beyond it, and segments past the window
- * would be dropped although the client saw them acknowledged. Re-enters repair mode briefly.
- */
-export function openWindowFor(fd: number, bytes: number, s: TcpState): void {
-  setRepair(fd, C.TCP_REPAIR_ON);
-  try {
-    // Never below what inject gave it (a smaller buffer than the data queued stalls the socket at a zero window).
-    const room = Math.max(s.recvQueue.length, s.window.rcvWnd, 64 * 1024) + bytes;
-    setsockoptInt(fd, C.SOL_SOCKET, C.SO_RCVBUFFORCE, 'SO_RCVBUFFORCE', Math.min(room * 2, 64 << 20));
-    selectQueue(fd, C.TCP_RECV_QUEUE);
-    const rcvNxt = getQueueSeq(fd);
-    const w = getWindow(fd);
-    // Room for the absorbed bytes and as much again for what the client sends after them.
-    const rcvWnd = Math.max(w.rcvWnd, Math.min(bytes * 2 + (256 << 10), 32 << 20));
-    setWindow(fd, { ...w, rcvWup: rcvNxt, rcvWnd });
-    // The front-end kept acknowledging after the capture, with later timestamps than this socket's
-    // (restored at the capture's value, it lags by the capture-to-inject time): the client would
-    // drop this socket's first segments by PAWS, window updates included. Move its clock ahead by
-    // more than a handoff can take.
-    if (s.timestamps) setTimestamp(fd, (getTimestamp(fd) + TS_LEAD_MS) >>> 0);
-  } finally {
-    setRepair(fd, C.TCP_REPAIR_OFF_NO_WP);
   }
 }

@@ -39,8 +39,6 @@ const golden: Array<{ name: string; message: Message; bytes: string }> = [
   { name: 'pong', message: { kind: 'pong', token: 1n }, bytes: '00000009 21 0000000000000001' },
   { name: 'commit', message: { kind: 'commit', id: 258n }, bytes: '00000009 14 0000000000000102' },
   { name: 'abort', message: { kind: 'abort', id: 258n }, bytes: '00000009 15 0000000000000102' },
-  { name: 'commit-data', message: { kind: 'commit-data', id: 258n, data: hex('aabb') }, bytes: '0000000b 16 0000000000000102 aabb' },
-  { name: 'commit-data, nothing absorbed', message: { kind: 'commit-data', id: 1n, data: hex('') }, bytes: '00000009 16 0000000000000001' },
   {
     name: 'handoff',
     message: { kind: 'handoff', id: 0xffff_ffff_ffff_ffffn, blob: hex('aabbcc') },

@@ -22,6 +22,7 @@
 //                   client addr [4|16], client port u16, vip addr [4|16], vip port u16
 //   COMMIT    0x14  id u64
 //   ABORT     0x15  id u64
+//   (0x16, COMMIT_DATA of the lossless prototype, is retired: forwarded handoffs replaced it)
 //   HANDOFF_FWD 0x17 id u64, blob (rest): the front-end already steers this flow here (it forwarded before it
 //                   captured): inject and deliver at once, answer with ACK; no COMMIT follows (docs/handoff.md)
 //   VIPS      0x18  FE -> agent: count u8 (<= 64), then per VIP: family u8 (4|6), addr [4|16], port u16
@@ -72,8 +73,6 @@ export const FrameType = {
   flowEnd: 0x13,
   commit: 0x14,
   abort: 0x15,
-  /** COMMIT carrying the client bytes the front-end's socket took after the capture (lossless handoff). */
-  commitData: 0x16,
   handoffFwd: 0x17,
   vips: 0x18,
   guard: 0x19,
@@ -143,8 +142,6 @@ export type Message =
   | { readonly kind: 'load'; readonly active: number; readonly capacity?: number; readonly seq: number; readonly commits: number }
   | ({ readonly kind: 'flow-end'; readonly id: bigint } & FlowInfo)
   | { readonly kind: 'commit'; readonly id: bigint }
-  /** Commit, with the client's bytes that followed the blob's receive queue (sequence recvSeq onwards). */
-  | { readonly kind: 'commit-data'; readonly id: bigint; readonly data: Uint8Array }
   | { readonly kind: 'abort'; readonly id: bigint }
   | ({ readonly kind: 'owner-query'; readonly id: number; readonly flowId: number; readonly frontend: string } & FlowInfo)
   | { readonly kind: 'owner-reply'; readonly id: number; readonly found: boolean; readonly handoffId: bigint }
@@ -320,7 +317,6 @@ const kindOfType = new Map<number, MessageKind>([
   [FrameType.flowEnd, 'flow-end'],
   [FrameType.commit, 'commit'],
   [FrameType.abort, 'abort'],
-  [FrameType.commitData, 'commit-data'],
   [FrameType.handoffFwd, 'handoff-fwd'],
   [FrameType.vips, 'vips'],
   [FrameType.guard, 'guard'],
@@ -409,9 +405,6 @@ export function decodeMessage(frame: Frame): Message {
     case 'commit':
     case 'abort':
       m = { kind, id: r.u64('id') };
-      break;
-    case 'commit-data':
-      m = { kind, id: r.u64('id'), data: r.bytes(r.remaining, 'data') };
       break;
     case 'owner-query': {
       const id = r.u32('id');
@@ -547,9 +540,6 @@ export function encodeMessage(m: Message): Uint8Array {
     case 'abort':
       w.u64(m.id, 'id');
       return w.frame(m.kind === 'commit' ? FrameType.commit : FrameType.abort);
-    case 'commit-data':
-      w.u64(m.id, 'id').raw(m.data);
-      return w.frame(FrameType.commitData);
     case 'ping':
     case 'pong':
       w.u64(m.token, 'token');
