@@ -3,10 +3,10 @@
 // (steer/nft-queue-rule.ts: prerouting, priority raw, so before conntrack; no bypass: with nobody reading, the kernel
 // drops rather than let a packet reach a stack that would reset the client). The mark and mask come from the
 // program's BTF (enum park_mark). The caller runs in the agent's network namespace.
-import { NfQueue } from '../sys/nfqueue.ts';
 import type { BackendDataplane } from '../steer/bpf-loader.ts';
 import type { GuardMaps } from '../steer/bpf-guard-maps.ts';
-import { installQueueRule, removeQueueRule } from '../steer/nft-queue-rule.ts';
+import { removeQueueRule } from '../steer/nft-queue-rule.ts';
+import { openParkQueue, type ParkQueue } from '../steer/park-queue.ts';
 import { BatonError } from '../wire/errors.ts';
 import { type GuardPort, type ParkLimits, ParkModel, type QueuePort } from './park.ts';
 
@@ -58,20 +58,19 @@ export function openParkGate(o: ParkGateOptions): ParkModel {
   const queueNum = o.queue ?? DEFAULT_PARK_QUEUE;
   const table = o.table ?? `baton_park_${queueNum}`;
   let model: ParkModel | undefined;
-  const nfq = NfQueue.open({ queue: queueNum }, (packets) => model?.onPackets(packets));
+  let pq: ParkQueue;
   try {
-    installQueueRule({ table, queue: queueNum, mark: g.codecs.mark, mask: g.codecs.markMask });
+    pq = openParkQueue({ queue: queueNum, table, mark: g.codecs.mark, mask: g.codecs.markMask }, (packets) => model?.onPackets(packets));
   } catch (err) {
-    nfq.close();
-    throw new ParkRuleError(`park: install nft table ${table}`, { cause: err });
+    throw new ParkRuleError(`park: queue ${queueNum}, nft table ${table}`, { cause: err });
   }
   let timer: NodeJS.Timeout | undefined;
   const queue: QueuePort = {
-    drain: () => void nfq.drain(),
-    verdict: (vs) => nfq.verdict(vs),
+    drain: () => pq.drain(),
+    verdict: (vs) => pq.verdict(vs),
     close: () => {
       clearInterval(timer);
-      nfq.close();
+      pq.close();
     },
   };
   model = new ParkModel({ guard: guardPort(g, table), queue, now: () => performance.now(), ...(o.limits && { limits: o.limits }) });

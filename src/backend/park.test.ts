@@ -131,13 +131,13 @@ test('not lossless: no queue, release lets nothing through, the guard is still d
   assert.deepEqual(s.calls, ['vips 1', 'begin 40000', 'end 40000']);
 });
 
-test('close drops everything still parked, closes the queue, then the guard', () => {
+test('close drops everything still parked, switches the guard to dropping, then closes the queue (and its rule)', () => {
   const s = setup();
   const ps = [pkt(flowA), pkt(flowB)];
   s.model.onPackets(ps);
   s.model.close({ keep: true });
   s.model.close();
   assert.deepEqual(dropped(s.verdicts), ps.map((p) => p.id));
-  assert.deepEqual(s.calls, ['queue close', 'close keep=true']);
+  assert.deepEqual(s.calls, ['close keep=true', 'queue close']);
   assert.equal(s.model.stats().pending, 0);
 });

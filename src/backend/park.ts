@@ -228,8 +228,10 @@ export class ParkModel implements ParkGate {
     for (const h of this.#held.values()) this.#drop(h);
     this.#held.clear();
     this.#pending = 0;
-    this.#queue?.close();
+    // The guard first: it drops instead of marking before the queue and its rule go (a marked packet with no rule
+    // would reach the stack and draw a reset).
     this.#guard.close({ keep: opts?.keep === true });
+    this.#queue?.close();
   }
 
   #take(k: string): Held | undefined {

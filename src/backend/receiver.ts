@@ -14,9 +14,7 @@ import type net from 'node:net';
 import type { OwnedFd } from '../tcp/fd.ts';
 import { injectState } from '../tcp/inject.ts';
 import { DEFAULT_LIVENESS, setLiveness, type Liveness } from '../tcp/liveness.ts';
-import { fdOf } from '../tcp/node-socket.ts';
-import { setRepair } from '../tcp/repair.ts';
-import * as C from '../sys/constants.ts';
+import { destroySilently } from '../tcp/node-socket.ts';
 import { decodeBlob, type HandoffBlob } from '../wire/blob.ts';
 import type { DecapGate } from './decap.ts';
 import { BatonError } from '../wire/errors.ts';
@@ -259,13 +257,7 @@ export class HandoffReceiver {
     if (socket === undefined) return;
     this.#young.delete(id);
     this.#older.delete(id);
-    const fd = fdOf(socket);
-    try {
-      if (fd !== undefined) setRepair(fd, C.TCP_REPAIR_ON);
-    } catch {
-      // Not repairable any more (reset): destroying it is all that is left.
-    }
-    socket.destroy();
+    destroySilently(socket);
   }
 
   /** Drops every prepared connection whose id starts with `prefix` (the channel that sent them is gone). */

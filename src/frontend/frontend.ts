@@ -72,7 +72,7 @@ export interface FrontendStats {
   readonly handoffUs: HandoffStats['handoffUs'];
   /** Forwarded handoffs (docs/handoff.md): head complete -> client steered to the back-end and blob written. */
   readonly placedUs: HandoffStats['placedUs'];
-  /** Forwarded handoffs whose channel dropped before the back-end's answer (left steered there). */
+  /** Forwarded handoffs whose channel dropped before the back-end's answer (handed to the next back-end). */
   readonly unconfirmed: number;
   readonly phasesUs: HandoffStats['phasesUs'];
   /** Connections moved between back-ends at request boundaries (docs/moves.md). */

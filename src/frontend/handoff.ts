@@ -169,7 +169,7 @@ export class HandoffMachine {
   #nextId = 1n;
   #nextFlowId = 1;
   #handedOffCount = 0;
-  /** Forwarded handoffs whose channel dropped before the answer (left steered to the back-end). */
+  /** Forwarded handoffs whose channel dropped before the answer (handed to the next back-end). */
   #unconfirmed = 0;
   /** Forwarded handoffs: request head complete -> client steered to the back-end and blob written. */
   readonly #placed = new LatencyRecorder(4096);
@@ -252,9 +252,11 @@ export class HandoffMachine {
    * wait. Nothing more reaches this socket once the flow is forwarded, so the capture is final; packets that
    * reach the back-end before its socket exists are held there (its guard), not answered with a reset. The
    * back-end delivers as soon as it has injected: no COMMIT, and the client waits for no round trip.
-   *   refused, or timed out (ABORT sent)  -> hold here, then the next back-ends as usual
-   *   channel lost after the blob was sent -> the back-end may own the client now: keep the steering (a second
-   *                                           owner would answer the same sequence numbers); `unconfirmed`
+   *   refused, timed out (ABORT sent), or channel lost after the blob (`unconfirmed`)
+   *                                        -> hold here, then the next back-ends as usual
+   * A lost channel is most often a dead agent, whose sockets died with it (the client saw them reset, if it had
+   * one): the next back-end is safe. An agent alive behind a broken channel may have delivered, and its answer
+   * would then race the next back-end's (the same window as a COMMIT lost after its ACK, classic).
    */
   async #forwardFirst(conn: ClientConnection, req: RequestInfo, id: string, ch: HandoffChannel): Promise<HandoffOutcome> {
     const p = this.#p;
@@ -297,11 +299,7 @@ export class HandoffMachine {
     }
     this.#record('confirm', t);
     if (ack.ok) return this.#handedOff(conn, id, handoffId);
-    if (ack.code === CONTROL_ERR.CHANNEL_LOST) {
-      this.#unconfirmed++;
-      p.log.warn({ backend: id, client: flow }, 'channel lost after a forwarded handoff; the client stays steered there');
-      return this.#handedOff(conn, id, handoffId);
-    }
+    if (ack.code === CONTROL_ERR.CHANNEL_LOST) this.#unconfirmed++;
     this.#refused(id, ack);
     try {
       await p.steering.hold(flow);

@@ -19,7 +19,6 @@ import { decodeBlob, encodeBlob, type HandoffBlob } from '../wire/blob.ts';
 import type { Message, StaysCounts } from '../wire/frame.ts';
 import { parseRequestHead, type HeadLimits } from '../wire/http-head.ts';
 import type { HandoffAck, HandoffChannel } from './channel.ts';
-import { CONTROL_ERR } from '../control/errors.ts';
 import type { HandoffBook, HandoffLog } from './handoff.ts';
 
 /** At most this many moves in flight per back-end; more are refused (served where they are). */
@@ -316,8 +315,7 @@ export class MoveCoordinator {
     }
     this.#phases.prepare.record(Number(process.hrtime.bigint() - t) / 1000);
     if (early) {
-      // Lost after the blob went: the agent may own the client now; a second owner would answer the same bytes.
-      if (ack.ok || ack.code === CONTROL_ERR.CHANNEL_LOST) {
+      if (ack.ok) {
         p.book.committed(id);
         return true;
       }

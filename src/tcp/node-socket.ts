@@ -4,6 +4,7 @@
 import type net from 'node:net';
 import * as C from '../sys/constants.ts';
 import { recvInto } from '../sys/socket.ts';
+import { setRepair } from './repair.ts';
 
 interface NodeTcpHandle {
   readonly fd: number;
@@ -58,4 +59,18 @@ export function peekQueued(socket: net.Socket, into: Buffer): Buffer | undefined
   if (fd === undefined || socket.readableLength > 0 || socket.bytesRead > 0) return undefined;
   const n = recvInto(fd, into, C.MSG_PEEK | C.MSG_DONTWAIT, 'recv(MSG_PEEK)');
   return n <= 0 ? undefined : into.subarray(0, n);
+}
+
+/**
+ * Ends a connection Node owns without a FIN or RST reaching the peer (repair mode, then destroy): for a delivered
+ * connection that must not answer after all (its front-end gave it to another back-end). Never throws.
+ */
+export function destroySilently(socket: net.Socket): void {
+  const fd = fdOf(socket);
+  try {
+    if (fd !== undefined) setRepair(fd, C.TCP_REPAIR_ON);
+  } catch {
+    // Not repairable any more (reset): destroying it is all that is left.
+  }
+  socket.destroy();
 }
