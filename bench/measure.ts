@@ -43,6 +43,9 @@ export interface SegmentProbe {
   /** baton: the probe's handoffs (sequential, on an otherwise idle lab): log2 bucket bounds of p50/p99 in µs. */
   readonly handoffP50LeUs?: number | null;
   readonly handoffP99LeUs?: number | null;
+  /** Request sent -> first response byte (curl starttransfer - pretransfer), µs, over the probe's requests. */
+  readonly firstByteP50Us?: number;
+  readonly firstByteP99Us?: number;
   /** baton: the probe's per-phase log2 bucket bounds (µs), `placed` included for forwarded handoffs. */
   readonly phasesUs?: Readonly<Record<string, { p50: number; p99: number }>>;
   readonly error?: string;
@@ -150,9 +153,11 @@ async function probeSegments(env: BenchEnv, path: RunningPath, n: number): Promi
   const url = `${path.baseUrl}/bytes/${SIZES['64KB']}`;
   const h0 = path.handoffStats === undefined ? undefined : await path.handoffStats();
   const c0 = await clientCounters(lab);
+  // Each request prints curl's pretransfer and starttransfer times: their difference is the wait for the first
+  // response byte once the request is sent, which with baton includes the whole handoff as the client sees it.
   const r = await lab.exec(
     lab.client,
-    ['sh', '-c', `i=0; while [ $i -lt ${n} ]; do curl -sf -o /dev/null -H 'Connection: close' --max-time 5 '${url}' || exit 1; i=$((i+1)); done`],
+    ['sh', '-c', `i=0; while [ $i -lt ${n} ]; do curl -sf -o /dev/null -H 'Connection: close' --max-time 5 -w '%{time_pretransfer} %{time_starttransfer}\\n' '${url}' || exit 1; i=$((i+1)); done`],
     { timeoutMs: 10_000 + n * 5000 },
   );
   const c1 = await clientCounters(lab);
@@ -169,6 +174,7 @@ async function probeSegments(env: BenchEnv, path: RunningPath, n: number): Promi
     rxPacketsPerReq: r2((d['If.rx_packets'] ?? 0) / n),
     segmentsPerReq: r2(ipSegments(d) / n),
     retransPer1k: r2(((d['Tcp.RetransSegs'] ?? 0) * 1000) / n),
+    ...firstByteUs(r.stdout),
     ...(ch === undefined ? {} : { handoffP50LeUs: ch.p50Le, handoffP99LeUs: ch.p99Le }),
     ...(ch?.phasesFromBuckets === true && ch.phases !== undefined ? { phasesUs: ch.phases } : {}),
   };
@@ -263,4 +269,17 @@ export async function runPath(
   } finally {
     await path.stop();
   }
+}
+
+/** p50/p99 of curl's starttransfer - pretransfer over lines of "pretransfer starttransfer" (seconds). */
+export function firstByteUs(out: string): { firstByteP50Us?: number; firstByteP99Us?: number } {
+  const us = out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).map(Number))
+    .filter((v) => v.length === 2 && v.every(Number.isFinite))
+    .map(([pre, start]) => Math.max(0, (start! - pre!) * 1e6))
+    .sort((a, b) => a - b);
+  if (us.length === 0) return {};
+  const q = (p: number): number => Math.round(us[Math.min(us.length - 1, Math.floor(p * us.length))]!);
+  return { firstByteP50Us: q(0.5), firstByteP99Us: q(0.99) };
 }

@@ -152,12 +152,13 @@ export function markdownUploads(rows: readonly ResultRow[]): string {
 export function markdownSegments(probes: readonly SegmentProbe[]): string {
   if (probes.length === 0) return 'not run\n';
   const direct = probes.find((p) => p.path === 'direct' && p.segmentsPerReq !== null);
-  const head = '| path | requests | segments/response | ÷ direct | rx packets/response | retrans/1k req | handoff p50 / p99 µs (sequential) |\n|---|--:|--:|--:|--:|--:|--:|\n';
+  const head = '| path | requests | segments/response | ÷ direct | rx packets/response | retrans/1k req | request sent → first byte p50 / p99 µs | handoff p50 / p99 µs (sequential) |\n|---|--:|--:|--:|--:|--:|--:|--:|\n';
   return head + probes.map((p) => {
-    if (p.error !== undefined) return `| ${p.path} | ${p.requests} | error: ${p.error.replace(/[|\n]/g, ' ').slice(0, 200)} |||||`;
+    if (p.error !== undefined) return `| ${p.path} | ${p.requests} | error: ${p.error.replace(/[|\n]/g, ' ').slice(0, 200)} ||||||`;
     const rel = direct?.segmentsPerReq && p.segmentsPerReq !== null ? fmtRatio(p.segmentsPerReq / direct.segmentsPerReq) : dash;
     const h = p.handoffP50LeUs === undefined ? dash : `≤ ${p.handoffP50LeUs ?? dash} / ≤ ${p.handoffP99LeUs ?? dash}`;
-    return `| ${p.path} | ${p.requests} | ${fmt(p.segmentsPerReq, 1)} | ${rel} | ${fmt(p.rxPacketsPerReq, 1)} | ${fmt(p.retransPer1k, 1)} | ${h} |`;
+    const fb = p.firstByteP50Us === undefined ? dash : `${p.firstByteP50Us} / ${p.firstByteP99Us}`;
+    return `| ${p.path} | ${p.requests} | ${fmt(p.segmentsPerReq, 1)} | ${rel} | ${fmt(p.rxPacketsPerReq, 1)} | ${fmt(p.retransPer1k, 1)} | ${fb} | ${h} |`;
   }).join('\n') + '\n';
 }
 
@@ -180,6 +181,13 @@ export function markdownAcceptance(rows: readonly ResultRow[], probes: readonly 
   if (probe?.handoffP50LeUs !== undefined) {
     add('idle handoff p50 / p99 (sequential 64 KB probe)', `≤ ${probe.handoffP50LeUs} / ≤ ${probe.handoffP99LeUs} µs (log2 buckets)`, '≤ 100 / ≤ 500 µs',
       both(bucketMeets(probe.handoffP50LeUs, 100), bucketMeets(probe.handoffP99LeUs, 500)));
+  }
+  const direct = probes.find((p) => p.path === 'direct');
+  if (probe?.firstByteP50Us !== undefined && direct?.firstByteP50Us !== undefined) {
+    // What the handoff adds to the client's wait, end to end: the front-end's part, the trip to the agent, its inject.
+    const d50 = probe.firstByteP50Us - direct.firstByteP50Us;
+    const d99 = probe.firstByteP99Us! - direct.firstByteP99Us!;
+    add('idle handoff as the client sees it: first byte baton − direct, p50 / p99 (probe)', `${d50} / ${d99} µs`, '≤ 100 / ≤ 500 µs', d50 <= 100 && d99 <= 500);
   }
   const placed = probe?.phasesUs?.['placed'];
   if (placed !== undefined) {
