@@ -105,12 +105,6 @@ export const frontendConfigSchema = z
          * trip less per handoff, and nothing the client sends meanwhile is dropped. false: always hold first.
          */
         forwardFirst: z.boolean().default(true),
-        /**
-         * SO_RCVBUF of accepted client sockets (bytes; 0: the kernel's default, autotuned). The front-end reads only
-         * the request head before it hands a connection off: a small buffer keeps what the client sends early (an
-         * upload's body) and so the handoff's blob small; the back-end's socket grows its own buffer afterwards.
-         */
-        acceptReceiveBuffer: z.number().int().min(0).max(64 << 20).default(0),
       })
       .prefault({}),
     steering: z

@@ -17,7 +17,6 @@ import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import type { RequestInfo, Router } from '../policy/index.ts';
 import type { FlowKey, Steering } from '../steer/types.ts';
-import { setListenerReceiveBuffer } from '../tcp/node-socket.ts';
 import { buildResponse, parseRequestHead } from '../wire/http-head.ts';
 import { BackendTable, type BackendInfo, type ChannelState } from './backends.ts';
 import type { HandoffChannel } from './channel.ts';
@@ -152,8 +151,6 @@ export class Frontend {
       this.#server.once('error', reject);
       this.#server.listen({ host: this.#config.vip, port: this.#config.port, backlog: 4096 }, () => {
         this.#server.off('error', reject);
-        const rcvbuf = this.#config.limits.acceptReceiveBuffer;
-        if (rcvbuf > 0) setListenerReceiveBuffer(this.#server, rcvbuf);
         resolve(this.#server.address() as net.AddressInfo);
       });
     });

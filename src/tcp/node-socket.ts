@@ -3,7 +3,7 @@
 // to get a connected socket's descriptor; capture needs both. Keep every such access here.
 import type net from 'node:net';
 import * as C from '../sys/constants.ts';
-import { recvInto, setsockoptInt } from '../sys/socket.ts';
+import { recvInto } from '../sys/socket.ts';
 import { setRepair } from './repair.ts';
 
 interface NodeTcpHandle {
@@ -73,15 +73,4 @@ export function destroySilently(socket: net.Socket): void {
     // Not repairable any more (reset): destroying it is all that is left.
   }
   socket.destroy();
-}
-
-/**
- * Sets SO_RCVBUF on a listening server's socket; the connections it accepts inherit it. A front-end only reads the
- * request head before it hands a connection off, so a small buffer keeps what a client sends early (an upload's
- * body) small, and with it the blob the handoff copies; the injected socket at the back-end grows its own.
- */
-export function setListenerReceiveBuffer(server: net.Server, bytes: number): void {
-  const fd = (server as unknown as { _handle: { fd?: number } | null })._handle?.fd;
-  if (fd === undefined || !Number.isInteger(fd) || fd < 0) return;
-  setsockoptInt(fd, C.SOL_SOCKET, C.SO_RCVBUF, 'SO_RCVBUF', bytes);
 }
