@@ -84,7 +84,7 @@ export function registerDaemons(program: Command): void {
       const dp = cfg.dataplane && loadBackendDataplane({
         ifname: cfg.dataplane.interface, pinDir: cfg.dataplane.pinDir ?? `/sys/fs/bpf/baton-agent/${cfg.name}`, adopt: true,
       });
-      const park = dp && cfg.dataplane && openParkGate({ dataplane: dp, lossless: cfg.dataplane.park, queue: cfg.dataplane.parkQueue });
+      const park = dp && cfg.dataplane && openGuard(dp, cfg.dataplane, log);
       const family = cfg.vip.includes(':') ? 6 : 4;
       const guardedVips = cfg.dataplane ? cfg.dataplane.vipPorts.map((p) => ({ family, address: cfg.vip, port: p }) as const) : [];
       if (park) park.guardVips(guardedVips);
@@ -119,4 +119,18 @@ export function registerDaemons(program: Command): void {
         sample?.close();
       });
     });
+}
+
+/**
+ * The guard, parking (nfqueue) when asked; if the queue or its nftables rule cannot be set up (no nft, no
+ * NFQUEUE support), the guard still runs and drops early packets instead (the client retransmits, never reset).
+ */
+function openGuard(dp: Parameters<typeof openParkGate>[0]['dataplane'], c: { readonly park: boolean; readonly parkQueue?: number | undefined }, log: { warn(o: object, m: string): void }): ReturnType<typeof openParkGate> {
+  if (!c.park) return openParkGate({ dataplane: dp, lossless: false });
+  try {
+    return openParkGate({ dataplane: dp, lossless: true, ...(c.parkQueue !== undefined && { queue: c.parkQueue }) });
+  } catch (err) {
+    log.warn({ err: err instanceof Error ? err.message : String(err) }, 'parking unavailable; the guard drops early packets instead (dataplane.park: false)');
+    return openParkGate({ dataplane: dp, lossless: false });
+  }
 }
