@@ -164,6 +164,11 @@ export class HandoffReceiver {
 
   #remember(id: string, socket: net.Socket): void {
     this.#young.set(id, socket);
+    // A closed socket needs no ABORT; forgetting it at once keeps the generations from holding thousands of them.
+    socket.once('close', () => {
+      if (this.#young.get(id) === socket) this.#young.delete(id);
+      else if (this.#older.get(id) === socket) this.#older.delete(id);
+    });
     if (this.#youngTimer !== undefined) return;
     this.#youngTimer = setInterval(() => {
       this.#older = this.#young;
