@@ -88,6 +88,7 @@ export function registerDaemons(program: Command): void {
       const family = cfg.vip.includes(':') ? 6 : 4;
       const guardedVips = cfg.dataplane ? cfg.dataplane.vipPorts.map((p) => ({ family, address: cfg.vip, port: p }) as const) : [];
       if (park) park.guardVips(guardedVips);
+      if (park) reportParking(park, log);
       const agent = await BackendAgent.start({
         name: cfg.name,
         secret,
@@ -133,4 +134,20 @@ function openGuard(dp: Parameters<typeof openParkGate>[0]['dataplane'], c: { rea
     log.warn({ err: err instanceof Error ? err.message : String(err) }, 'parking unavailable; the guard drops early packets instead (dataplane.park: false)');
     return openParkGate({ dataplane: dp, lossless: false });
   }
+}
+
+/**
+ * Logs the guard's parking figures every 10 s when packets were dropped or expired since the last report (info
+ * when only parked and released): an operator sees early packets the guard could not keep without a stats port.
+ */
+function reportParking(park: { stats(): { parked: number; released: number; dropped: number; expired: number; pending: number } }, log: { info(o: object, m: string): void; warn(o: object, m: string): void }): void {
+  let last = park.stats();
+  setInterval(() => {
+    const now = park.stats();
+    const lost = now.dropped - last.dropped + (now.expired - last.expired);
+    const moved = now.parked - last.parked;
+    if (lost > 0) log.warn({ ...now, since: { dropped: now.dropped - last.dropped, expired: now.expired - last.expired } }, 'guard dropped early client packets');
+    else if (moved > 0) log.info({ ...now }, 'guard parked early client packets');
+    last = now;
+  }, 10_000).unref();
 }
