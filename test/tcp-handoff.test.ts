@@ -157,6 +157,25 @@ describe('tcp handoff (capture, blob, inject) with real clients', { skip }, () =
     assert.ok(Math.abs(handed - direct) <= Math.ceil(direct * 0.1), `${handed} segments after handoff vs ${direct} direct`);
   });
 
+  test('a forwarded handoff is delivered by prepare alone; a late ABORT drops it without a FIN or RST, and the client lives on', async () => {
+    const h = await held('GET /late-abort HTTP/1.1\r\n\r\n', false);
+    const cap = await fe.call('capture', { id: h.f, consumed: h.consumed });
+    const aborted = await fe.call('inject', { blob: cap.blob, forwarded: true, abort: true });
+    assert.equal(aborted.destroyed, true, 'the delivered socket is gone');
+    // Nothing reached the client: no FIN (end-of-input) and no RST (close with an error).
+    await new Promise((r) => setTimeout(r, 300));
+    const info = (await client.call('info', { id: h.c })).info as TcpInfo;
+    assert.equal(info.state, C.TCP_ESTABLISHED, 'the client saw neither FIN nor RST');
+    // The same state injected again (the next back-end, here the same host) serves the request.
+    const again = await fe.call('inject', { blob: cap.blob, forwarded: true });
+    const x = again.id as number;
+    const req = await fe.call('read', { id: x, bytes: Buffer.from(h.consumed, 'base64').length });
+    assert.equal(req.text, 'GET /late-abort HTTP/1.1\r\n\r\n');
+    await fe.call('write', { id: x, text: 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok', end: true });
+    const got = await client.call('read', { id: h.c });
+    assert.match(String(got.text), /^HTTP\/1\.1 200 OK[\s\S]*ok$/);
+  });
+
   for (const kind of ['GET', 'POST'] as const) {
     test(`a half-closed client's ${kind} is handed off: the injected socket reads the request, then end-of-input, and answers`, async () => {
       // A body the front-end's receive window takes whole (it stops reading at the head), so the FIN

@@ -189,10 +189,16 @@ const commands: Record<string, (c: Cmd) => Promise<Record<string, unknown>> | Re
       receivers.set(which, receiver);
     }
     const key = `h${nextId}`;
-    const r = receiver.prepare(key, Buffer.from(String(c.blob), 'base64'));
+    // forwarded: a HANDOFF_FWD (delivered by prepare itself, no commit); abort: the front-end's late ABORT follows.
+    const forwarded = c.forwarded === true;
+    const r = receiver.prepare(key, Buffer.from(String(c.blob), 'base64'), { forwarded });
     if (!r.ok) throw new Error(`prepare refused: ${r.code}: ${r.reason}`);
-    if (!receiver.commit(key)) throw new Error('commit: unknown id');
+    if (!forwarded && !receiver.commit(key)) throw new Error('commit: unknown id');
     const s = delivered.pop()!;
+    if (c.abort === true) {
+      receiver.abort(key);
+      return { destroyed: s.destroyed, active: receiver.active };
+    }
     const info = getTcpInfo(fdOf(s));
     return { id: track(s, c.read !== false), info };
   },
