@@ -44,8 +44,10 @@ for (const forwarding of ['l2', 'encap'] as const) {
       ].join('\n');
       const downloads = lab.exec(lab.client, ['sh', '-c', script], { timeoutMs: 150_000 });
 
-      // Wait until all of them are handed off, then crash the front-end.
-      for (let i = 0; i < 100 && pinnedFlows(pinDir()).filter((e) => e.state.verdict === 'forward').length < DOWNLOADS; i++) {
+      // Wait until all of them are handed off (the agents answered: with forward-first handoffs a forward entry
+      // exists before the blob has reached the agent), then crash the front-end.
+      const handedOff = async (): Promise<number> => (await cluster.stats()).handedOff;
+      for (let i = 0; i < 100 && (await handedOff()) < DOWNLOADS; i++) {
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal(pinnedFlows(pinDir()).filter((e) => e.state.verdict === 'forward').length, DOWNLOADS, cluster.logs().slice(-2000));

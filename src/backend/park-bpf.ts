@@ -7,6 +7,7 @@ import type { BackendDataplane } from '../steer/bpf-loader.ts';
 import type { GuardMaps } from '../steer/bpf-guard-maps.ts';
 import { removeQueueRule } from '../steer/nft-queue-rule.ts';
 import { openParkQueue, type ParkQueue } from '../steer/park-queue.ts';
+import { sendReset } from '../tcp/fin.ts';
 import { BatonError } from '../wire/errors.ts';
 import { type GuardPort, type ParkLimits, ParkModel, type QueuePort } from './park.ts';
 
@@ -73,7 +74,10 @@ export function openParkGate(o: ParkGateOptions): ParkModel {
       pq.close();
     },
   };
-  model = new ParkModel({ guard: guardPort(g, table), queue, now: () => performance.now(), ...(o.limits && { limits: o.limits }) });
+  model = new ParkModel({
+    guard: guardPort(g, table), queue, now: () => performance.now(), ...(o.limits && { limits: o.limits }),
+    reset: (f, seq) => sendReset(f.family, f.vip, f.client, seq),
+  });
   g.setConfig({ parkQueue: true });
   const m = model;
   timer = setInterval(() => m.sweep(), o.sweepMs ?? 250);

@@ -11,8 +11,8 @@ const flowA: ParkedFlow = { family: 4, client: { address: '198.51.100.7', port: 
 const flowB: ParkedFlow = { family: 6, client: { address: '2001:db8::7', port: 40001 }, vip: { address: '2001:db8::10', port: 80 } };
 
 let nextId = 1;
-function pkt(f: ParkedFlow): QueuedPacket {
-  const payload = emitTcpFrame({ family: f.family, src: f.client.address, dst: f.vip.address, sport: f.client.port, dport: f.vip.port, flags: { ack: true } }).subarray(14);
+function pkt(f: ParkedFlow, ackNum = 0): QueuedPacket {
+  const payload = emitTcpFrame({ family: f.family, src: f.client.address, dst: f.vip.address, sport: f.client.port, dport: f.vip.port, ackNum, flags: { ack: true } }).subarray(14);
   return { kind: 'packet', queue: 1, id: nextId++, hwProtocol: f.family === 4 ? 0x800 : 0x86dd, hook: 0, mark: 0x0ba70000, indev: 2, length: payload.length, payload };
 }
 
@@ -36,8 +36,12 @@ function setup(limits?: ParkLimits, lossless = true) {
     verdict: (vs) => verdicts.push(...vs),
     close: () => calls.push('queue close'),
   };
-  model = new ParkModel({ guard, ...(lossless && { queue }), now: () => now, ...(limits && { limits }) });
-  return { model, calls, verdicts, kernel, tick: (ms: number) => (now += ms) };
+  const resets: string[] = [];
+  model = new ParkModel({
+    guard, ...(lossless && { queue }), now: () => now, ...(limits && { limits }),
+    reset: (f, seq) => resets.push(`${f.client.address}:${f.client.port} seq ${seq}`),
+  });
+  return { model, calls, verdicts, kernel, resets, tick: (ms: number) => (now += ms) };
 }
 
 const accepted = (vs: Verdict[]): number[] => vs.filter((v) => v.verdict === NF_ACCEPT).map((v) => v.id);
@@ -54,7 +58,7 @@ test('packets before the socket wait; release lets them through in arrival order
   assert.equal(s.model.release(flowA), 3);
   assert.deepEqual(accepted(s.verdicts), [early[0]!.id, early[2]!.id, late.id]);
   assert.deepEqual(s.calls, ['begin 40000', 'end 40000']);
-  assert.deepEqual(s.model.stats(), { parked: 4, released: 3, dropped: 0, expired: 0, pending: 1 });
+  assert.deepEqual(s.model.stats(), { parked: 4, released: 3, dropped: 0, expired: 0, pending: 1, resets: 0 });
 });
 
 test('a packet of a released tuple that was still in flight is accepted at once', () => {
@@ -77,7 +81,7 @@ test('a tuple nobody begins expires: its packets are dropped and counted', () =>
   s.tick(1);
   s.model.sweep();
   assert.deepEqual(dropped(s.verdicts), ps.map((p) => p.id));
-  assert.deepEqual(s.model.stats(), { parked: 2, released: 0, dropped: 0, expired: 2, pending: 0 });
+  assert.deepEqual(s.model.stats(), { parked: 2, released: 0, dropped: 0, expired: 2, pending: 0, resets: 1 });
 });
 
 test('a begun tuple waits longer than an unclaimed one, but not for ever', () => {
@@ -89,7 +93,7 @@ test('a begun tuple waits longer than an unclaimed one, but not for ever', () =>
   assert.equal(s.model.stats().pending, 1);
   s.tick(500);
   s.model.sweep();
-  assert.deepEqual(s.model.stats(), { parked: 1, released: 0, dropped: 0, expired: 1, pending: 0 });
+  assert.deepEqual(s.model.stats(), { parked: 1, released: 0, dropped: 0, expired: 1, pending: 0, resets: 0 });
   assert.deepEqual(s.calls, ['begin 40000', 'end 40000'], 'the kernel stops parking it too');
 });
 
@@ -100,7 +104,7 @@ test('discard drops what was parked (the client retransmits to the next owner)',
   s.model.begin(flowA);
   s.model.discard(flowA);
   assert.deepEqual(dropped(s.verdicts), [p.id]);
-  assert.deepEqual(s.model.stats(), { parked: 1, released: 0, dropped: 1, expired: 0, pending: 0 });
+  assert.deepEqual(s.model.stats(), { parked: 1, released: 0, dropped: 1, expired: 0, pending: 0, resets: 0 });
 });
 
 test('bounds: beyond maxPackets or maxTuples, new packets are dropped and counted', () => {
@@ -108,7 +112,7 @@ test('bounds: beyond maxPackets or maxTuples, new packets are dropped and counte
   const ps = [pkt(flowA), pkt(flowA), pkt(flowA), pkt(flowB)];
   s.model.onPackets(ps);
   assert.deepEqual(dropped(s.verdicts), [ps[2]!.id, ps[3]!.id]);
-  assert.deepEqual(s.model.stats(), { parked: 2, released: 0, dropped: 2, expired: 0, pending: 2 });
+  assert.deepEqual(s.model.stats(), { parked: 2, released: 0, dropped: 2, expired: 0, pending: 2, resets: 0 });
 });
 
 test('a tuple handed here again after a release parks anew', () => {
@@ -140,4 +144,16 @@ test('close drops everything still parked, switches the guard to dropping, then 
   assert.deepEqual(dropped(s.verdicts), ps.map((p) => p.id));
   assert.deepEqual(s.calls, ['close keep=true', 'queue close']);
   assert.equal(s.model.stats().pending, 0);
+});
+
+test('an unclaimed tuple is answered with a RST carrying its latest acknowledgment number when it expires; a begun one is not', () => {
+  const s = setup({ unclaimedMs: 100, begunMs: 100 });
+  s.model.onPackets([pkt(flowB, 7), pkt(flowB, 0xfffffff0)]);
+  s.model.onPackets([pkt(flowA, 5)]);
+  s.model.begin(flowA);
+  s.tick(100);
+  s.model.sweep();
+  assert.deepEqual(s.resets, ['2001:db8::7:40001 seq 4294967280']);
+  assert.equal(s.model.stats().resets, 1);
+  assert.equal(s.model.stats().expired, 3);
 });

@@ -6,7 +6,7 @@
 // This file is the model: which tuple is begun, released or unclaimed, the packets each holds, the bounds and the
 // counters. The kernel is reached only through the ports below (guard maps, the queue, a clock), so the policy is
 // tested without root; park-bpf.ts projects it onto the guard's maps, an nfqueue and an nftables rule.
-import { packetTuple, NF_ACCEPT, NF_DROP, type QueuedPacket, type Verdict } from '../wire/nfqueue.ts';
+import { packetAck, packetTuple, NF_ACCEPT, NF_DROP, type QueuedPacket, type Verdict } from '../wire/nfqueue.ts';
 
 export interface ParkedFlow {
   readonly family: 4 | 6;
@@ -25,7 +25,8 @@ export interface ParkGate {
   release(flow: ParkedFlow): number;
   /** The handoff failed: stop parking the tuple, drop what was parked (the client retransmits to the next owner). */
   discard(flow: ParkedFlow): void;
-  stats(): { parked: number; released: number; dropped: number; expired: number; pending: number };
+  /** `resets`: clients of tuples nobody claimed, answered with a RST when their packets expired. */
+  stats(): { parked: number; released: number; dropped: number; expired: number; pending: number; resets: number };
   close(opts?: { readonly keep?: boolean }): void;
 }
 
@@ -70,10 +71,16 @@ interface Held {
   begun: boolean;
   readonly since: number;
   readonly ids: number[];
+  /** The acknowledgment number of the latest parked packet (for a reset when nobody claims the tuple). */
+  ack?: number;
 }
 
 const keyOf = (family: 4 | 6, client: string, cport: number, vip: string, vport: number): string => `${family}|${client}|${cport}|${vip}|${vport}`;
 const flowKey = (f: ParkedFlow): string => keyOf(f.family, f.client.address, f.client.port, f.vip.address, f.vip.port);
+const tupleOf = (k: string): ParkedFlow => {
+  const [family, client, cport, vip, vport] = k.split('|');
+  return { family: family === '6' ? 6 : 4, client: { address: client ?? '', port: Number(cport) }, vip: { address: vip ?? '', port: Number(vport) } };
+};
 
 /**
  * The parking policy. Packets come in through `onPackets` (the queue port calls it, from its drain); verdicts go out
@@ -94,11 +101,15 @@ export class ParkModel implements ParkGate {
   #releasedCount = 0;
   #dropped = 0;
   #expired = 0;
+  #resets = 0;
   #closed = false;
+  readonly #reset: ((flow: ParkedFlow, seq: number) => void) | undefined;
 
   /** `queue` undefined: parking is not lossless (the guard drops parked packets itself). */
-  constructor(o: { readonly guard: GuardPort; readonly queue?: QueuePort; readonly now: () => number; readonly limits?: ParkLimits }) {
+  /** `reset`: sends the client of an unclaimed tuple a RST with sequence number `seq` (from the VIP). */
+  constructor(o: { readonly guard: GuardPort; readonly queue?: QueuePort; readonly now: () => number; readonly limits?: ParkLimits; readonly reset?: (flow: ParkedFlow, seq: number) => void }) {
     this.#guard = o.guard;
+    this.#reset = o.reset;
     this.#queue = o.queue;
     this.lossless = o.queue !== undefined;
     this.#now = o.now;
@@ -148,6 +159,8 @@ export class ParkModel implements ParkGate {
         continue;
       }
       h.ids.push(p.id);
+      const ack = packetAck(p.payload);
+      if (ack !== undefined) h.ack = ack;
       this.#pending++;
       this.#parked++;
     }
@@ -206,9 +219,18 @@ export class ParkModel implements ParkGate {
       this.#pending -= h.ids.length;
       this.#expired += h.ids.length;
       this.#queue?.verdict(h.ids.map((id) => ({ id, verdict: NF_DROP })));
+      // Nobody claimed it: no socket is on its way (a handoff takes milliseconds), so the client gets the reset its
+      // stray packets would have drawn from the stack, not a silence it waits out until its own timeout.
+      if (!h.begun && h.ack !== undefined && this.#reset !== undefined) {
+        this.#resets++;
+        try {
+          this.#reset(tupleOf(k), h.ack);
+        } catch {
+          // A reset that cannot be sent leaves the client to its own timeout, as before.
+        }
+      }
       if (h.begun) {
-        const [family, client, cport, vip, vport] = k.split('|');
-        this.#guard.end({ family: family === '6' ? 6 : 4, client: { address: client ?? '', port: Number(cport) }, vip: { address: vip ?? '', port: Number(vport) } });
+        this.#guard.end(tupleOf(k));
       }
     }
     for (const [k, at] of this.#released) {
@@ -217,8 +239,8 @@ export class ParkModel implements ParkGate {
     }
   }
 
-  stats(): { parked: number; released: number; dropped: number; expired: number; pending: number } {
-    return { parked: this.#parked, released: this.#releasedCount, dropped: this.#dropped, expired: this.#expired, pending: this.#pending };
+  stats(): { parked: number; released: number; dropped: number; expired: number; pending: number; resets: number } {
+    return { parked: this.#parked, released: this.#releasedCount, dropped: this.#dropped, expired: this.#expired, pending: this.#pending, resets: this.#resets };
   }
 
   close(opts?: { readonly keep?: boolean }): void {

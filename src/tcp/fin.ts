@@ -47,3 +47,23 @@ export function sendFin(s: TcpState): void {
     fd.close();
   }
 }
+
+/** A bare RST from `from` to `to` with sequence number `seq`, as an IP packet (no Ethernet header). */
+export function resetSegment(family: 4 | 6, from: { readonly address: string; readonly port: number }, to: { readonly address: string; readonly port: number }, seq: number): Uint8Array {
+  return emitTcpFrame({ family, src: from.address, dst: to.address, sport: from.port, dport: to.port, seq: seq >>> 0, ackNum: 0, flags: { rst: true }, window: 0 }).slice(ETH_HEADER);
+}
+
+/**
+ * Resets a client that has no connection here (the guard's unclaimed tuples): a RST from the VIP, through a raw IP
+ * socket, routed like the back-end's answers. `seq`: the client's own acknowledgment number, so it takes it.
+ */
+export function sendReset(family: 4 | 6, vip: { readonly address: string; readonly port: number }, client: { readonly address: string; readonly port: number }, seq: number): void {
+  const packet = resetSegment(family, vip, client, seq);
+  const fd = new OwnedFd(rawSocket(family));
+  try {
+    connect(fd.fd, { family, address: client.address, port: 0 });
+    send(fd.fd, Buffer.from(packet.buffer, packet.byteOffset, packet.length), 0, 'send(raw RST)');
+  } finally {
+    fd.close();
+  }
+}

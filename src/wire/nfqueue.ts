@@ -299,3 +299,16 @@ export function packetTuple(p: Uint8Array): PacketTuple | undefined {
   const dst = family === 4 ? formatIPv4(p, 16) : formatIPv6(p, 24);
   return { family, src, dst, sport: (p[l4]! << 8) | p[l4 + 1]!, dport: (p[l4 + 2]! << 8) | p[l4 + 3]! };
 }
+
+/**
+ * The acknowledgment number of a TCP packet with ACK set (what its sender expects next from its peer), or undefined
+ * (no ACK flag, or too short). A reset sent back must carry it as its sequence number to be taken.
+ */
+export function packetAck(p: Uint8Array): number | undefined {
+  if (p.length < 1) return undefined;
+  const version = p[0]! >> 4;
+  const l4 = version === 4 ? (p[0]! & 0x0f) * 4 : version === 6 ? 40 : -1;
+  if (l4 < 20 || p.length < l4 + 14) return undefined;
+  if ((p[l4 + 13]! & 0x10) === 0) return undefined;
+  return ((p[l4 + 8]! << 24) | (p[l4 + 9]! << 16) | (p[l4 + 10]! << 8) | p[l4 + 11]!) >>> 0;
+}
