@@ -26,6 +26,8 @@ export interface InjectOptions {
   readonly freebind?: boolean;
 }
 
+/** Receive buffer of an injected connection that arrives with a large window (an upload): 4 MiB, as net.core.rmem_max's usual value. */
+const UPLOAD_RCVBUF = 4 << 20;
 /** Largest chunk handed to one send() while refilling a queue; halved on ENOMEM. */
 const REFILL_CHUNK = 256 * 1024;
 /** How many times inject looks for the re-created FIN to have been taken (it loops back in softirq). */
@@ -105,11 +107,13 @@ export function injectState(s: TcpState, opts: InjectOptions = {}): OwnedFd {
       setsockoptInt(fd, C.SOL_IP, C.IP_FREEBIND, 'IP_FREEBIND', 1);
     }
     // The receive queue may hold a whole request body, and the client may send up to the window's
-    // right edge: make room for both, or segments the window allows are dropped for memory.
+    // right edge: make room for both, or segments the window allows are dropped for memory. Setting the
+    // buffer turns its autotuning off for good, so it is set no smaller than UPLOAD_RCVBUF: an upload still
+    // streaming would otherwise stay at the window it had at the front-end for the rest of its body.
     const room = Math.max(s.recvQueue.length, s.window.rcvWnd);
     if (room > 64 * 1024) {
       step = 'rcvbuf';
-      setsockoptInt(fd, C.SOL_SOCKET, C.SO_RCVBUFFORCE, 'SO_RCVBUFFORCE', Math.min(room * 2, 64 << 20));
+      setsockoptInt(fd, C.SOL_SOCKET, C.SO_RCVBUFFORCE, 'SO_RCVBUFFORCE', Math.min(Math.max(room * 2, UPLOAD_RCVBUF), 64 << 20));
     }
     step = 'bind';
     bind(fd, { family: s.family, address: s.vip.address, port: s.vip.port });
