@@ -101,6 +101,8 @@ export function registerDemo(program: Command): void {
             frontendIfaceBytes: feBytes,
             frontendByteRatio: summary.bytesServed ? feBytes / summary.bytesServed : 0,
             handoffUs: { p50: round(stats.handoffUs.p50), p99: round(stats.handoffUs.p99) },
+            // Forwarded handoffs: the front-end's part of the client's wait (head -> steered + blob sent).
+            placedUs: { count: stats.placedUs.count, p50: round(stats.placedUs.p50), p99: round(stats.placedUs.p99) },
             phasesUs: stats.phasesUs,
             latencyMs: { p50: round(summary.latencyMs.p50), p99: round(summary.latencyMs.p99) },
             perBackend: summary.perBackend,
@@ -129,8 +131,8 @@ const round = (x: number): number => Math.round(x * 10) / 10;
 
 function printTable(r: {
   requests: number; errors: number; bytesServed: number; frontendIfaceBytes: number; frontendByteRatio: number;
-  handoffUs: { p50: number; p99: number }; latencyMs: { p50: number; p99: number }; perBackend: Record<string, number>;
-  handedOffPerFrontend?: Record<string, number>;
+  handoffUs: { p50: number; p99: number }; placedUs: { count: number; p50: number; p99: number };
+  latencyMs: { p50: number; p99: number }; perBackend: Record<string, number>; handedOffPerFrontend?: Record<string, number>;
 }, errors: readonly string[]): void {
   const mb = (b: number): string => `${(b / 1e6).toFixed(2)} MB`;
   const rows: [string, string][] = [
@@ -140,7 +142,10 @@ function printTable(r: {
     ...Object.entries(r.handedOffPerFrontend ?? {}).map(([f, c]) => [`  handed off by ${f}`, String(c)] as [string, string]),
     ['bytes served (bodies)', mb(r.bytesServed)],
     ['bytes on front-end interface (rx+tx)', `${mb(r.frontendIfaceBytes)} (${(r.frontendByteRatio * 100).toFixed(2)}% of served)`],
-    [r.handedOffPerFrontend ? 'handoff latency p50 / p99 (fe)' : 'handoff latency p50 / p99', `${r.handoffUs.p50} / ${r.handoffUs.p99} us`],
+    [r.handedOffPerFrontend ? 'handoff latency p50 / p99 (fe)' : 'handoff latency p50 / p99', `${r.handoffUs.p50} / ${r.handoffUs.p99} us (head -> agent's answer)`],
+    ...(r.placedUs.count > 0
+      ? [['  forwarded: head -> client steered + blob sent', `${r.placedUs.p50} / ${r.placedUs.p99} us (${r.placedUs.count} handoffs)`] as [string, string]]
+      : []),
     ['request latency p50 / p99', `${r.latencyMs.p50} / ${r.latencyMs.p99} ms`],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
