@@ -9,15 +9,12 @@ import * as C from './constants.ts';
 import { SysError } from './errors.ts';
 import { lastErrno, raw } from './libc.ts';
 import { nlRaw, POLLIN } from './netlink-libc.ts';
+import { AF_NETLINK, NETLINK_NETFILTER, SOL_NETLINK } from './netlink.ts';
 import {
   encodeBind, encodeParams, encodeUnbind, encodeVerdicts, NFQA_CFG_F_GSO, parseDatagram, type QueuedPacket, type Verdict,
 } from '../wire/nfqueue.ts';
 
-const AF_NETLINK = 16;
-const NETLINK_NETFILTER = 12;
-const SOL_NETLINK = 270;
 const NETLINK_NO_ENOBUFS = 5;
-const EAGAIN = 11;
 const EINTR = 4;
 const ENOBUFS = 105;
 
@@ -105,7 +102,7 @@ export class NfQueue {
       if (n < 0) {
         const e = lastErrno();
         if (e === EINTR) continue;
-        if (e === EAGAIN) break;
+        if (e === C.EAGAIN) break;
         if (e === ENOBUFS) {
           this.#overflows++;
           continue;
@@ -170,7 +167,7 @@ export class NfQueue {
       if (n < 0) {
         const e = lastErrno();
         if (e === EINTR) continue;
-        if (e !== EAGAIN) throw new SysError(`recv(${what})`, e);
+        if (e !== C.EAGAIN) throw new SysError(`recv(${what})`, e);
         const left = deadline - Date.now();
         if (left <= 0) throw new SysError(`${what} (no ack)`, 62 /* ETIME */);
         pfd.writeInt32LE(this.#fd, 0);
