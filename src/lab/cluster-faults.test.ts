@@ -12,7 +12,11 @@ const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : fals
 test('bodies are byte-exact through the VIP with 1 % and 5 % loss on the client link', { skip }, async (t) => {
   const lab = await labUp({ backends: 2 });
   t.after(() => lab.down());
-  const cluster = await startCluster(lab);
+  // The product's linger (2 s), not the lab's 1 s: a closing flow is forgotten once its client was quiet that long,
+  // and at 5 % loss the back-end's retransmission backoff can keep a client quiet past 1 s while the tail of a
+  // response is still on its way (its late ACK then meets the front-end's stack). Suspected cause of one
+  // "aborted" response in CI; not reproduced in 6 local runs.
+  const cluster = await startCluster(lab, { lingerMs: 2000 });
   t.after(() => cluster.stop());
   for (const percent of [1, 5]) {
     await lab.setLoss(lab.client, percent);

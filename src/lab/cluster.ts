@@ -33,6 +33,8 @@ export interface ClusterOptions {
   readonly steering?: 'nft' | 'bpf';
   /** Port served on the VIP. */
   readonly port?: number;
+  /** steering.lingerMs (default 1000 in labs, shorter than the product's 2000, so tests see entries go sooner). */
+  readonly lingerMs?: number;
   /** Front-end config fields merged over the defaults (pools, rules, limits, ...). */
   readonly frontend?: Record<string, unknown>;
   /** Back-end config fields merged over the defaults, per back-end name. */
@@ -217,7 +219,7 @@ export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cl
     interface: h.ifname,
     steering: {
       table: `baton_${lab.id}`,
-      lingerMs: 1000,
+      lingerMs: o.lingerMs ?? 1000,
       kind: steering,
       ...(steering === 'bpf' && pinRoot !== undefined ? { pinDir: join(pinRoot, h.name) } : {}),
       ...(o.scaleOut === true ? { orphans: true } : {}),
