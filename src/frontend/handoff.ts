@@ -286,17 +286,10 @@ export class HandoffMachine {
     this.#record('capture', t);
 
     t = p.clock.hrtime();
-    p.book.handoffSent(id);
-    const answer = ch.sendHandoff(handoffId, cap.blob, true);
+    // #prepare runs synchronously up to its first await: the blob is written when it returns.
+    const answer = this.#prepare(id, ch, handoffId, cap.blob, true);
     this.#placed.record(Number(p.clock.hrtime() - conn.headAt) / 1000);
-    let ack: HandoffAck;
-    try {
-      ack = await answer;
-    } catch (e) {
-      ack = { ok: false, code: FRONTEND_ERR.CHANNEL, reason: e instanceof Error ? e.message : String(e) };
-    } finally {
-      p.book.handoffAnswered(id);
-    }
+    const ack = await answer;
     this.#record('confirm', t);
     if (ack.ok) return this.#handedOff(conn, id, handoffId);
     if (ack.code === CONTROL_ERR.CHANNEL_LOST) this.#unconfirmed++;
@@ -360,10 +353,10 @@ export class HandoffMachine {
     await this.#p.steering.hold(flow).catch((e: unknown) => this.#p.log.error({ err: e, client: flow }, 'hold failed'));
   }
 
-  async #prepare(id: string, ch: HandoffChannel, handoffId: bigint, blob: Uint8Array): Promise<HandoffAck> {
+  async #prepare(id: string, ch: HandoffChannel, handoffId: bigint, blob: Uint8Array, forwarded = false): Promise<HandoffAck> {
     this.#p.book.handoffSent(id);
     try {
-      return await ch.sendHandoff(handoffId, blob);
+      return await ch.sendHandoff(handoffId, blob, forwarded);
     } catch (e) {
       return { ok: false, code: FRONTEND_ERR.CHANNEL, reason: e instanceof Error ? e.message : String(e) };
     } finally {
