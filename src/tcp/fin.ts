@@ -37,12 +37,17 @@ export function finSegment(s: TcpState): Uint8Array {
 /** Sends finSegment(s) to the VIP through a raw IP socket (needs CAP_NET_RAW). */
 export function sendFin(s: TcpState): void {
   const packet = finSegment(s);
-  const fd = new OwnedFd(rawSocket(s.family));
+  const n = sendRaw(s.family, s.vip.address, packet, 'send(raw FIN)');
+  if (n !== packet.length) throw new TcpStateError(TCP_ERR.INJECT_FIN, `fin: raw send took ${n} of ${packet.length} bytes`);
+}
+
+/** Sends one IP packet to `to` through a raw IP socket opened for it (needs CAP_NET_RAW); returns the bytes sent. */
+function sendRaw(family: 4 | 6, to: string, packet: Uint8Array, label: string): number {
+  const fd = new OwnedFd(rawSocket(family));
   try {
     // Port 0: a raw socket's destination is an address only (connect lets send() omit it).
-    connect(fd.fd, { family: s.family, address: s.vip.address, port: 0 });
-    const n = send(fd.fd, Buffer.from(packet.buffer, packet.byteOffset, packet.length), 0, 'send(raw FIN)');
-    if (n !== packet.length) throw new TcpStateError(TCP_ERR.INJECT_FIN, `fin: raw send took ${n} of ${packet.length} bytes`);
+    connect(fd.fd, { family, address: to, port: 0 });
+    return send(fd.fd, Buffer.from(packet.buffer, packet.byteOffset, packet.length), 0, label);
   } finally {
     fd.close();
   }
@@ -58,12 +63,5 @@ export function resetSegment(family: 4 | 6, from: { readonly address: string; re
  * socket, routed like the back-end's answers. `seq`: the client's own acknowledgment number, so it takes it.
  */
 export function sendReset(family: 4 | 6, vip: { readonly address: string; readonly port: number }, client: { readonly address: string; readonly port: number }, seq: number): void {
-  const packet = resetSegment(family, vip, client, seq);
-  const fd = new OwnedFd(rawSocket(family));
-  try {
-    connect(fd.fd, { family, address: client.address, port: 0 });
-    send(fd.fd, Buffer.from(packet.buffer, packet.byteOffset, packet.length), 0, 'send(raw RST)');
-  } finally {
-    fd.close();
-  }
+  sendRaw(family, client.address, resetSegment(family, vip, client, seq), 'send(raw RST)');
 }
