@@ -157,3 +157,42 @@ test('an unclaimed tuple is answered with a RST carrying its latest acknowledgme
   assert.equal(s.model.stats().resets, 1);
   assert.equal(s.model.stats().expired, 3);
 });
+
+test('a discarded tuple: packets still on their way are dropped, never left to expire into a reset', () => {
+  const s = setup({ unclaimedMs: 100, releasedMs: 1000 });
+  s.model.onPackets([pkt(flowA, 5)]);
+  s.model.discard(flowA);
+  const late = pkt(flowA, 6);
+  s.model.onPackets([late]);
+  assert.ok(dropped(s.verdicts).includes(late.id), 'the late packet is dropped at once');
+  s.tick(200);
+  s.model.sweep();
+  assert.deepEqual(s.resets, [], 'the client is served elsewhere: no reset');
+  assert.equal(s.model.stats().pending, 0);
+});
+
+test('a discarded tuple handed here again parks anew; the discard is forgotten after releasedMs', () => {
+  const s = setup({ releasedMs: 1000 });
+  s.model.discard(flowA);
+  s.model.begin(flowA);
+  const p = pkt(flowA);
+  s.model.onPackets([p]);
+  assert.deepEqual(s.verdicts, [], 'begun: parked, not dropped');
+  assert.equal(s.model.release(flowA), 1);
+  s.model.discard(flowB);
+  s.tick(1000);
+  s.model.sweep();
+  const q = pkt(flowB);
+  s.model.onPackets([q]);
+  assert.ok(!dropped(s.verdicts).includes(q.id), 'forgotten: parked as unclaimed again');
+});
+
+test('discard after release: late packets of a released tuple are dropped from then on', () => {
+  const s = setup();
+  s.model.begin(flowA);
+  s.model.release(flowA);
+  s.model.discard(flowA);
+  const p = pkt(flowA);
+  s.model.onPackets([p]);
+  assert.deepEqual(dropped(s.verdicts), [p.id]);
+});

@@ -23,7 +23,10 @@ export interface ParkGate {
   begin(flow: ParkedFlow): void;
   /** After inject (repair off): stop parking the tuple; let its parked packets through in arrival order. Returns how many. */
   release(flow: ParkedFlow): number;
-  /** The handoff failed: stop parking the tuple, drop what was parked (the client retransmits to the next owner). */
+  /**
+   * The handoff failed: stop parking the tuple, drop what was parked and what still arrives for a while (the client
+   * retransmits to the next owner). Never a reset: another back-end serves the client now.
+   */
   discard(flow: ParkedFlow): void;
   /** `resets`: clients of tuples nobody claimed, answered with a RST when their packets expired. */
   stats(): { parked: number; released: number; dropped: number; expired: number; pending: number; resets: number };
@@ -55,7 +58,7 @@ export interface ParkLimits {
   readonly maxPackets?: number;
   /** Tuples held at most (default 4096). */
   readonly maxTuples?: number;
-  /** How long a released tuple's late packets are accepted at once (ms; default 10000). */
+  /** How long a released tuple's late packets are accepted at once, and a discarded one's dropped (ms; default 10000). */
   readonly releasedMs?: number;
   /**
    * Most drain-and-verdict rounds a release makes before it un-parks the tuple anyway (default 2). Each round's
@@ -96,6 +99,11 @@ export class ParkModel implements ParkGate {
   readonly #held = new Map<string, Held>();
   /** Released tuples -> when (insertion order = age order, for eviction). */
   readonly #released = new Map<string, number>();
+  /**
+   * Discarded tuples -> when. Their late packets (sent before the front-end steered the client elsewhere) are
+   * dropped: left unclaimed they would expire into a RST that kills the client at its new owner.
+   */
+  readonly #discarded = new Map<string, number>();
   #pending = 0;
   #parked = 0;
   #releasedCount = 0;
@@ -143,6 +151,11 @@ export class ParkModel implements ParkGate {
         out.push({ id: p.id, verdict: NF_ACCEPT });
         continue;
       }
+      if (this.#discarded.has(k)) {
+        this.#dropped++;
+        out.push({ id: p.id, verdict: NF_DROP });
+        continue;
+      }
       let h = this.#held.get(k);
       if (h === undefined) {
         if (this.#held.size >= this.#l.maxTuples) {
@@ -170,6 +183,7 @@ export class ParkModel implements ParkGate {
   begin(flow: ParkedFlow): void {
     const k = flowKey(flow);
     this.#released.delete(k); // the same tuple handed here again (a move back): park anew
+    this.#discarded.delete(k);
     this.#guard.begin(flow);
     const h = this.#held.get(k);
     if (h) h.begun = true;
@@ -197,7 +211,7 @@ export class ParkModel implements ParkGate {
     }
     this.#take(k);
     this.#guard.end(flow);
-    this.#remember(k);
+    this.#remember(this.#released, k);
     // Packets parked just before the map update: accepted at once (the tuple is released now).
     const before = this.#releasedCount;
     this.#queue?.drain();
@@ -209,6 +223,8 @@ export class ParkModel implements ParkGate {
     this.#guard.end(flow);
     this.#queue?.drain();
     this.#drop(this.#take(k));
+    this.#released.delete(k);
+    this.#remember(this.#discarded, k);
   }
 
   /** Drops what waited too long, and forgets old releases. */
@@ -233,9 +249,11 @@ export class ParkModel implements ParkGate {
         this.#guard.end(tupleOf(k));
       }
     }
-    for (const [k, at] of this.#released) {
-      if (now - at < this.#l.releasedMs) break; // insertion order: the rest are younger
-      this.#released.delete(k);
+    for (const remembered of [this.#released, this.#discarded]) {
+      for (const [k, at] of remembered) {
+        if (now - at < this.#l.releasedMs) break; // insertion order: the rest are younger
+        remembered.delete(k);
+      }
     }
   }
 
@@ -271,12 +289,12 @@ export class ParkModel implements ParkGate {
     h.ids.length = 0;
   }
 
-  #remember(k: string): void {
-    this.#released.delete(k);
-    this.#released.set(k, this.#now());
-    if (this.#released.size > this.#l.maxTuples * 4) {
-      const oldest = this.#released.keys().next();
-      if (!oldest.done) this.#released.delete(oldest.value);
+  #remember(m: Map<string, number>, k: string): void {
+    m.delete(k);
+    m.set(k, this.#now());
+    if (m.size > this.#l.maxTuples * 4) {
+      const oldest = m.keys().next();
+      if (!oldest.done) m.delete(oldest.value);
     }
   }
 }

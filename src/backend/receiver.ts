@@ -62,6 +62,12 @@ export interface EarlyPacketGate {
   discard(flow: FlowInfo): void;
 }
 
+/** A forwarded connection delivered lately, abortable by a late ABORT. */
+interface Young {
+  readonly socket: net.Socket;
+  readonly flow: FlowInfo;
+}
+
 /** How long a forwarded connection stays abortable after its delivery (two generations of this). */
 const YOUNG_MS = 5000;
 
@@ -75,6 +81,15 @@ interface Prepared {
 }
 
 const NOTHING = (): void => undefined;
+
+/**
+ * A forwarded client may already have packets parked here: a refusal drops them, and those still on their way
+ * (never a reset: the front-end steers the client to another back-end).
+ */
+function refuseParked(park: EarlyPacketGate | undefined, flow: FlowInfo, reply: HandoffReply): HandoffReply {
+  park?.discard(flow);
+  return reply;
+}
 /** How long a closed connection's decap mapping is kept, for its last FIN/ACK packets. */
 const DECAP_LINGER_MS = 5000;
 
@@ -92,8 +107,8 @@ export class HandoffReceiver {
   readonly #prepared = new Map<string, Prepared>();
   readonly #delivered = new Map<string, Delivered>();
   /** Forwarded connections delivered lately, by id, for a late ABORT: two generations, swapped every YOUNG_MS. */
-  #young = new Map<string, net.Socket>();
-  #older = new Map<string, net.Socket>();
+  #young = new Map<string, Young>();
+  #older = new Map<string, Young>();
   #youngTimer: NodeJS.Timeout | undefined;
   #active = 0;
 
@@ -111,9 +126,6 @@ export class HandoffReceiver {
    */
   prepare(id: string, blob: Uint8Array, opts: { readonly forwarded?: boolean } = {}): HandoffReply {
     if (this.#prepared.has(id)) return { ok: false, code: 'BATON_ERR_DUPLICATE', reason: `handoff ${id} already prepared` };
-    if (this.#o.maxConnections !== undefined && this.#active + this.#prepared.size >= this.#o.maxConnections) {
-      return { ok: false, code: 'BATON_ERR_FULL', reason: `at capacity (${this.#o.maxConnections} connections)` };
-    }
     let decoded: HandoffBlob;
     try {
       decoded = decodeBlob(blob, { maxBytes: this.#o.maxBlobBytes ?? 64 << 20 });
@@ -121,18 +133,21 @@ export class HandoffReceiver {
       return refusal(e, 'BATON_ERR_BLOB');
     }
     const { state } = decoded;
+    const flow: FlowInfo = { family: state.family, client: state.client, vip: state.vip };
+    const park = opts.forwarded === true ? this.#o.park : undefined;
+    if (this.#o.maxConnections !== undefined && this.#active + this.#prepared.size >= this.#o.maxConnections) {
+      return refuseParked(park, flow, { ok: false, code: 'BATON_ERR_FULL', reason: `at capacity (${this.#o.maxConnections} connections)` });
+    }
     // The decap mapping goes in before the socket exists, so the first encapsulated packet finds it.
     let unmap = NOTHING;
     if (decoded.encap) {
-      if (!this.#o.decap) return { ok: false, code: 'BATON_ERR_NO_DATAPLANE', reason: 'blob needs flow-id decapsulation; this agent has no dataplane' };
+      if (!this.#o.decap) return refuseParked(park, flow, { ok: false, code: 'BATON_ERR_NO_DATAPLANE', reason: 'blob needs flow-id decapsulation; this agent has no dataplane' });
       try {
         unmap = this.#o.decap.admit({ frontend: decoded.encap.frontend, flowId: decoded.flowId, family: state.family, client: state.client, vip: state.vip });
       } catch (e) {
-        return refusal(e, 'BATON_ERR_DECAP');
+        return refuseParked(park, flow, refusal(e, 'BATON_ERR_DECAP'));
       }
     }
-    const flow: FlowInfo = { family: state.family, client: state.client, vip: state.vip };
-    const park = opts.forwarded === true ? this.#o.park : undefined;
     park?.begin(flow);
     let fd: OwnedFd;
     try {
@@ -145,15 +160,14 @@ export class HandoffReceiver {
         throw e;
       }
     } catch (e) {
-      park?.discard(flow);
       unmap();
-      return refusal(e, 'BATON_ERR_INJECT');
+      return refuseParked(park, flow, refusal(e, 'BATON_ERR_INJECT'));
     }
     if (opts.forwarded === true) {
       park?.release(flow);
       const socket = this.#deliver(id, { fd, state, flowId: decoded.flowId, unmap });
       if (socket === undefined) return { ok: false, code: 'BATON_ERR_INJECT', reason: 'injected socket could not be opened' };
-      this.#remember(id, socket);
+      this.#remember(id, { socket, flow });
       return { ok: true, flow };
     }
     const timer = setTimeout(() => this.abort(id), this.#o.commitTimeoutMs ?? 5000);
@@ -162,12 +176,13 @@ export class HandoffReceiver {
     return { ok: true, flow };
   }
 
-  #remember(id: string, socket: net.Socket): void {
-    this.#young.set(id, socket);
+  #remember(id: string, y: Young): void {
+    const { socket } = y;
+    this.#young.set(id, y);
     // A closed socket needs no ABORT; forgetting it at once keeps the generations from holding thousands of them.
     socket.once('close', () => {
-      if (this.#young.get(id) === socket) this.#young.delete(id);
-      else if (this.#older.get(id) === socket) this.#older.delete(id);
+      if (this.#young.get(id) === y) this.#young.delete(id);
+      else if (this.#older.get(id) === y) this.#older.delete(id);
     });
     if (this.#youngTimer !== undefined) return;
     this.#youngTimer = setInterval(() => {
@@ -258,11 +273,13 @@ export class HandoffReceiver {
 
   /** A forwarded connection the front-end gave up on after all (its ACK came too late): close it silently. */
   #abortDelivered(id: string): void {
-    const socket = this.#young.get(id) ?? this.#older.get(id);
-    if (socket === undefined) return;
+    const y = this.#young.get(id) ?? this.#older.get(id);
+    if (y === undefined) return;
     this.#young.delete(id);
     this.#older.delete(id);
-    destroySilently(socket);
+    destroySilently(y.socket);
+    // Its client is steered elsewhere now: what still arrives here is dropped, not left to expire into a reset.
+    this.#o.park?.discard(y.flow);
   }
 
   /** Drops every prepared connection whose id starts with `prefix` (the channel that sent them is gone). */
