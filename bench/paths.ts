@@ -18,7 +18,6 @@ import { join } from 'node:path';
 import { batonArgv, batonCliPresent, batonEnv, type BenchEnv } from './env.ts';
 import { captureOutput, pidOf, stopChild, waitHttp200 } from './procs.ts';
 import { frontendConfig as labFrontendConfig } from '../src/lab/cluster.ts';
-import { ensureBpffs } from '../src/steer/bpf-loader.ts';
 import { ALTERNATE } from './wrk.ts';
 
 export const PATH_NAMES = ['direct', 'baton', 'baton-nft', 'baton-classic', 'haproxy', 'nginx'] as const;
@@ -27,9 +26,6 @@ export type PathName = (typeof PATH_NAMES)[number];
 export const isBaton = (p: PathName): boolean => p === 'baton' || p === 'baton-nft' || p === 'baton-classic';
 export type SteeringKind = 'bpf' | 'nft';
 
-/** Where a bpf front-end pins its maps: a bpffs mounted in the host's mount namespace, outside /sys, because
- * `ip netns exec` remounts /sys and a bpffs mounted there would die with the front-end. */
-export const BPFFS_ROOT = '/run/baton/bpffs';
 
 export interface HandoffStats {
   readonly p50: number;
@@ -195,8 +191,9 @@ async function startBaton(env: BenchEnv, name: PathName, kind: SteeringKind, lim
   if (!batonCliPresent()) throw new Error('baton front-end not available yet (src/cli/main.ts is missing)');
   // A table name of its own per run and path, so nothing another lab or an earlier run left can be adopted.
   const table = `bench_${lab.id}_${name.replace(/[^A-Za-z0-9]/g, '')}_${kind}`;
-  const pinDir = kind === 'bpf' ? `${BPFFS_ROOT}/${table}` : undefined;
-  if (pinDir !== undefined) ensureBpffs(`${BPFFS_ROOT}/x`);
+  // The lab's own bpffs (host mount namespace, outside /sys, which `ip netns exec` remounts): unmounted, with every
+  // pin in it, when the lab goes down, whatever the front-end left.
+  const pinDir = kind === 'bpf' ? `${await lab.pinRoot()}/${table}` : undefined;
   const steering = { kind, table, ...(pinDir === undefined ? {} : { pinDir }) };
   const file = join(env.workDir, `frontend-${name}.json`);
   const cfg = frontendConfig(env, steering);

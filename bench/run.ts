@@ -4,7 +4,7 @@
 
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import { labUp } from '../src/lab/lab.ts';
 import { agentAvailable, startBackends, type BackendKind } from './backends.ts';
 import type { BenchEnv } from './env.ts';
 import { cellsOf, fetchDigest, runPath, type Plan, type Progress, type SegmentProbe } from './measure.ts';
-import { BPFFS_ROOT, PATH_NAMES, type PathName, type SteeringKind } from './paths.ts';
+import { PATH_NAMES, type PathName, type SteeringKind } from './paths.ts';
 import { markdownReport, svgPlot, type BpfBench, type HandoffSummary, type RunMeta } from './report.ts';
 import { ratios, SIZES, type ResultRow } from './results.ts';
 import { runSoak, soakTable } from './soak.ts';
@@ -132,14 +132,6 @@ function runBpfBench(quick: boolean): Promise<BpfBench> {
         resolve(JSON.parse(line) as BpfBench);
       });
   });
-}
-
-/** Pin directories a bpf front-end of this lab left (it keeps its maps on SIGTERM): removed whatever happened. */
-function removeLabPins(labId: string): void {
-  if (!existsSync(BPFFS_ROOT)) return;
-  for (const d of readdirSync(BPFFS_ROOT)) {
-    if (d.startsWith(`bench_${labId}_`)) rmSync(`${BPFFS_ROOT}/${d}`, { recursive: true, force: true });
-  }
 }
 
 function preflight(): void {
@@ -284,7 +276,6 @@ async function main(argv: readonly string[]): Promise<void> {
     }
   } finally {
     await lab.down();
-    removeLabPins(lab.id);
     rmSync(workDir, { recursive: true, force: true });
   }
 
