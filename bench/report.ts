@@ -208,6 +208,17 @@ export function markdownAcceptance(rows: readonly ResultRow[], probes: readonly 
     if (b1k.labCpuMsPer1k !== null && h1k.labCpuMsPer1k !== null) {
       add('1 KB close: lab CPU per request baton ÷ HAProxy (shared machine)', fmtRatio(b1k.labCpuMsPer1k / h1k.labCpuMsPer1k), '≤ 1.00×', b1k.labCpuMsPer1k <= h1k.labCpuMsPer1k);
     }
+    // The bound of any design that hands each client connection to a server: it cannot beat the client connecting
+    // to that server itself (direct), while HAProxy reuses its server connections. Context for the two checks above.
+    const d1k = find(rows, 'direct', '1KB', 'close');
+    if (d1k?.rps) {
+      add('1 KB close bound: req/s direct ÷ HAProxy (no balancer at all)', fmtRatio(d1k.rps / h1k.rps!), '—', null);
+      add('1 KB close: req/s baton ÷ direct', fmtRatio(b1k.rps! / d1k.rps), '—', null);
+      if (b1k.machineCpuMsPer1k !== null && d1k.machineCpuMsPer1k !== null && h1k.machineCpuMsPer1k !== null) {
+        add('1 KB close bound: machine CPU per request direct ÷ HAProxy', fmtRatio(d1k.machineCpuMsPer1k / h1k.machineCpuMsPer1k), '—', null);
+        add('1 KB close: machine CPU per request baton − direct (the handoff\'s own cost)', `${fmt(b1k.machineCpuMsPer1k - d1k.machineCpuMsPer1k, 0)} µs`, '—', null);
+      }
+    }
   }
   for (const r of rows.filter((x) => x.path === 'baton' && ok(x))) {
     const d = find(rows, 'direct', r.size, r.mode);

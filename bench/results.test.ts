@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bucketDelta, bucketQuantile, cellHandoff, summarize, type Sample } from './results.ts';
+import { markdownAcceptance } from './report.ts';
 
 test('bucketQuantile returns the bound of the bucket holding the quantile', () => {
   const b = { '64': 10, '128': 80, '1024': 9, '4096': 1 };
@@ -66,4 +67,14 @@ test("cellHandoff: with per-phase histograms the phases are the cell's own", () 
   assert.equal(h.phasesFromBuckets, true);
   assert.equal(h.phaseShare, 1);
   assert.deepEqual(h.phases, { hold: { p50: 16, p99: 16 }, prepare: { p50: 64, p99: 256 } });
+});
+
+test('acceptance: the 1 KB close checks against HAProxy come with the bound direct sets, and the handoff cost over direct', () => {
+  const row = (path: 'baton' | 'direct' | 'haproxy', rps: number, machine: number) =>
+    ({ ...summarize(path, '1KB', 'close', [sample({})]), rps, machineCpuMsPer1k: machine });
+  const md = markdownAcceptance([row('baton', 1600, 1180), row('direct', 4300, 356), row('haproxy', 5200, 356)], [], undefined);
+  assert.match(md, /req\/s baton ÷ HAProxy \| 0\.31× \| ≥ 1\.00× \| \*\*no\*\*/);
+  assert.match(md, /req\/s direct ÷ HAProxy \(no balancer at all\) \| 0\.83× \| — \| — \|/);
+  assert.match(md, /req\/s baton ÷ direct \| 0\.37× \|/);
+  assert.match(md, /machine CPU per request baton − direct \(the handoff's own cost\) \| 824 µs \|/);
 });

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --quiet --bgp --test
 npx tsc -p tsconfig.json --noEmit
-mapfile -t files < <(find src test -name '*.test.ts' | sort)
+mapfile -t files < <(find src test bench -name '*.test.ts' | sort)
 exec node --import tsx --test --test-concurrency=2 "${files[@]}"
