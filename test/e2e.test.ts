@@ -2,8 +2,8 @@
 // segment), the real daemons, real clients (curl and Node). Needs root; CI is root.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startCluster, type Cluster, type ClusterOptions } from '../src/lab/cluster.ts';
-import { labUp, type Lab } from '../src/lab/lab.ts';
+import { clusterDown, clusterUp, type Cluster } from '../src/lab/cluster.ts';
+import type { Lab } from '../src/lab/lab.ts';
 import { runDriver } from '../src/lab/run-driver.ts';
 import { pinnedFlows } from '../src/steer/bpf-loader.ts';
 import { parseSetElements } from '../src/steer/nft-script.ts';
@@ -12,16 +12,6 @@ import { patternSha256 } from '../src/wire/pattern.ts';
 const root = process.getuid?.() === 0;
 const SLOW = new URL('../src/lab/slow-downloads.ts', import.meta.url).pathname;
 
-/** A lab with a running cluster; the lab is removed again if the cluster cannot start. */
-async function clusterUp(backends: number | Lab, o: ClusterOptions): Promise<{ lab: Lab; cluster: Cluster }> {
-  const lab = typeof backends === 'number' ? await labUp({ backends }) : backends;
-  try {
-    return { lab, cluster: await startCluster(lab, o) };
-  } catch (e) {
-    await lab.down();
-    throw e;
-  }
-}
 const skip = root ? false : 'needs root (network namespaces, TCP_REPAIR, nftables)';
 
 for (const kind of ['bpf', 'nft'] as const) describe(`handoff end to end (${kind} steering)`, { skip }, () => {
@@ -38,8 +28,7 @@ for (const kind of ['bpf', 'nft'] as const) describe(`handoff end to end (${kind
   };
 
   before(async () => {
-    lab = await labUp({ backends: 3 });
-    ({ cluster } = await clusterUp(lab, {
+    ({ lab, cluster } = await clusterUp({ backends: 3 }, {
       steering: kind,
       frontend: {
         pools: [
@@ -60,10 +49,8 @@ for (const kind of ['bpf', 'nft'] as const) describe(`handoff end to end (${kind
       backend: (name) => (name === 'b1' ? { limits: { maxBlobBytes: 2048 } } : {}),
     }));
   });
-  after(async () => {
-    await cluster?.stop();
-    await lab?.down(); // unmounts the lab's bpffs: the pins the front-end kept on SIGTERM go with it
-  });
+  // The lab's bpffs goes with the lab: the pins the front-end kept on SIGTERM go with it.
+  after(() => clusterDown(cluster, lab));
 
   const curl = async (args: string[]): Promise<string> => {
     const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '60', ...args], { timeoutMs: 90_000 });
@@ -229,7 +216,7 @@ describe('no back-end available', { skip }, () => {
   let lab: Lab;
   let cluster: Cluster;
   before(async () => {
-    ({ lab, cluster } = await clusterUp(2, {
+    ({ lab, cluster } = await clusterUp({ backends: 2 }, {
       skipAgents: ['b2'],
       frontend: {
         pools: [
@@ -241,10 +228,7 @@ describe('no back-end available', { skip }, () => {
       },
     }));
   });
-  after(async () => {
-    await cluster?.stop();
-    await lab?.down();
-  });
+  after(() => clusterDown(cluster, lab));
 
   test('-> 503 from the front-end, and the healthy pool still serves', async () => {
     const r = await lab.exec(lab.client, ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: down.example', `http://${lab.vip}/whoami`]);

@@ -7,9 +7,9 @@ import { after, before, describe, test } from 'node:test';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CONTROL_PORT, startCluster, type Cluster } from '../src/lab/cluster.ts';
+import { clusterDown, clusterUp, CONTROL_PORT, type Cluster } from '../src/lab/cluster.ts';
 import type { DriverJob, DriverSummary } from '../src/lab/driver.ts';
-import { labUp, type Lab } from '../src/lab/lab.ts';
+import type { Lab } from '../src/lab/lab.ts';
 import { runDriver } from '../src/lab/run-driver.ts';
 import type { ProbeResult } from './control-probe.ts';
 
@@ -30,18 +30,9 @@ describe('fault suite', { skip }, () => {
   let cluster: Cluster;
 
   before(async () => {
-    lab = await labUp({ backends: 3 });
-    try {
-      cluster = await startCluster(lab, { steering: 'bpf' });
-    } catch (e) {
-      await lab.down();
-      throw e;
-    }
+    ({ lab, cluster } = await clusterUp({ backends: 3 }, { steering: 'bpf' }));
   });
-  after(async () => {
-    await cluster?.stop();
-    await lab?.down();
-  });
+  after(() => clusterDown(cluster, lab));
 
   /** Established TCP sockets in a back-end's namespace whose peer port is one of `ports`. */
   const socketsOn = async (backend: number, ports: readonly number[]): Promise<string[]> => {

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCluster, type Cluster } from '../src/lab/cluster.ts';
-import { labUp, type Lab } from '../src/lab/lab.ts';
+import { clusterDown, clusterUp, type Cluster } from '../src/lab/cluster.ts';
+import type { Lab } from '../src/lab/lab.ts';
 import { pinnedFlows } from '../src/steer/bpf-loader.ts';
 import { liveSet, parseSetElements } from '../src/steer/nft-script.ts';
 
@@ -32,9 +32,8 @@ for (const kind of ['bpf', 'nft'] as const) describe(`front-end faults (${kind} 
     // Agents hold every FLOW_END back 400 ms: each report lands while later connections on the
     // same client port are already handed off (the agents inherit this process's environment).
     process.env['BATON_TEST_FLOW_END_DELAY_MS'] = '400';
-    lab = await labUp({ backends: 3 });
     try {
-      cluster = await startCluster(lab, {
+      ({ lab, cluster } = await clusterUp({ backends: 3 }, {
         steering: kind,
         frontend: {
           pools: [
@@ -44,18 +43,12 @@ for (const kind of ['bpf', 'nft'] as const) describe(`front-end faults (${kind} 
           rules: [{ match: { host: 'b3.example' }, pool: 'only-b3' }],
           defaultPool: 'all',
         },
-      });
-    } catch (e) {
-      await lab.down();
-      throw e;
+      }));
     } finally {
       delete process.env['BATON_TEST_FLOW_END_DELAY_MS'];
     }
   });
-  after(async () => {
-    await cluster?.stop();
-    await lab?.down();
-  });
+  after(() => clusterDown(cluster, lab));
 
   test('80 sequential connections from one client port are each answered at once by a fresh handoff', async () => {
     // No pause between connections, and every FLOW_END is late: it lands after the next

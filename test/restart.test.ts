@@ -3,8 +3,8 @@
 // restarted process adopts the maps and serves new connections; once the downloads end, their entries go.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startCluster, type Cluster } from '../src/lab/cluster.ts';
-import { labUp, type Lab } from '../src/lab/lab.ts';
+import { clusterDown, clusterUp, type Cluster } from '../src/lab/cluster.ts';
+import type { Lab } from '../src/lab/lab.ts';
 import { pinnedFlows } from '../src/steer/bpf-loader.ts';
 import { patternSha256 } from '../src/wire/pattern.ts';
 
@@ -21,18 +21,9 @@ for (const forwarding of ['l2', 'encap'] as const) {
     const pinDir = (): string => (cluster.frontendConfig.steering as { pinDir: string }).pinDir;
 
     before(async () => {
-      lab = await labUp({ backends: 2, routed: forwarding === 'encap' });
-      try {
-        cluster = await startCluster(lab, { steering: 'bpf', forwarding });
-      } catch (e) {
-        await lab.down();
-        throw e;
-      }
+      ({ lab, cluster } = await clusterUp({ backends: 2, routed: forwarding === 'encap' }, { steering: 'bpf', forwarding }));
     });
-    after(async () => {
-      await cluster?.stop();
-      await lab?.down();
-    });
+    after(() => clusterDown(cluster, lab));
 
     test(`${DOWNLOADS} downloads of 50 MB complete byte-exact across a SIGKILL and restart; new connections served; no entry left`, async () => {
       // Rate-limited so every download is still running when the front-end dies (50 MB at 10 MB/s: ~5 s).

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stopChild, type Lab, type LabHost } from './lab.ts';
+import { labUp, stopChild, type Lab, type LabHost, type LabOptions } from './lab.ts';
 import { labWorkDir } from './reaper.ts';
 
 /** How a front-end forwards a handed-off flow to its back-end (steer/'s ForwardMode; lab/ may not import steer/). */
@@ -178,6 +178,29 @@ export function frontendConfig(lab: Lab, o: LabConfigOptions): Record<string, un
     defaultPool: 'all',
     stats: { host: '127.0.0.1', port: o.statsPort ?? STATS_PORT },
   };
+}
+
+/**
+ * A lab (made here from `lab`'s options, or one already up) with a running cluster, for a test suite's `before`;
+ * the lab goes down again if the cluster cannot start, so a failed `before` leaves nothing behind.
+ */
+export async function clusterUp(lab: LabOptions | Lab, o: ClusterOptions = {}): Promise<{ lab: Lab; cluster: Cluster }> {
+  const up = 'down' in lab ? lab : await labUp(lab);
+  try {
+    return { lab: up, cluster: await startCluster(up, o) };
+  } catch (e) {
+    await up.down();
+    throw e;
+  }
+}
+
+/** The suite's `after`: the cluster's processes, then the lab (its namespaces, and its bpffs with every pin). */
+export async function clusterDown(cluster: Cluster | undefined, lab: Lab | undefined): Promise<void> {
+  try {
+    await cluster?.stop();
+  } finally {
+    await lab?.down();
+  }
 }
 
 export async function startCluster(lab: Lab, o: ClusterOptions = {}): Promise<Cluster> {
