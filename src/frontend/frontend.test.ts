@@ -13,12 +13,12 @@ import { FakeChannel, FakeSteering, MemoryLog } from './testing.ts';
 
 const HEAD = 'GET /x HTTP/1.1\r\nHost: a\r\n\r\n';
 
-async function start(t: TestContext, patch: Partial<FrontendDeps> = {}) {
+async function start(t: TestContext, patch: Partial<FrontendDeps> = {}, limits: Record<string, number> = {}) {
   const cfg = {
     ...parseConfig(frontendConfigSchema, {
       vip: '127.0.0.1', port: 1, interface: 'lo', secret: 'env:S',
       backends: ['b1', 'b2'].map((id, i) => ({ id, address: `127.0.0.${i + 2}`, control: { host: '127.0.0.1', port: 7700 } })),
-      pools: [{ name: 'all', policy: { name: 'wrr' }, members: ['b1', 'b2'] }], rules: [], defaultPool: 'all',
+      pools: [{ name: 'all', policy: { name: 'wrr' }, members: ['b1', 'b2'] }], rules: [], defaultPool: 'all', limits,
     }),
     port: 0,
   };
@@ -136,4 +136,30 @@ test('a drained back-end gets no new handoffs and shows as drained; undrain rest
   await until(() => fe.stats().handedOff === 5, 'handoff after undrain');
   c.destroy();
   assert.equal(channels.get('b1')!.sent.length, 1);
+});
+
+test('at maxPending the connection waiting longest for its head is answered 408 to make room (slowloris cannot starve new clients)', async (t) => {
+  const { fe, port } = await start(t, {}, { maxPending: 2 });
+  const read = (c: net.Socket): Promise<string> => new Promise((resolve) => {
+    let got = '';
+    c.on('data', (d: Buffer) => (got += d.toString()));
+    c.on('close', () => resolve(got));
+  });
+  const slow1 = await connect(port);
+  const answer1 = read(slow1);
+  slow1.write('GET /x HTTP/1.1\r\n');
+  await until(() => fe.stats().pending === 1, 'the first slow head');
+  const slow2 = await connect(port);
+  slow2.write('GET /y HTTP/1.1\r\n');
+  await until(() => fe.stats().pending === 2, 'the second slow head');
+  const fresh = await connect(port);
+  assert.match(await answer1, /^HTTP\/1\.1 408 /, 'the oldest slow client is answered 408');
+  await until(() => fe.stats().pending === 2, 'the new connection to wait for its head');
+  const s = fe.stats();
+  assert.equal(s.shedHeads, 1);
+  assert.equal(s.answeredLocally['408'], 1);
+  assert.equal(s.answeredLocally['503'], undefined, 'nobody is refused');
+  assert.equal(slow2.destroyed, false);
+  slow2.destroy();
+  fresh.destroy();
 });

@@ -67,6 +67,8 @@ export interface FrontendStats {
   readonly tlsRefused: Record<string, number>;
   readonly retries: number;
   readonly pending: number;
+  /** Connections still sending their head, answered 408 early to make room for new ones at limits.maxPending. */
+  readonly shedHeads: number;
   /** Clients that went away between their request head and the capture. */
   readonly vanished: number;
   readonly handoffUs: HandoffStats['handoffUs'];
@@ -106,6 +108,10 @@ export class Frontend {
   #routesVersion = 0;
   #accepted = 0;
   #pending = 0;
+  /** Connections waiting for their request head, oldest first: each one's "answer 408 and forget me". */
+  readonly #heads = new Set<() => void>();
+  /** Connections answered 408 early to make room for new ones at maxPending. */
+  #shed = 0;
 
   constructor(d: FrontendDeps) {
     this.#d = d;
@@ -217,6 +223,7 @@ export class Frontend {
       tlsRefused: this.#tls.refused(),
       retries: m.retries,
       pending: this.#pending,
+      shedHeads: this.#shed,
       vanished: m.vanished,
       handoffUs: m.handoffUs,
       placedUs: m.placedUs,
@@ -305,6 +312,19 @@ export class Frontend {
     setTimeout(() => sock.destroy(), 5000).unref();
   }
 
+  /**
+   * At maxPending, the connection that has waited longest for its request head is answered 408 to make room: a
+   * client holding connections open without finishing a head (slowloris) cannot starve new clients, whose heads take
+   * milliseconds. False when no plain-HTTP head is waiting (the pending ones are TLS hellos or handoffs).
+   */
+  #shedOldestHead(): boolean {
+    const oldest = this.#heads.values().next();
+    if (oldest.done === true) return false;
+    this.#shed++;
+    oldest.value();
+    return true;
+  }
+
   #onConnection(sock: net.Socket): void {
     this.#accepted++;
     sock.on('error', ignore);
@@ -316,20 +336,23 @@ export class Frontend {
     }
     if (this.#config.tls) return this.#tls.accept(sock, ends);
     const limits = this.#config.limits;
-    if (this.#pending >= limits.maxPending) return this.#answer(sock, 503);
+    if (this.#pending >= limits.maxPending && !this.#shedOldestHead()) return this.#answer(sock, 503);
     this.#pending++;
     let done = false;
     const finish = (): void => {
       if (done) return;
       done = true;
       this.#pending--;
+      this.#heads.delete(expire);
       clearTimeout(timer);
       sock.off('data', onData);
     };
-    const timer = setTimeout(() => {
+    const expire = (): void => {
       finish();
       this.#answer(sock, 408);
-    }, limits.headTimeoutMs);
+    };
+    const timer = setTimeout(expire, limits.headTimeoutMs);
+    this.#heads.add(expire);
     sock.once('close', finish);
     let buf: Buffer = Buffer.alloc(0);
     const onData = (d: Buffer): void => {
