@@ -25,6 +25,7 @@ import type { FrontendConfig } from './config.ts';
 import { HandoffMachine, systemClock, type CaptureInput, type CaptureResult, type Clock, type HandoffLog, type HandoffStats } from './handoff.ts';
 import { MoveCoordinator, type MoveStats } from './move.ts';
 import { TlsAcceptor } from './tls-listener.ts';
+import { WaitingClients } from './waiting.ts';
 import type { Message } from '../wire/frame.ts';
 
 /** A socket error is handled where the socket is used (a closed socket fails the handoff); this only keeps it from throwing. */
@@ -67,8 +68,8 @@ export interface FrontendStats {
   readonly tlsRefused: Record<string, number>;
   readonly retries: number;
   readonly pending: number;
-  /** Connections still sending their head, answered 408 early to make room for new ones at limits.maxPending. */
-  readonly shedHeads: number;
+  /** Connections still sending their head or hello, expired early to make room for new ones at limits.maxPending. */
+  readonly shed: number;
   /** Clients that went away between their request head and the capture. */
   readonly vanished: number;
   readonly handoffUs: HandoffStats['handoffUs'];
@@ -107,11 +108,7 @@ export class Frontend {
   readonly #moves: MoveCoordinator;
   #routesVersion = 0;
   #accepted = 0;
-  #pending = 0;
-  /** Connections waiting for their request head, oldest first: each one's "answer 408 and forget me". */
-  readonly #heads = new Set<() => void>();
-  /** Connections answered 408 early to make room for new ones at maxPending. */
-  #shed = 0;
+  readonly #waiting = new WaitingClients();
 
   constructor(d: FrontendDeps) {
     this.#d = d;
@@ -144,7 +141,7 @@ export class Frontend {
     });
     this.#tls = new TlsAcceptor({
       limits: () => this.#config.limits,
-      pending: { count: () => this.#pending, add: (n) => void (this.#pending += n) },
+      waiting: this.#waiting,
       run: (conn, req) => this.#machine.run(conn, req),
       hrtime: () => (d.clock ?? systemClock).hrtime(),
       log: d.log,
@@ -222,8 +219,8 @@ export class Frontend {
       answeredLocally: Object.fromEntries([...this.#local].map(([k, v]) => [String(k), v])),
       tlsRefused: this.#tls.refused(),
       retries: m.retries,
-      pending: this.#pending,
-      shedHeads: this.#shed,
+      pending: this.#waiting.count,
+      shed: this.#waiting.shed,
       vanished: m.vanished,
       handoffUs: m.handoffUs,
       placedUs: m.placedUs,
@@ -312,19 +309,6 @@ export class Frontend {
     setTimeout(() => sock.destroy(), 5000).unref();
   }
 
-  /**
-   * At maxPending, the connection that has waited longest for its request head is answered 408 to make room: a
-   * client holding connections open without finishing a head (slowloris) cannot starve new clients, whose heads take
-   * milliseconds. False when no plain-HTTP head is waiting (the pending ones are TLS hellos or handoffs).
-   */
-  #shedOldestHead(): boolean {
-    const oldest = this.#heads.values().next();
-    if (oldest.done === true) return false;
-    this.#shed++;
-    oldest.value();
-    return true;
-  }
-
   #onConnection(sock: net.Socket): void {
     this.#accepted++;
     sock.on('error', ignore);
@@ -336,14 +320,12 @@ export class Frontend {
     }
     if (this.#config.tls) return this.#tls.accept(sock, ends);
     const limits = this.#config.limits;
-    if (this.#pending >= limits.maxPending && !this.#shedOldestHead()) return this.#answer(sock, 503);
-    this.#pending++;
+    if (!this.#waiting.admit(limits.maxPending)) return this.#answer(sock, 503);
     let done = false;
     const finish = (): void => {
       if (done) return;
       done = true;
-      this.#pending--;
-      this.#heads.delete(expire);
+      this.#waiting.done(expire);
       clearTimeout(timer);
       sock.off('data', onData);
     };
@@ -352,7 +334,7 @@ export class Frontend {
       this.#answer(sock, 408);
     };
     const timer = setTimeout(expire, limits.headTimeoutMs);
-    this.#heads.add(expire);
+    this.#waiting.add(expire);
     sock.once('close', finish);
     let buf: Buffer = Buffer.alloc(0);
     const onData = (d: Buffer): void => {

@@ -9,12 +9,13 @@ import { TLS_ALERT, buildAlert, buildClientHello } from '../wire/tls-hello.ts';
 import { endpointsOf } from './client-conn.ts';
 import type { ClientConnection } from './handoff.ts';
 import { TlsAcceptor, type TlsLimits } from './tls-listener.ts';
+import { WaitingClients } from './waiting.ts';
 
 interface Bench {
   readonly acceptor: TlsAcceptor;
   readonly port: number;
   readonly runs: { conn: ClientConnection; req: RequestInfo }[];
-  pending: number;
+  readonly waiting: WaitingClients;
   /** What the recorder does with each connection given to the machine. */
   onRun: (conn: ClientConnection) => void;
   close(): Promise<void>;
@@ -22,10 +23,10 @@ interface Bench {
 
 async function bench(limits: Partial<TlsLimits> = {}): Promise<Bench> {
   const socks = new Set<net.Socket>();
-  const b: Omit<Bench, 'acceptor' | 'port' | 'close'> = { runs: [], pending: 0, onRun: (c) => c.closeSilently() };
+  const b: Omit<Bench, 'acceptor' | 'port' | 'close'> = { runs: [], waiting: new WaitingClients(), onRun: (c) => c.closeSilently() };
   const acceptor = new TlsAcceptor({
     limits: () => ({ maxHelloBytes: 2048, maxHelloRecords: 4, helloTimeoutMs: 300, maxPending: 100, ...limits }),
-    pending: { count: () => b.pending, add: (n) => void (b.pending += n) },
+    waiting: b.waiting,
     run: async (conn, req) => {
       b.runs.push({ conn, req });
       b.onRun(conn);
@@ -89,7 +90,7 @@ test('a hello in three reads reaches the machine with its SNI and ALPN, and ever
   // in the kernel queue); what was read must be exactly a prefix of what was sent, hello included.
   assert.ok(conn.consumed.length >= hello.length);
   assert.deepEqual(Buffer.from(conn.consumed), all.subarray(0, conn.consumed.length));
-  assert.equal(b.pending, 0);
+  assert.equal(b.waiting.count, 0);
   assert.deepEqual(b.acceptor.refused(), {});
 });
 
@@ -100,7 +101,7 @@ test('the machine answering (no back-end) sends internal_error and closes', asyn
   const r = await exchange(b.port, [buildClientHello({ sni: 'a.example' })]);
   assert.deepEqual(r.got, Buffer.from(buildAlert(TLS_ALERT.internalError)));
   assert.deepEqual(b.acceptor.refused(), { unavailable: 1 });
-  assert.equal(b.pending, 0);
+  assert.equal(b.waiting.count, 0);
 });
 
 test('refusals: malformed -> its alert, oversized -> decode_error at its length, plain HTTP -> closed silently', async (t) => {
@@ -115,7 +116,7 @@ test('refusals: malformed -> its alert, oversized -> decode_error at its length,
   assert.equal(http.got.length, 0);
   assert.deepEqual(b.acceptor.refused(), { BATON_ERR_TLS_DUPLICATE_EXTENSION: 1, BATON_ERR_TLS_TOO_LARGE: 1, BATON_ERR_TLS_CONTENT_TYPE: 1 });
   assert.equal(b.runs.length, 0);
-  await until(() => b.pending === 0);
+  await until(() => b.waiting.count === 0);
 });
 
 test('too many records for one hello is refused (the read stays bounded)', async (t) => {
@@ -127,16 +128,30 @@ test('too many records for one hello is refused (the read stays bounded)', async
   assert.deepEqual(b.acceptor.refused(), { BATON_ERR_TLS_TOO_LARGE: 1 });
 });
 
-test('a hello that stalls is closed at helloTimeoutMs with no alert; over maxPending gets internal_error', async (t) => {
-  const b = await bench({ maxPending: 1 });
+test('a hello that stalls is closed at helloTimeoutMs with no alert', async (t) => {
+  const b = await bench();
   t.after(() => b.close());
   const hello = buildClientHello({ sni: 'a.example' });
   const stalled = exchange(b.port, [hello.subarray(0, 30)]);
-  await until(() => b.pending === 1);
-  // The stalled one holds the only pending slot: the next is refused at once.
-  assert.deepEqual((await exchange(b.port, [hello])).got, Buffer.from(buildAlert(TLS_ALERT.internalError)));
+  await until(() => b.waiting.count === 1);
   assert.equal((await stalled).got.length, 0);
-  assert.deepEqual(b.acceptor.refused(), { overload: 1, 'hello-timeout': 1 });
-  assert.equal(b.pending, 0);
+  assert.deepEqual(b.acceptor.refused(), { 'hello-timeout': 1 });
+  assert.equal(b.waiting.count, 0);
   assert.equal(b.runs.length, 0);
+});
+
+test('at maxPending the hello waiting longest is closed to make room: a stalled client cannot lock new ones out', async (t) => {
+  const b = await bench({ maxPending: 1, helloTimeoutMs: 60_000 });
+  t.after(() => b.close());
+  const hello = buildClientHello({ sni: 'a.example' });
+  const stalled = exchange(b.port, [hello.subarray(0, 30)]);
+  await until(() => b.waiting.count === 1);
+  const fresh = exchange(b.port, [hello]);
+  assert.equal((await stalled).got.length, 0, 'the stalled one is closed, with no alert');
+  await until(() => b.runs.length === 1);
+  await fresh;
+  assert.equal(b.runs[0]!.req.host, 'a.example');
+  assert.deepEqual(b.acceptor.refused(), { shed: 1 });
+  assert.equal(b.waiting.shed, 1);
+  assert.equal(b.waiting.count, 0);
 });

@@ -10,6 +10,7 @@ import { tlsRequestInfo, type RequestInfo } from '../policy/index.ts';
 import { TLS_ALERT, alertFor, buildAlert, parseClientHello } from '../wire/tls-hello.ts';
 import type { Endpoint } from '../wire/tcp-state.ts';
 import { socketConnection, stopReading } from './client-conn.ts';
+import type { WaitingClients } from './waiting.ts';
 import type { ClientConnection, HandoffLog } from './handoff.ts';
 
 export interface TlsLimits {
@@ -22,8 +23,8 @@ export interface TlsLimits {
 /** What the acceptor needs from the front-end it serves (read per connection: reloadable). */
 export interface TlsAcceptorDeps {
   readonly limits: () => TlsLimits;
-  /** The front-end's count of connections accepted and not yet handed off (shared with HTTP). */
-  readonly pending: { count(): number; add(delta: 1 | -1): void };
+  /** Connections still sending their first bytes, under limits.maxPending (shared with HTTP; waiting.ts). */
+  readonly waiting: WaitingClients;
   readonly run: (conn: ClientConnection, req: RequestInfo) => Promise<unknown>;
   readonly hrtime: () => bigint;
   readonly log: HandoffLog;
@@ -33,8 +34,10 @@ export interface TlsAcceptorDeps {
 export const TLS_REFUSAL = {
   /** The whole ClientHello did not arrive within helloTimeoutMs. */
   timeout: 'hello-timeout',
-  /** More connections waiting for their hello or their handoff than maxPending. */
+  /** maxPending connections waiting for their hello or head, none of which could be shed. */
   overload: 'overload',
+  /** The hello waiting longest, closed to make room for a new connection at maxPending (waiting.ts). */
+  shed: 'shed',
   /** The handoff machine could not place it (no back-end up, all refused, capture failed...). */
   unavailable: 'unavailable',
 } as const;
@@ -58,22 +61,24 @@ export class TlsAcceptor {
   /** Serves one accepted connection of a TLS listener; `ends` as read at accept. */
   accept(sock: net.Socket, ends: { readonly flow: FlowKey; readonly vip: Endpoint }): void {
     const limits = this.#d.limits();
-    if (this.#d.pending.count() >= limits.maxPending) return this.#refuse(sock, TLS_REFUSAL.overload, TLS_ALERT.internalError);
-    this.#d.pending.add(1);
+    if (!this.#d.waiting.admit(limits.maxPending)) return this.#refuse(sock, TLS_REFUSAL.overload, TLS_ALERT.internalError);
     let done = false;
     const finish = (): void => {
       if (done) return;
       done = true;
-      this.#d.pending.add(-1);
+      this.#d.waiting.done(shed);
       clearTimeout(timer);
       sock.off('data', onData);
     };
     // A stalled client is not reading either: no alert, just close.
-    const timer = setTimeout(() => {
+    const close = (why: string): void => {
       finish();
-      this.#count(TLS_REFUSAL.timeout);
+      this.#count(why);
       sock.destroy();
-    }, limits.helloTimeoutMs);
+    };
+    const shed = (): void => close(TLS_REFUSAL.shed);
+    const timer = setTimeout(() => close(TLS_REFUSAL.timeout), limits.helloTimeoutMs);
+    this.#d.waiting.add(shed);
     sock.once('close', finish);
     let buf: Buffer = Buffer.alloc(0);
     const onData = (d: Buffer): void => {
