@@ -18,6 +18,8 @@ export function startStatsServer(fe: Frontend, host: string, port: number, extra
   const drained = gauge('backend_drained', 'drained by an operator (takes no new handoffs)', ['backend']);
   const healthy = gauge('backend_healthy', 'passing its active health check (1 without one)', ['backend']);
   const vanished = gauge('vanished_total', 'clients gone between request head and capture', []);
+  const pending = gauge('pending', 'connections still sending their request head or TLS hello', []);
+  const shed = gauge('shed_total', 'waiting connections expired early to make room at limits.maxPending', []);
   const local = gauge('answered_locally_total', 'responses sent by the front-end itself', ['status']);
   const tlsRefused = gauge('tls_refused_total', 'tls listener: connections refused before the handshake', ['reason']);
   const lat = gauge('handoff_latency_us', 'handoff latency, head complete to commit', ['quantile']);
@@ -36,6 +38,8 @@ export function startStatsServer(fe: Frontend, host: string, port: number, extra
     const s = fe.stats();
     accepted.set(s.accepted);
     vanished.set(s.vanished);
+    pending.set(s.pending);
+    shed.set(s.shed);
     for (const [id, b] of Object.entries(s.perBackend)) {
       handed.set({ backend: id }, b.handoffs);
       failures.set({ backend: id }, b.failures);
