@@ -153,6 +153,7 @@ test('at maxPending the connection waiting longest for its head is answered 408 
   slow2.write('GET /y HTTP/1.1\r\n');
   await until(() => fe.stats().pending === 2, 'the second slow head');
   const fresh = await connect(port);
+  fresh.write('GET /z HTTP/1.1\r\n'); // accept() waits for a client's first bytes (TCP_DEFER_ACCEPT)
   assert.match(await answer1, /^HTTP\/1\.1 408 /, 'the oldest slow client is answered 408');
   await until(() => fe.stats().pending === 2, 'the new connection to wait for its head');
   const s = fe.stats();
@@ -162,4 +163,14 @@ test('at maxPending the connection waiting longest for its head is answered 408 
   assert.equal(slow2.destroyed, false);
   slow2.destroy();
   fresh.destroy();
+});
+
+test('accept() waits for the client to speak (TCP_DEFER_ACCEPT): a silent connection costs the front-end nothing', async (t) => {
+  const { fe, port } = await start(t);
+  const silent = await connect(port); // the handshake completes in the kernel
+  await sleep(300);
+  assert.equal(fe.stats().accepted, 0, 'not accepted while it says nothing');
+  silent.write('GET /x HTTP/1.1\r\n');
+  await until(() => fe.stats().accepted === 1 && fe.stats().pending === 1, 'accept once bytes arrive');
+  silent.destroy();
 });

@@ -21,6 +21,7 @@ import { buildResponse, parseRequestHead } from '../wire/http-head.ts';
 import { BackendTable, type BackendInfo, type ChannelState } from './backends.ts';
 import type { HandoffChannel } from './channel.ts';
 import { endpointsOf, kernelCapture, socketConnection, stopReading } from './client-conn.ts';
+import { deferAccept } from '../tcp/node-socket.ts';
 import type { FrontendConfig } from './config.ts';
 import { HandoffMachine, systemClock, type CaptureInput, type CaptureResult, type Clock, type HandoffLog, type HandoffStats } from './handoff.ts';
 import { MoveCoordinator, type MoveStats } from './move.ts';
@@ -154,6 +155,12 @@ export class Frontend {
       this.#server.once('error', reject);
       this.#server.listen({ host: this.#config.vip, port: this.#config.port, backlog: 4096 }, () => {
         this.#server.off('error', reject);
+        // Clients speak first (head or hello): accept() waits for their bytes, within the time the head may take.
+        try {
+          deferAccept(this.#server, Math.max(1, Math.ceil(this.#config.limits.headTimeoutMs / 1000)));
+        } catch (e) {
+          this.#d.log.warn({ err: e }, 'TCP_DEFER_ACCEPT not set; accepting at the handshake');
+        }
         resolve(this.#server.address() as net.AddressInfo);
       });
     });

@@ -27,6 +27,7 @@ export const TCP_MAXSEG = 2;
 export const TCP_KEEPIDLE = 4;
 export const TCP_KEEPINTVL = 5;
 export const TCP_KEEPCNT = 6;
+export const TCP_DEFER_ACCEPT = 9;
 export const TCP_INFO = 11;
 export const TCP_USER_TIMEOUT = 18;
 export const TCP_REPAIR = 19;

@@ -3,7 +3,7 @@
 // to get a connected socket's descriptor; capture needs both. Keep every such access here.
 import type net from 'node:net';
 import * as C from '../sys/constants.ts';
-import { recvInto } from '../sys/socket.ts';
+import { recvInto, setsockoptInt } from '../sys/socket.ts';
 import { setRepair } from './repair.ts';
 
 interface NodeTcpHandle {
@@ -47,6 +47,19 @@ export function resumeReading(socket: net.Socket): void {
   h.readStart();
   h.reading = true;
   socket.resume();
+}
+
+/**
+ * TCP_DEFER_ACCEPT on a listening server: the kernel completes accept() only once the client's first bytes have
+ * arrived (waiting up to `seconds`, then accepting anyway), so a client that speaks first (an HTTP head, a TLS
+ * hello) costs one wakeup of the process instead of two, and a connection that never speaks costs nothing in it
+ * until then. False when the server has no descriptor (not listening).
+ */
+export function deferAccept(server: net.Server, seconds: number): boolean {
+  const fd = (server as unknown as { _handle: { fd?: number } | null })._handle?.fd;
+  if (fd === undefined || !Number.isInteger(fd) || fd < 0) return false;
+  setsockoptInt(fd, C.IPPROTO_TCP, C.TCP_DEFER_ACCEPT, 'TCP_DEFER_ACCEPT', seconds);
+  return true;
 }
 
 /**
