@@ -102,11 +102,14 @@ export function registerDaemons(program: Command): void {
         liveness: livenessOf(cfg.limits),
         ...(dp && { decap: BpfDecapGate.of(dp) }),
         ...(park && { park }),
+        ...(cfg.dataplane && { encapSources: cfg.dataplane.encapSources }),
         onEvent: (ev, detail) => log[ev === 'authFailed' ? 'warn' : 'info']({ detail }, ev),
         log: (level, obj, msg) => log[level](obj, msg),
         ...(!cfg.requestRouting && { requestRouting: false as const }),
         // Test hook (test/frontend-faults.test.ts): end-of-connection reports arriving late.
         flowEndDelayMs: Number(process.env['BATON_TEST_FLOW_END_DELAY_MS'] ?? 0) || 0,
+        // Test hook (src/lab/cluster-encap-early.test.ts): blobs that arrive after their client's packets.
+        prepareDelayMs: Number(process.env['BATON_TEST_PREPARE_DELAY_MS'] ?? 0) || 0,
       });
       log.info({ control: cfg.control, app: app.kind }, 'back-end agent listening');
       onSignals(log, async () => {
