@@ -109,11 +109,6 @@ export interface ParkLimits {
    * --sizes 8MB --modes post-seq).
    */
   readonly releaseRounds?: number;
-  /**
-   * How long a release round that finds nothing waits for the client's answer to the previous round before the
-   * tuple is un-parked (µs; default 300; 0: not at all). See release().
-   */
-  readonly settleUs?: number;
   /** Bytes of encapsulated packets kept (copies, to restore on release) at most (default 32 MiB). */
   readonly maxEncapBytes?: number;
   /** Front-ends learned from blobs (`begin` with `encap`) remembered at most (default 64). */
@@ -208,7 +203,6 @@ export class ParkModel implements ParkGate {
       releasedMs: o.limits?.releasedMs ?? 10_000,
       releaseRounds: o.limits?.releaseRounds ?? 2,
       maxEncapBytes: o.limits?.maxEncapBytes ?? 32 << 20,
-      settleUs: o.limits?.settleUs ?? 300,
       maxLearnedSources: o.limits?.maxLearnedSources ?? 64,
     };
   }
@@ -389,23 +383,11 @@ export class ParkModel implements ParkGate {
     // un-parked first, those would overtake the rest of the batch (out of order at the socket: the client's SACK
     // recovery retransmits). So the tuple stays parked while its queue drains, round by round, each round's
     // packets (those the previous one drew) queued behind it; it is un-parked once a round finds none.
-    // A round that finds nothing right after a verdict is not a quiet moment: the client's answer to the ACKs that
-    // verdict drew is one round trip away (~100-200 µs on one machine). Un-parked then, its answer races the
-    // queue: packets parked just before the map update are let in just after others that went straight to the
-    // socket (out of order: spurious fast retransmits; seen in test/encap-early.test.ts with a 64 KiB GSO burst).
-    // So an empty round waits up to settleUs for that answer before it un-parks (a remote client's answer comes
-    // later than that, after the un-park, in order).
     let n = 0;
     for (let round = 0; round < this.#l.releaseRounds; round++) {
       this.#queue?.drain();
-      let ps = this.#held.get(k)?.packets.splice(0) ?? [];
-      if (round > 0 && ps.length === 0 && this.#queue !== undefined && this.#l.settleUs > 0) {
-        const until = this.#now() + this.#l.settleUs / 1000;
-        for (let i = 0; i < 10_000 && ps.length === 0 && this.#now() < until; i++) {
-          this.#queue.drain();
-          ps = this.#held.get(k)?.packets.splice(0) ?? [];
-        }
-      }
+      const h = this.#held.get(k);
+      const ps = h === undefined ? [] : h.packets.splice(0);
       if (round > 0 && ps.length === 0) break;
       this.#pending -= ps.length;
       const vs = ps.map((p) => this.#verdictOf(p, flow));
@@ -413,7 +395,7 @@ export class ParkModel implements ParkGate {
       this.#releasedCount += ok;
       n += ok;
       this.#queue?.verdict(vs);
-      if (this.#queue === undefined || n === 0) break; // nothing went in: nothing drew an answer
+      if (this.#queue === undefined) break;
     }
     this.#take(k);
     this.#guard.end(flow);
