@@ -303,7 +303,28 @@ test('encap: a begun-then-discarded tuple (refused after begin) drops what joine
   assert.deepEqual(dropped(s.verdicts), [e1.id]);
   const e2 = encPkt(2);
   s.model.onPackets([e2]);
-  assert.deepEqual(dropped(s.verdicts), [e1.id, e2.id], 'the link outlives the discard for releasedMs');
+  assert.deepEqual(dropped(s.verdicts), [e1.id, e2.id], 'the link outlives the discard for encapLinkMs');
+});
+
+test('encap: a flow id claimed long ago is not an old tuple\'s any more (a restarted front-end reuses ids)', () => {
+  const s = encapSetup({ encapLinkMs: 1000 });
+  s.model.begin(flowA, encA);
+  s.model.release(flowA);
+  s.tick(500);
+  const late = encPkt(1);
+  s.model.onPackets([late]);
+  assert.equal(Buffer.from(s.verdicts.at(-1)!.payload!).toString('hex'), plain(1), 'read late, still restored to its tuple');
+  s.tick(600);
+  const reused = encPkt(2); // same front-end and flow id, 1.1 s after the release: a new flow's
+  s.model.onPackets([reused]);
+  assert.equal(s.verdicts.at(-1)!.id, late.id, 'waits, unclaimed');
+  const flowC: ParkedFlow = { family: 4, client: { address: '198.51.100.9', port: 41000 }, vip: flowA.vip };
+  s.model.begin(flowC, encA);
+  s.model.release(flowC);
+  const v = s.verdicts.at(-1)!;
+  assert.equal(v.id, reused.id);
+  const p = parseTcpFrame(Uint8Array.from([...new Uint8Array(12), 0x08, 0x00, ...v.payload!]));
+  assert.deepEqual([p.src, p.sport, p.tcpChecksumOk], ['198.51.100.9', 41000, true], 'restored to the new claimant');
 });
 
 test('encap: a packet cut short by the copy range, or beyond the byte bound, is dropped at once', () => {

@@ -113,6 +113,12 @@ export interface ParkLimits {
   readonly maxEncapBytes?: number;
   /** Front-ends learned from blobs (`begin` with `encap`) remembered at most (default 64). */
   readonly maxLearnedSources?: number;
+  /**
+   * How long after a release or discard encapsulated packets read late (queued before the mapping existed) still
+   * follow their tuple (ms; default 1000). Short: a front-end that restarted numbers its flows from 1 again, and a
+   * reused flow id must not send a new client's packets to an old tuple.
+   */
+  readonly encapLinkMs?: number;
 }
 
 interface HeldPacket {
@@ -135,6 +141,8 @@ interface Held {
 interface Link {
   readonly tuple: string;
   readonly flow: ParkedFlow;
+  /** Once the tuple is released or discarded: until when late encapsulated packets still follow it. */
+  until?: number;
 }
 
 const keyOf = (family: 4 | 6, client: string, cport: number, vip: string, vport: number): string => `${family}|${client}|${cport}|${vip}|${vport}`;
@@ -204,6 +212,7 @@ export class ParkModel implements ParkGate {
       releaseRounds: o.limits?.releaseRounds ?? 2,
       maxEncapBytes: o.limits?.maxEncapBytes ?? 32 << 20,
       maxLearnedSources: o.limits?.maxLearnedSources ?? 64,
+      encapLinkMs: o.limits?.encapLinkMs ?? 1000,
     };
   }
 
@@ -279,6 +288,12 @@ export class ParkModel implements ParkGate {
       if (t.sport < 0x8000 && !this.#vips.has(`${t.family}|${t.dst}|${t.dport}`) && this.#isEncapSource(t.family, t.src)) {
         const ek = encapKeyOf(t.family, t.src, ((t.sport << 16) | t.dport) >>> 0);
         link = this.#links.get(ek);
+        if (link?.until !== undefined && this.#now() > link.until) {
+          // an old claim: this flow id may be someone else's now
+          this.#links.delete(ek);
+          this.#linkOfTuple.delete(link.tuple);
+          link = undefined;
+        }
         k = link?.tuple ?? ek;
         if (p.length > p.payload.length) {
           // cut short by the copy range (a GSO packet beyond 64 KiB): it cannot be restored; the client retransmits
@@ -400,6 +415,7 @@ export class ParkModel implements ParkGate {
     this.#take(k);
     this.#guard.end(flow);
     this.#remember(this.#released, k);
+    this.#expireLink(k);
     // Packets parked just before the map update: accepted at once (the tuple is released now).
     const before = this.#releasedCount;
     this.#queue?.drain();
@@ -414,6 +430,7 @@ export class ParkModel implements ParkGate {
     this.#drop(this.#take(k));
     this.#released.delete(k);
     this.#remember(this.#discarded, k);
+    this.#expireLink(k);
   }
 
   /** Drops what waited too long, and forgets old releases. */
@@ -448,6 +465,12 @@ export class ParkModel implements ParkGate {
         this.#unlink(k);
       }
     }
+  }
+
+  #expireLink(k: string): void {
+    const ek = this.#linkOfTuple.get(k);
+    const l = ek === undefined ? undefined : this.#links.get(ek);
+    if (l !== undefined) l.until = this.#now() + Math.min(this.#l.encapLinkMs, this.#l.releasedMs);
   }
 
   #unlink(k: string): void {
