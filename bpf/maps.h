@@ -155,7 +155,10 @@ enum guard_counter : __u32 {
 	GUARD_BEGUN = 3,
 	/* Of the parked ones, dropped because parking is off (config.park_queue 0): the client retransmits. */
 	GUARD_DROPPED = 4,
-	GUARD_COUNTERS = 5,
+	/* Parked: encapsulated by a front-end in `encap_sources` under a flow id with no `decap` entry yet (its blob,
+	 * which carries the mapping, is still on its way). The agent rewrites it in userspace once the mapping exists. */
+	GUARD_ENCAP_EARLY = 5,
+	GUARD_COUNTERS = 6,
 };
 
 /* A service the guard watches (key of `guard_vips`). */
@@ -173,8 +176,17 @@ struct backend_config {
 	enum park_mark mark;    /* the mark it gets (the program writes PARK_MARK; here so the enum reaches BTF) */
 };
 
+/* A front-end that encapsulates to this back-end (key of `encap_sources`): the source address of its encapsulated
+ * packets (the `frontend` of struct decap_key). */
+struct encap_source {
+	__be32 addr[4];         /* network order */
+	enum ip_family family;
+	__u8 pad[3];            /* zero */
+};
+
 #define MAX_GUARD_VIPS 64
 #define MAX_PARKING 65536
+#define MAX_ENCAP_SOURCES 256
 
 #ifdef BATON_FRONTEND
 /* flows: every flow the front-end steers. Key struct flow_key, value struct flow_state. max_entries is set by the
@@ -247,6 +259,17 @@ struct {
 	__type(key, struct flow_key);
 	__type(value, __u64);
 } parking SEC(".maps");
+
+/* encap_sources: front-ends known to encapsulate to this back-end (struct encap_source) -> __u32 1 (unused). A
+ * non-SYN TCP packet from one of them with a source port below 32768 (a flow id), no `decap` entry, not to a
+ * guarded VIP and taken by no socket is an encapsulated packet that overtook its blob: parked (GUARD_ENCAP_EARLY).
+ * Written by the agent (control-channel peers, config, blobs' ENCAP extension). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENCAP_SOURCES);
+	__type(key, struct encap_source);
+	__type(value, __u32);
+} encap_sources SEC(".maps");
 
 /* guard_counters: per-CPU __u64 packet counts by enum guard_counter (a host-order 4-byte key). */
 struct {

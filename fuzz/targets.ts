@@ -18,7 +18,8 @@ import { BLOB_FIXED_LENGTH, decodeBlob, encodeBlob, type BlobLimits } from '../s
 import { crc32c } from '../src/wire/bytes.ts';
 import { FrameDecoder, FrameError, decodeMessage, encodeMessage, type Frame } from '../src/wire/frame.ts';
 import { parseRequestHead, type HeadLimits } from '../src/wire/http-head.ts';
-import { encodeQueuedPacket, packetTuple, parseDatagram } from '../src/wire/nfqueue.ts';
+import { DecapPacketError, decapsulatePacket } from '../src/wire/decap-packet.ts';
+import { encodeQueuedPacket, NFQA_SKB_CSUMNOTREADY, packetTuple, parseDatagram } from '../src/wire/nfqueue.ts';
 import { decodeProxyV2, encodeProxyV2 } from '../src/wire/proxy-v2.ts';
 import { buildClientHello, parseClientHello, type HelloLimits } from '../src/wire/tls-hello.ts';
 
@@ -263,6 +264,18 @@ const nfqueue: Target = {
         expect(again.length === 1 && isDeepStrictEqual({ ...again[0], payload: Buffer.from((again[0] as typeof m).payload) }, { ...m, payload: Buffer.from(m.payload) }), 'nfqueue:roundtrip', 'nfqueue: encode(decode(x)) decodes differently');
         const t = packetTuple(m.payload);
         if (t !== undefined) expect(t.sport <= 0xffff && t.dport <= 0xffff, 'nfqueue:tuple', 'nfqueue: tuple ports out of range');
+        // a queued packet restored in userspace (encapsulated before its mapping): refused typed, or the same length
+        if (t !== undefined) {
+          const to = t.family === 4
+            ? { family: 4 as const, client: { address: '198.51.100.7', port: 40000 }, vip: { address: '203.0.113.10', port: 80 } }
+            : { family: 6 as const, client: { address: '2001:db8::7', port: 40000 }, vip: { address: '2001:db8::10', port: 80 } };
+          try {
+            const out = decapsulatePacket(m.payload, to, { checksumPartial: ((m.skbInfo ?? 0) & NFQA_SKB_CSUMNOTREADY) !== 0 });
+            expect(out.length === m.payload.length, 'nfqueue:decap-length', 'nfqueue: a restored packet changed length');
+          } catch (e) {
+            if (!(e instanceof DecapPacketError)) throw e;
+          }
+        }
       }
       return `ok:${Math.min(ms.length, 3)}:${Math.min(packets, 2)}`;
     });

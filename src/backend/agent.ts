@@ -5,7 +5,9 @@ import { ControlServer, type PeerInfo } from '../control/server.ts';
 import type { Liveness } from '../tcp/liveness.ts';
 import type { DecapGate } from './decap.ts';
 import type { Deliver } from './deliver.ts';
-import type { ParkGate } from './park.ts';
+import { isIP } from 'node:net';
+import { formatIPv6, parseIPv6 } from '../wire/bytes.ts';
+import type { EncapSource, ParkGate } from './park.ts';
 import { Mover } from './mover.ts';
 import { HandoffReceiver } from './receiver.ts';
 import type { VipAddress } from '../wire/frame.ts';
@@ -31,7 +33,20 @@ export interface AgentOptions {
   readonly park?: ParkGate;
   /** VIPs guarded from the start (the config's); front-ends' VIPS add to them, never replace them. */
   readonly guardedVips?: readonly VipAddress[];
+  /**
+   * Source addresses of front-ends that encapsulate to this back-end (flow-id encapsulation), besides the ones the
+   * agent learns by itself: each control channel's peer address while it is up (a front-end's default encapsulation
+   * source toward this host), and each blob's ENCAP front-end. Needed only when a front-end encapsulates from an
+   * address other than the one it connects from (its `steering.source`). With `park`, their encapsulated packets
+   * that overtake their blob are parked instead of lost (docs/handoff.md).
+   */
+  readonly encapSources?: readonly string[];
   readonly onEvent?: (event: 'peerUp' | 'peerDown' | 'authFailed', detail: string) => void;
+  /**
+   * Holds each forwarded handoff's blob this long (ms) before preparing it: for tests of client packets that reach
+   * this host before their blob (and, encapsulated, before their decap mapping). Default 0.
+   */
+  readonly prepareDelayMs?: number;
   /** Holds each FLOW_END back this long (ms): for tests of reports that arrive late. Default 0. */
   readonly flowEndDelayMs?: number;
   /**
@@ -116,7 +131,11 @@ export class BackendAgent {
     server = new ControlServer({
       secret: o.secret,
       name: o.name,
-      onHandoff: (id, blob, ctx, forwarded) => receiver.prepare(key(ctx.peer, id), blob, { forwarded }),
+      onHandoff: (id, blob, ctx, forwarded) => {
+        const delay = forwarded ? (o.prepareDelayMs ?? 0) : 0;
+        if (delay <= 0) return receiver.prepare(key(ctx.peer, id), blob, { forwarded });
+        return new Promise((resolve) => setTimeout(() => resolve(receiver.prepare(key(ctx.peer, id), blob, { forwarded })), delay));
+      },
       // A front-end's VIPs: guarded from now on, so it may forward before it sends a blob.
       onVips: (vips) => {
         if (o.park === undefined) return { early: false, lossless: false };
@@ -134,11 +153,19 @@ export class BackendAgent {
         return k === undefined ? { found: false } : { found: true, handoffId: handoffIdOf(k) };
       },
     });
+    for (const a of o.encapSources ?? []) {
+      const src = encapSourceOf(a);
+      if (src) o.park?.addEncapSource(src);
+    }
     server.on('peerUp', (p) => {
+      const src = encapSourceOf(p.remote);
+      if (src) o.park?.addEncapSource(src);
       o.onEvent?.('peerUp', `${p.name} ${p.remote}`);
       server?.reportLoad(receiver.active);
     });
     server.on('peerDown', (p, reason) => {
+      const src = encapSourceOf(p.remote);
+      if (src) o.park?.removeEncapSource(src);
       receiver.abortAll(`${p.id}:`);
       o.onEvent?.('peerDown', `${p.name} ${p.remote}: ${reason}`);
     });
@@ -174,6 +201,23 @@ export class BackendAgent {
     this.#park?.close({ keep: true }); // before decap: it closes the data plane the guard's maps belong to
     this.#decap?.close({ keep: true });
   }
+}
+
+/**
+ * The address of a peer ("host:port", "[v6]:port") or a bare address, as an encapsulating front-end's source; an
+ * IPv4-mapped IPv6 address is the IPv4 one (a dual-stack listener reports it so). Undefined when it is none.
+ */
+export function encapSourceOf(text: string): EncapSource | undefined {
+  let a = text;
+  if (a.startsWith('[')) a = a.slice(1, a.indexOf(']'));
+  else if (isIP(a) === 0 && a.lastIndexOf(':') > 0) a = a.slice(0, a.lastIndexOf(':'));
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
+  if (mapped) a = mapped[1]!;
+  const v = isIP(a);
+  if (v === 4) return { family: 4, address: a };
+  const b = v === 6 ? parseIPv6(a) : undefined;
+  if (b) return { family: 6, address: formatIPv6(b) }; // the form packets' addresses are compared in
+  return undefined;
 }
 
 /** The VIPs front-ends named, as one set (front-ends of one cluster usually name the same ones). */

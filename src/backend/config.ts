@@ -39,6 +39,12 @@ export const backendConfigSchema = z.strictObject({
       park: z.boolean().default(true),
       /** The nfqueue number parked packets wait in (one per network namespace). */
       parkQueue: z.number().int().min(0).max(65535).default(2983),
+      /**
+       * Source addresses of front-ends that encapsulate to this back-end, when they differ from the address their
+       * control channel comes from (a front-end's `steering.source`). Their encapsulated packets that overtake
+       * their blob are parked, not lost. Control-channel peers and blobs' front-ends are added by themselves.
+       */
+      encapSources: z.array(ip).max(64).default([]),
     })
     .optional(),
   /**

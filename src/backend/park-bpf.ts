@@ -36,6 +36,7 @@ export class ParkRuleError extends BatonError {
 function guardPort(g: GuardMaps, table: string | undefined): GuardPort {
   return {
     setVips: (vips) => g.setVips(vips),
+    setEncapSources: (sources) => g.setEncapSources(sources),
     begin: (f) => g.beginParking(f, process.hrtime.bigint()), // CLOCK_MONOTONIC, bpf_ktime_get_ns's clock
     end: (f) => void g.endParking(f),
     close: ({ keep }) => {
@@ -44,6 +45,7 @@ function guardPort(g: GuardMaps, table: string | undefined): GuardPort {
       if (table !== undefined) removeQueueRule(table);
       if (keep) return; // guarded VIPs stay: a restarted agent's clients are dropped (and retransmit), not reset
       g.setVips([]);
+      g.setEncapSources([]);
       for (const t of [...g.parkingTuples()]) g.endParking(t);
     },
   };

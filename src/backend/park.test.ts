@@ -3,9 +3,9 @@
 // of a released tuple, expiry, discard, the bounds, and close.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { emitTcpFrame } from '../wire/packet.ts';
-import { NF_ACCEPT, NF_DROP, type QueuedPacket, type Verdict } from '../wire/nfqueue.ts';
-import { type GuardPort, type ParkedFlow, type ParkLimits, ParkModel, type QueuePort } from './park.ts';
+import { emitTcpFrame, parseTcpFrame } from '../wire/packet.ts';
+import { NF_ACCEPT, NF_DROP, NFQA_SKB_CSUMNOTREADY, type QueuedPacket, type Verdict } from '../wire/nfqueue.ts';
+import { type EncapFlow, type GuardPort, type ParkedFlow, type ParkLimits, ParkModel, type QueuePort } from './park.ts';
 
 const flowA: ParkedFlow = { family: 4, client: { address: '198.51.100.7', port: 40000 }, vip: { address: '203.0.113.10', port: 80 } };
 const flowB: ParkedFlow = { family: 6, client: { address: '2001:db8::7', port: 40001 }, vip: { address: '2001:db8::10', port: 80 } };
@@ -26,6 +26,7 @@ function setup(limits?: ParkLimits, lossless = true) {
     begin: (f) => calls.push(`begin ${f.client.port}`),
     end: (f) => calls.push(`end ${f.client.port}`),
     close: ({ keep }) => calls.push(`close keep=${keep}`),
+    setEncapSources: (srcs) => calls.push(`sources ${srcs.map((x) => x.address).sort().join(',')}`),
   };
   let model: ParkModel | undefined;
   const queue: QueuePort = {
@@ -58,7 +59,7 @@ test('packets before the socket wait; release lets them through in arrival order
   assert.equal(s.model.release(flowA), 3);
   assert.deepEqual(accepted(s.verdicts), [early[0]!.id, early[2]!.id, late.id]);
   assert.deepEqual(s.calls, ['begin 40000', 'end 40000']);
-  assert.deepEqual(s.model.stats(), { parked: 4, released: 3, dropped: 0, expired: 0, pending: 1, resets: 0 });
+  assert.deepEqual(s.model.stats(), { parked: 4, released: 3, dropped: 0, expired: 0, pending: 1, resets: 0, restored: 0 });
 });
 
 test('a packet of a released tuple that was still in flight is accepted at once', () => {
@@ -81,7 +82,7 @@ test('a tuple nobody begins expires: its packets are dropped and counted', () =>
   s.tick(1);
   s.model.sweep();
   assert.deepEqual(dropped(s.verdicts), ps.map((p) => p.id));
-  assert.deepEqual(s.model.stats(), { parked: 2, released: 0, dropped: 0, expired: 2, pending: 0, resets: 1 });
+  assert.deepEqual(s.model.stats(), { parked: 2, released: 0, dropped: 0, expired: 2, pending: 0, resets: 1, restored: 0 });
 });
 
 test('a begun tuple waits longer than an unclaimed one, but not for ever', () => {
@@ -93,7 +94,7 @@ test('a begun tuple waits longer than an unclaimed one, but not for ever', () =>
   assert.equal(s.model.stats().pending, 1);
   s.tick(500);
   s.model.sweep();
-  assert.deepEqual(s.model.stats(), { parked: 1, released: 0, dropped: 0, expired: 1, pending: 0, resets: 0 });
+  assert.deepEqual(s.model.stats(), { parked: 1, released: 0, dropped: 0, expired: 1, pending: 0, resets: 0, restored: 0 });
   assert.deepEqual(s.calls, ['begin 40000', 'end 40000'], 'the kernel stops parking it too');
 });
 
@@ -104,7 +105,7 @@ test('discard drops what was parked (the client retransmits to the next owner)',
   s.model.begin(flowA);
   s.model.discard(flowA);
   assert.deepEqual(dropped(s.verdicts), [p.id]);
-  assert.deepEqual(s.model.stats(), { parked: 1, released: 0, dropped: 1, expired: 0, pending: 0, resets: 0 });
+  assert.deepEqual(s.model.stats(), { parked: 1, released: 0, dropped: 1, expired: 0, pending: 0, resets: 0, restored: 0 });
 });
 
 test('bounds: beyond maxPackets or maxTuples, new packets are dropped and counted', () => {
@@ -112,7 +113,7 @@ test('bounds: beyond maxPackets or maxTuples, new packets are dropped and counte
   const ps = [pkt(flowA), pkt(flowA), pkt(flowA), pkt(flowB)];
   s.model.onPackets(ps);
   assert.deepEqual(dropped(s.verdicts), [ps[2]!.id, ps[3]!.id]);
-  assert.deepEqual(s.model.stats(), { parked: 2, released: 0, dropped: 2, expired: 0, pending: 2, resets: 0 });
+  assert.deepEqual(s.model.stats(), { parked: 2, released: 0, dropped: 2, expired: 0, pending: 2, resets: 0, restored: 0 });
 });
 
 test('a tuple handed here again after a release parks anew', () => {
@@ -195,4 +196,175 @@ test('discard after release: late packets of a released tuple are dropped from t
   const p = pkt(flowA);
   s.model.onPackets([p]);
   assert.deepEqual(dropped(s.verdicts), [p.id]);
+});
+
+// --- encapsulated packets that overtook their blob (flow-id encapsulation, GUARD_ENCAP_EARLY) ---
+
+const FE = '192.0.2.1';
+const BE = '192.0.2.20';
+const encA: EncapFlow = { frontend: FE, flowId: 0x00051234 };
+
+/** flowA's packet as the front-end encapsulated it: FE -> back-end, ports = the flow id. */
+function encPkt(seq: number, o: { flowId?: number; cut?: boolean; partial?: boolean } = {}): QueuedPacket {
+  const id = o.flowId ?? encA.flowId;
+  const payload = emitTcpFrame({ family: 4, src: FE, dst: BE, sport: id >>> 16, dport: id & 0xffff, seq, ackNum: 5, flags: { ack: true }, payload: new Uint8Array([seq & 255]) }).subarray(14);
+  return {
+    kind: 'packet', queue: 1, id: nextId++, hwProtocol: 0x800, hook: 0, mark: 0x0ba70000, indev: 2,
+    length: payload.length + (o.cut ? 100 : 0), payload, skbInfo: o.partial ? NFQA_SKB_CSUMNOTREADY : 0,
+  };
+}
+/** What the client sent: flowA's tuple. */
+const plain = (seq: number): string => Buffer.from(emitTcpFrame({
+  family: 4, src: flowA.client.address, dst: flowA.vip.address, sport: flowA.client.port, dport: flowA.vip.port, seq, ackNum: 5, flags: { ack: true }, payload: new Uint8Array([seq & 255]),
+}).subarray(14)).toString('hex');
+
+function encapSetup(limits?: ParkLimits) {
+  const s = setup(limits);
+  s.model.guardVips([{ family: 4, address: flowA.vip.address, port: 80 }]);
+  s.model.addEncapSource({ family: 4, address: FE });
+  return s;
+}
+
+test('encap: packets before the mapping wait under (front-end, flow id); begin joins them to the tuple in arrival order; release restores them', () => {
+  const s = encapSetup();
+  const e1 = encPkt(1);
+  const e2 = encPkt(2);
+  s.model.onPackets([e1, e2]);
+  assert.equal(s.verdicts.length, 0);
+  assert.equal(s.model.stats().pending, 2);
+  // the mapping is in: the guard parks the next ones decapsulated, under the tuple
+  const t3 = pkt(flowA);
+  s.model.onPackets([t3]);
+  s.model.begin(flowA, encA);
+  const e4 = encPkt(4); // read late, from before the mapping: it still arrived after t3
+  s.kernel.push(e4);
+  assert.equal(s.model.release(flowA), 4);
+  assert.deepEqual(s.verdicts.map((v) => v.id), [e1.id, e2.id, t3.id, e4.id]);
+  assert.ok(s.verdicts.every((v) => v.verdict === NF_ACCEPT));
+  assert.equal(s.verdicts[2]!.payload, undefined, 'a plain parked packet goes back as it is');
+  assert.deepEqual([s.verdicts[0], s.verdicts[1], s.verdicts[3]].map((v) => Buffer.from(v!.payload!).toString('hex')), [plain(1), plain(2), plain(4)]);
+  assert.equal(s.model.stats().restored, 3);
+  // one still in flight after the release: restored at once
+  const e5 = encPkt(5, { partial: true });
+  s.model.onPackets([e5]);
+  const last = s.verdicts.at(-1)!;
+  assert.equal(last.id, e5.id);
+  assert.equal(Buffer.from(last.payload!).toString('hex'), plain(5), 'a partial checksum becomes the full one');
+  assert.deepEqual(s.model.stats(), { parked: 4, released: 5, dropped: 0, expired: 0, pending: 0, resets: 0, restored: 4 });
+});
+
+test('encap: only packets from a known front-end with a flow id, not to a guarded VIP, are taken as encapsulated', () => {
+  const s = encapSetup();
+  const other = { ...encPkt(1) };
+  const fromElsewhere: QueuedPacket = { ...other, id: nextId++, payload: emitTcpFrame({ family: 4, src: '192.0.2.99', dst: BE, sport: 5, dport: 0x1234, flags: { ack: true } }).subarray(14) };
+  const highPort: QueuedPacket = { ...other, id: nextId++, payload: emitTcpFrame({ family: 4, src: FE, dst: BE, sport: 0x8005, dport: 0x1234, flags: { ack: true } }).subarray(14) };
+  const toVip: QueuedPacket = { ...other, id: nextId++, payload: emitTcpFrame({ family: 4, src: FE, dst: flowA.vip.address, sport: 5, dport: 80, flags: { ack: true } }).subarray(14) };
+  s.model.onPackets([fromElsewhere, highPort, toVip]);
+  s.model.begin(flowA, encA);
+  s.model.release(flowA);
+  assert.equal(s.verdicts.length, 0, 'none of them joined flowA: each waits under its own tuple');
+  s.tick(3000);
+  s.model.sweep();
+  assert.equal(s.model.stats().expired, 3);
+  assert.equal(s.model.stats().restored, 0);
+});
+
+test('encap: a key nobody claims expires silently (no reset: its client is unknown)', () => {
+  const s = encapSetup({ unclaimedMs: 3000 });
+  s.model.onPackets([encPkt(1), encPkt(2)]);
+  s.tick(3000);
+  s.model.sweep();
+  assert.deepEqual(dropped(s.verdicts).length, 2);
+  assert.deepEqual(s.resets, []);
+  assert.deepEqual(s.model.stats(), { parked: 2, released: 0, dropped: 0, expired: 2, pending: 0, resets: 0, restored: 0 });
+});
+
+test('encap: discard drops the encapsulated key\'s packets with the tuple\'s, and those still on their way', () => {
+  const s = encapSetup();
+  const e1 = encPkt(1);
+  const t2 = pkt(flowA);
+  s.model.onPackets([e1, t2]);
+  s.model.discard(flowA, encA);
+  assert.deepEqual(dropped(s.verdicts), [e1.id, t2.id]);
+  const e3 = encPkt(3);
+  s.model.onPackets([e3]);
+  assert.deepEqual(dropped(s.verdicts), [e1.id, t2.id, e3.id]);
+  s.tick(60_000);
+  s.model.sweep();
+  assert.deepEqual(s.resets, []);
+});
+
+test('encap: a begun-then-discarded tuple (refused after begin) drops what joined it', () => {
+  const s = encapSetup();
+  const e1 = encPkt(1);
+  s.model.onPackets([e1]);
+  s.model.begin(flowA, encA);
+  s.model.discard(flowA);
+  assert.deepEqual(dropped(s.verdicts), [e1.id]);
+  const e2 = encPkt(2);
+  s.model.onPackets([e2]);
+  assert.deepEqual(dropped(s.verdicts), [e1.id, e2.id], 'the link outlives the discard for encapLinkMs');
+});
+
+test('encap: a flow id claimed long ago is not an old tuple\'s any more (a restarted front-end reuses ids)', () => {
+  const s = encapSetup({ encapLinkMs: 1000 });
+  s.model.begin(flowA, encA);
+  s.model.release(flowA);
+  s.tick(500);
+  const late = encPkt(1);
+  s.model.onPackets([late]);
+  assert.equal(Buffer.from(s.verdicts.at(-1)!.payload!).toString('hex'), plain(1), 'read late, still restored to its tuple');
+  s.tick(600);
+  const reused = encPkt(2); // same front-end and flow id, 1.1 s after the release: a new flow's
+  s.model.onPackets([reused]);
+  assert.equal(s.verdicts.at(-1)!.id, late.id, 'waits, unclaimed');
+  const flowC: ParkedFlow = { family: 4, client: { address: '198.51.100.9', port: 41000 }, vip: flowA.vip };
+  s.model.begin(flowC, encA);
+  s.model.release(flowC);
+  const v = s.verdicts.at(-1)!;
+  assert.equal(v.id, reused.id);
+  const p = parseTcpFrame(Uint8Array.from([...new Uint8Array(12), 0x08, 0x00, ...v.payload!]));
+  assert.deepEqual([p.src, p.sport, p.tcpChecksumOk], ['198.51.100.9', 41000, true], 'restored to the new claimant');
+});
+
+test('encap: a packet cut short by the copy range, or beyond the byte bound, is dropped at once', () => {
+  const s = encapSetup({ maxEncapBytes: 100 });
+  const cut = encPkt(1, { cut: true });
+  const a = encPkt(2);
+  const b = encPkt(3); // 41 + 41 bytes fit in 100; the third does not
+  const c = encPkt(4);
+  s.model.onPackets([cut, a, b, c]);
+  assert.deepEqual(dropped(s.verdicts), [cut.id, c.id]);
+  s.model.begin(flowA, encA);
+  assert.equal(s.model.release(flowA), 2);
+});
+
+test('encap sources: counted (channels, config), learned from blobs (bounded), written to the guard when they change', () => {
+  const s = setup(undefined);
+  const model = new ParkModel({ guard: { setVips: () => undefined, begin: () => undefined, end: () => undefined, close: () => undefined, setEncapSources: (x) => s.calls.push(`sources ${x.map((y) => y.address).sort().join(',')}`) }, now: () => 0, limits: { maxLearnedSources: 1 } });
+  model.addEncapSource({ family: 4, address: FE });
+  model.addEncapSource({ family: 4, address: FE });
+  model.removeEncapSource({ family: 4, address: FE });
+  model.begin(flowA, { frontend: '192.0.2.2', flowId: 1 });
+  model.begin(flowB, { frontend: '2001:db8::2', flowId: 2 });
+  model.removeEncapSource({ family: 4, address: FE });
+  assert.deepEqual(s.calls, [`sources ${FE}`, `sources ${FE},192.0.2.2`, `sources ${FE},2001:db8::2`, 'sources 2001:db8::2']);
+  assert.deepEqual(model.encapSources(), [{ family: 6, address: '2001:db8::2' }]);
+});
+
+test('encap: the restored packet verifies (checksums) for IPv6 as well', () => {
+  const s = setup();
+  const fe6 = '2001:db8::1';
+  s.model.addEncapSource({ family: 6, address: fe6 });
+  const payload = emitTcpFrame({ family: 6, src: fe6, dst: '2001:db8::20', sport: 3, dport: 4, flags: { ack: true }, payload: new Uint8Array(700).fill(7) }).subarray(14);
+  s.model.onPackets([{ kind: 'packet', queue: 1, id: nextId++, hwProtocol: 0x86dd, hook: 0, mark: 0, indev: 2, length: payload.length, payload }]);
+  s.model.begin(flowB, { frontend: fe6, flowId: (3 << 16) | 4 });
+  s.model.release(flowB);
+  const out = s.verdicts[0]!.payload!;
+  const frame = new Uint8Array(14 + out.length);
+  frame[12] = 0x86;
+  frame[13] = 0xdd;
+  frame.set(out, 14);
+  const p = parseTcpFrame(frame);
+  assert.deepEqual([p.src, p.sport, p.dst, p.dport, p.tcpChecksumOk], [flowB.client.address, flowB.client.port, flowB.vip.address, flowB.vip.port, true]);
 });

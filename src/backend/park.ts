@@ -3,10 +3,17 @@
 // the socket exists, or while it is still in repair mode. The data plane's guard (bpf/backend.c) parks them below
 // the stack; here they wait, by tuple, until the agent has injected the socket and releases them in arrival order.
 //
+// Across L3 (flow-id encapsulation), a client packet can even arrive before the blob's decap mapping: the guard then
+// parks it still encapsulated, from its front-end's address and with the flow id for ports (GUARD_ENCAP_EARLY). Here
+// it waits under that encapsulated key (front-end, flow id) until `begin(flow, encap)` says whose it is: it then joins
+// the tuple's packets in arrival order, and on release goes back to the kernel restored (wire/decap-packet.ts, an
+// nfqueue verdict with a new payload). An encapsulated key nobody claims expires silently: nobody knows its client.
+//
 // This file is the model: which tuple is begun, released or unclaimed, the packets each holds, the bounds and the
 // counters. The kernel is reached only through the ports below (guard maps, the queue, a clock), so the policy is
 // tested without root; park-bpf.ts projects it onto the guard's maps, an nfqueue and an nftables rule.
-import { packetAck, packetTuple, NF_ACCEPT, NF_DROP, type QueuedPacket, type Verdict } from '../wire/nfqueue.ts';
+import { decapsulatePacket } from '../wire/decap-packet.ts';
+import { packetAck, packetTuple, NF_ACCEPT, NF_DROP, NFQA_SKB_CSUMNOTREADY, type QueuedPacket, type Verdict } from '../wire/nfqueue.ts';
 
 export interface ParkedFlow {
   readonly family: 4 | 6;
@@ -14,28 +21,62 @@ export interface ParkedFlow {
   readonly vip: { address: string; port: number };
 }
 
+/** Who encapsulated a flow and under which flow id (the blob's ENCAP extension and flow id). */
+export interface EncapFlow {
+  readonly frontend: string;
+  readonly flowId: number;
+}
+
+/** A front-end that encapsulates to this back-end: the source address of its encapsulated packets. */
+export interface EncapSource {
+  readonly family: 4 | 6;
+  readonly address: string;
+}
+
 export interface ParkGate {
   /** The VIPs guarded (replaces the set): a TCP packet to one of them that no socket takes, not a SYN, is parked, never answered with RST. */
   guardVips(vips: readonly { readonly family: 4 | 6; readonly address: string; readonly port: number }[]): void;
   /** True when parked packets are kept (nfqueue) and let through later; false: they are dropped (the client retransmits). */
   readonly lossless: boolean;
-  /** Before inject: park this tuple's packets even once its socket exists (it is in repair mode). */
-  begin(flow: ParkedFlow): void;
+  /**
+   * A front-end encapsulating to this back-end (counted: a control channel from it, the config): its encapsulated
+   * packets that overtake their blob are parked, not lost. `removeEncapSource` undoes one `addEncapSource`.
+   */
+  addEncapSource(src: EncapSource): void;
+  removeEncapSource(src: EncapSource): void;
+  /**
+   * Before inject: park this tuple's packets even once its socket exists (it is in repair mode). `encap`: the flow
+   * arrives encapsulated; what was parked under (front-end, flow id) before the mapping existed joins the tuple.
+   */
+  begin(flow: ParkedFlow, encap?: EncapFlow): void;
   /** After inject (repair off): stop parking the tuple; let its parked packets through in arrival order. Returns how many. */
   release(flow: ParkedFlow): number;
   /**
    * The handoff failed: stop parking the tuple, drop what was parked and what still arrives for a while (the client
    * retransmits to the next owner). Never a reset: another back-end serves the client now.
    */
-  discard(flow: ParkedFlow): void;
-  /** `resets`: clients of tuples nobody claimed, answered with a RST when their packets expired. */
-  stats(): { parked: number; released: number; dropped: number; expired: number; pending: number; resets: number };
+  discard(flow: ParkedFlow, encap?: EncapFlow): void;
+  /** `resets`: clients of tuples nobody claimed, answered with a RST when their packets expired. `restored`: of the
+   * released, packets parked encapsulated and let through decapsulated. */
+  stats(): ParkStats;
   close(opts?: { readonly keep?: boolean }): void;
+}
+
+export interface ParkStats {
+  readonly parked: number;
+  readonly released: number;
+  readonly dropped: number;
+  readonly expired: number;
+  readonly pending: number;
+  readonly resets: number;
+  readonly restored: number;
 }
 
 /** The guard's kernel state (bpf maps), as the model writes it. */
 export interface GuardPort {
   setVips(vips: readonly { readonly family: 4 | 6; readonly address: string; readonly port: number }[]): void;
+  /** Makes the set of encapsulating front-ends exactly `sources` (bpf `encap_sources`). */
+  setEncapSources?(sources: readonly EncapSource[]): void;
   begin(flow: ParkedFlow): void;
   end(flow: ParkedFlow): void;
   /** Stop parking (keep: the guard stays on, dropping; else it is cleared) and release kernel resources. */
@@ -68,18 +109,47 @@ export interface ParkLimits {
    * --sizes 8MB --modes post-seq).
    */
   readonly releaseRounds?: number;
+  /** Bytes of encapsulated packets kept (copies, to restore on release) at most (default 32 MiB). */
+  readonly maxEncapBytes?: number;
+  /** Front-ends learned from blobs (`begin` with `encap`) remembered at most (default 64). */
+  readonly maxLearnedSources?: number;
+  /**
+   * How long after a release or discard encapsulated packets read late (queued before the mapping existed) still
+   * follow their tuple (ms; default 1000). Short: a front-end that restarted numbers its flows from 1 again, and a
+   * reused flow id must not send a new client's packets to an old tuple.
+   */
+  readonly encapLinkMs?: number;
+}
+
+interface HeldPacket {
+  readonly id: number;
+  /** Arrival order across keys (an encapsulated key's packets merge into their tuple's). */
+  readonly seq: number;
+  /** Parked encapsulated: a copy of the packet, restored on release. */
+  readonly encap?: { readonly bytes: Uint8Array; readonly partial: boolean };
 }
 
 interface Held {
   begun: boolean;
   readonly since: number;
-  readonly ids: number[];
+  packets: HeldPacket[];
   /** The acknowledgment number of the latest parked packet (for a reset when nobody claims the tuple). */
   ack?: number;
 }
 
+/** An encapsulated key claimed by `begin`/`discard`: the tuple its packets belong to. */
+interface Link {
+  readonly tuple: string;
+  readonly flow: ParkedFlow;
+  /** Once the tuple is released or discarded: until when late encapsulated packets still follow it. */
+  until?: number;
+}
+
 const keyOf = (family: 4 | 6, client: string, cport: number, vip: string, vport: number): string => `${family}|${client}|${cport}|${vip}|${vport}`;
 const flowKey = (f: ParkedFlow): string => keyOf(f.family, f.client.address, f.client.port, f.vip.address, f.vip.port);
+const encapKeyOf = (family: 4 | 6, frontend: string, flowId: number): string => `e|${family}|${frontend}|${flowId >>> 0}`;
+const sourceKey = (s: EncapSource): string => `${s.family}|${s.address}`;
+const familyOf = (address: string): 4 | 6 => (address.includes(':') ? 6 : 4);
 const tupleOf = (k: string): ParkedFlow => {
   const [family, client, cport, vip, vport] = k.split('|');
   return { family: family === '6' ? 6 : 4, client: { address: client ?? '', port: Number(cport) }, vip: { address: vip ?? '', port: Number(vport) } };
@@ -104,6 +174,18 @@ export class ParkModel implements ParkGate {
    * dropped: left unclaimed they would expire into a RST that kills the client at its new owner.
    */
   readonly #discarded = new Map<string, number>();
+  /** Encapsulated keys claimed by a tuple, and the reverse (forgotten with the tuple). */
+  readonly #links = new Map<string, Link>();
+  readonly #linkOfTuple = new Map<string, string>();
+  /** Guarded VIPs ("family|address|port"): a packet to one is parked under its tuple, never as encapsulated. */
+  #vips = new Set<string>();
+  /** Encapsulating front-ends: counted (channels, config) and learned from blobs (bounded, oldest forgotten). */
+  readonly #sources = new Map<string, { readonly src: EncapSource; count: number }>();
+  readonly #learned = new Map<string, EncapSource>();
+  #sourcesWritten = '';
+  #seq = 0;
+  #encapBytes = 0;
+  #restored = 0;
   #pending = 0;
   #parked = 0;
   #releasedCount = 0;
@@ -128,11 +210,64 @@ export class ParkModel implements ParkGate {
       maxTuples: o.limits?.maxTuples ?? 4096,
       releasedMs: o.limits?.releasedMs ?? 10_000,
       releaseRounds: o.limits?.releaseRounds ?? 2,
+      maxEncapBytes: o.limits?.maxEncapBytes ?? 32 << 20,
+      maxLearnedSources: o.limits?.maxLearnedSources ?? 64,
+      encapLinkMs: o.limits?.encapLinkMs ?? 1000,
     };
   }
 
   guardVips(vips: readonly { readonly family: 4 | 6; readonly address: string; readonly port: number }[]): void {
+    this.#vips = new Set(vips.map((v) => `${v.family}|${v.address}|${v.port}`));
     this.#guard.setVips(vips);
+  }
+
+  addEncapSource(src: EncapSource): void {
+    const k = sourceKey(src);
+    const cur = this.#sources.get(k);
+    if (cur) cur.count++;
+    else this.#sources.set(k, { src, count: 1 });
+    this.#writeSources();
+  }
+
+  removeEncapSource(src: EncapSource): void {
+    const k = sourceKey(src);
+    const cur = this.#sources.get(k);
+    if (cur === undefined) return;
+    if (--cur.count <= 0) this.#sources.delete(k);
+    this.#writeSources();
+  }
+
+  /** The encapsulating front-ends known now (counted and learned). */
+  encapSources(): EncapSource[] {
+    const all = new Map<string, EncapSource>(this.#learned);
+    for (const [k, v] of this.#sources) all.set(k, v.src);
+    return [...all.values()];
+  }
+
+  #learn(src: EncapSource): void {
+    const k = sourceKey(src);
+    if (this.#sources.has(k)) return;
+    this.#learned.delete(k);
+    this.#learned.set(k, src);
+    if (this.#learned.size > this.#l.maxLearnedSources) {
+      const oldest = this.#learned.keys().next();
+      if (!oldest.done) this.#learned.delete(oldest.value);
+    }
+    this.#writeSources();
+  }
+
+  #writeSources(): void {
+    if (this.#closed) return;
+    const all = this.encapSources();
+    const key = all.map(sourceKey).sort().join(',');
+    if (key === this.#sourcesWritten) return;
+    this.#sourcesWritten = key;
+    this.#guard.setEncapSources?.(all);
+  }
+
+  #isEncapSource(family: 4 | 6, address: string): boolean {
+    const k = `${family}|${address}`;
+    return this.#sources.has(k) || this.#learned.has(k);
   }
 
   /** Packets read from the queue, in arrival order. */
@@ -145,10 +280,33 @@ export class ParkModel implements ParkGate {
         out.push({ id: p.id, verdict: NF_ACCEPT });
         continue;
       }
-      const k = keyOf(t.family, t.src, t.sport, t.dst, t.dport);
+      // As the guard classifies (bpf/backend.c): to a guarded VIP, its own tuple; else from an encapsulating
+      // front-end with a flow id for ports, encapsulated; else not ours.
+      let k = keyOf(t.family, t.src, t.sport, t.dst, t.dport);
+      let encap: HeldPacket['encap'];
+      let link: Link | undefined;
+      if (t.sport < 0x8000 && !this.#vips.has(`${t.family}|${t.dst}|${t.dport}`) && this.#isEncapSource(t.family, t.src)) {
+        const ek = encapKeyOf(t.family, t.src, ((t.sport << 16) | t.dport) >>> 0);
+        link = this.#links.get(ek);
+        if (link?.until !== undefined && this.#now() > link.until) {
+          // an old claim: this flow id may be someone else's now
+          this.#links.delete(ek);
+          this.#linkOfTuple.delete(link.tuple);
+          link = undefined;
+        }
+        k = link?.tuple ?? ek;
+        if (p.length > p.payload.length) {
+          // cut short by the copy range (a GSO packet beyond 64 KiB): it cannot be restored; the client retransmits
+          this.#dropped++;
+          out.push({ id: p.id, verdict: NF_DROP });
+          continue;
+        }
+        encap = { bytes: Uint8Array.from(p.payload), partial: ((p.skbInfo ?? 0) & NFQA_SKB_CSUMNOTREADY) !== 0 };
+      }
       if (this.#released.has(k)) {
-        this.#releasedCount++;
-        out.push({ id: p.id, verdict: NF_ACCEPT });
+        const v: Verdict = link && encap ? this.#restore(p.id, encap, link.flow) : { id: p.id, verdict: NF_ACCEPT };
+        if (v.verdict === NF_ACCEPT) this.#releasedCount++;
+        out.push(v);
         continue;
       }
       if (this.#discarded.has(k)) {
@@ -163,31 +321,74 @@ export class ParkModel implements ParkGate {
           out.push({ id: p.id, verdict: NF_DROP });
           continue;
         }
-        h = { begun: false, since: this.#now(), ids: [] };
+        h = { begun: false, since: this.#now(), packets: [] };
         this.#held.set(k, h);
       }
-      if (this.#pending >= this.#l.maxPackets) {
+      if (this.#pending >= this.#l.maxPackets || (encap && this.#encapBytes + encap.bytes.length > this.#l.maxEncapBytes)) {
         this.#dropped++;
         out.push({ id: p.id, verdict: NF_DROP });
         continue;
       }
-      h.ids.push(p.id);
-      const ack = packetAck(p.payload);
-      if (ack !== undefined) h.ack = ack;
+      h.packets.push({ id: p.id, seq: this.#seq++, ...(encap && { encap }) });
+      if (encap) {
+        this.#encapBytes += encap.bytes.length;
+      } else {
+        // encapsulated packets' acks would name the right sequence number, but never a client to reset
+        const ack = packetAck(p.payload);
+        if (ack !== undefined) h.ack = ack;
+      }
       this.#pending++;
       this.#parked++;
     }
     this.#queue?.verdict(out);
   }
 
-  begin(flow: ParkedFlow): void {
+  /** An encapsulated packet's verdict: accepted restored, or dropped when it cannot be (the client retransmits). */
+  #restore(id: number, e: NonNullable<HeldPacket['encap']>, flow: ParkedFlow): Verdict {
+    try {
+      const payload = decapsulatePacket(e.bytes, flow, { checksumPartial: e.partial });
+      this.#restored++;
+      return { id, verdict: NF_ACCEPT, payload };
+    } catch {
+      this.#dropped++;
+      return { id, verdict: NF_DROP };
+    }
+  }
+
+  /** Claims an encapsulated key for a tuple: its packets parked so far join the tuple's, in arrival order. */
+  #link(k: string, flow: ParkedFlow, encap: EncapFlow): void {
+    const ek = encapKeyOf(flow.family, encap.frontend, encap.flowId);
+    const prev = this.#linkOfTuple.get(k);
+    if (prev !== undefined && prev !== ek) this.#links.delete(prev);
+    const old = this.#links.get(ek);
+    if (old !== undefined && old.tuple !== k) this.#linkOfTuple.delete(old.tuple);
+    this.#links.set(ek, { tuple: k, flow });
+    this.#linkOfTuple.set(k, ek);
+    this.#released.delete(ek);
+    this.#discarded.delete(ek);
+    const eh = this.#held.get(ek);
+    if (eh === undefined) return;
+    this.#held.delete(ek);
+    const h = this.#held.get(k);
+    if (h === undefined) {
+      this.#held.set(k, { begun: false, since: eh.since, packets: eh.packets });
+      return;
+    }
+    h.packets = [...eh.packets, ...h.packets].sort((a, b) => a.seq - b.seq);
+  }
+
+  begin(flow: ParkedFlow, encap?: EncapFlow): void {
     const k = flowKey(flow);
     this.#released.delete(k); // the same tuple handed here again (a move back): park anew
     this.#discarded.delete(k);
     this.#guard.begin(flow);
+    if (encap !== undefined) {
+      this.#learn({ family: familyOf(encap.frontend), address: encap.frontend });
+      this.#link(k, flow, encap);
+    }
     const h = this.#held.get(k);
     if (h) h.begun = true;
-    else this.#held.set(k, { begun: true, since: this.#now(), ids: [] });
+    else this.#held.set(k, { begun: true, since: this.#now(), packets: [] });
   }
 
   release(flow: ParkedFlow): number {
@@ -201,30 +402,35 @@ export class ParkModel implements ParkGate {
     for (let round = 0; round < this.#l.releaseRounds; round++) {
       this.#queue?.drain();
       const h = this.#held.get(k);
-      const ids = h === undefined ? [] : h.ids.splice(0);
-      if (round > 0 && ids.length === 0) break;
-      this.#pending -= ids.length;
-      this.#releasedCount += ids.length;
-      n += ids.length;
-      this.#queue?.verdict(ids.map((id) => ({ id, verdict: NF_ACCEPT })));
+      const ps = h === undefined ? [] : h.packets.splice(0);
+      if (round > 0 && ps.length === 0) break;
+      this.#pending -= ps.length;
+      const vs = ps.map((p) => this.#verdictOf(p, flow));
+      const ok = vs.filter((v) => v.verdict === NF_ACCEPT).length;
+      this.#releasedCount += ok;
+      n += ok;
+      this.#queue?.verdict(vs);
       if (this.#queue === undefined) break;
     }
     this.#take(k);
     this.#guard.end(flow);
     this.#remember(this.#released, k);
+    this.#expireLink(k);
     // Packets parked just before the map update: accepted at once (the tuple is released now).
     const before = this.#releasedCount;
     this.#queue?.drain();
     return n + (this.#releasedCount - before);
   }
 
-  discard(flow: ParkedFlow): void {
+  discard(flow: ParkedFlow, encap?: EncapFlow): void {
     const k = flowKey(flow);
+    if (encap !== undefined) this.#link(k, flow, encap); // its encapsulated packets go with it, now and later
     this.#guard.end(flow);
     this.#queue?.drain();
     this.#drop(this.#take(k));
     this.#released.delete(k);
     this.#remember(this.#discarded, k);
+    this.#expireLink(k);
   }
 
   /** Drops what waited too long, and forgets old releases. */
@@ -232,9 +438,11 @@ export class ParkModel implements ParkGate {
     for (const [k, h] of this.#held) {
       if (now - h.since < (h.begun ? this.#l.begunMs : this.#l.unclaimedMs)) continue;
       this.#held.delete(k);
-      this.#pending -= h.ids.length;
-      this.#expired += h.ids.length;
-      this.#queue?.verdict(h.ids.map((id) => ({ id, verdict: NF_DROP })));
+      this.#pending -= h.packets.length;
+      this.#expired += h.packets.length;
+      this.#freeEncap(h.packets);
+      this.#queue?.verdict(h.packets.map((p) => ({ id: p.id, verdict: NF_DROP })));
+      // An encapsulated key nobody claimed names no client (ack undefined): it expires silently.
       // Nobody claimed it: no socket is on its way (a handoff takes milliseconds), so the client gets the reset its
       // stray packets would have drawn from the stack, not a silence it waits out until its own timeout.
       if (!h.begun && h.ack !== undefined && this.#reset !== undefined) {
@@ -247,18 +455,47 @@ export class ParkModel implements ParkGate {
       }
       if (h.begun) {
         this.#guard.end(tupleOf(k));
+        this.#unlink(k);
       }
     }
     for (const remembered of [this.#released, this.#discarded]) {
       for (const [k, at] of remembered) {
         if (now - at < this.#l.releasedMs) break; // insertion order: the rest are younger
         remembered.delete(k);
+        this.#unlink(k);
       }
     }
   }
 
-  stats(): { parked: number; released: number; dropped: number; expired: number; pending: number; resets: number } {
-    return { parked: this.#parked, released: this.#releasedCount, dropped: this.#dropped, expired: this.#expired, pending: this.#pending, resets: this.#resets };
+  #expireLink(k: string): void {
+    const ek = this.#linkOfTuple.get(k);
+    const l = ek === undefined ? undefined : this.#links.get(ek);
+    if (l !== undefined) l.until = this.#now() + Math.min(this.#l.encapLinkMs, this.#l.releasedMs);
+  }
+
+  #unlink(k: string): void {
+    if (this.#held.has(k) || this.#released.has(k) || this.#discarded.has(k)) return;
+    const ek = this.#linkOfTuple.get(k);
+    if (ek === undefined) return;
+    this.#linkOfTuple.delete(k);
+    if (this.#links.get(ek)?.tuple === k) this.#links.delete(ek);
+  }
+
+  #verdictOf(p: HeldPacket, flow: ParkedFlow): Verdict {
+    if (p.encap === undefined) return { id: p.id, verdict: NF_ACCEPT };
+    this.#encapBytes -= p.encap.bytes.length;
+    return this.#restore(p.id, p.encap, flow);
+  }
+
+  #freeEncap(ps: readonly HeldPacket[]): void {
+    for (const p of ps) if (p.encap) this.#encapBytes -= p.encap.bytes.length;
+  }
+
+  stats(): ParkStats {
+    return {
+      parked: this.#parked, released: this.#releasedCount, dropped: this.#dropped, expired: this.#expired, pending: this.#pending,
+      resets: this.#resets, restored: this.#restored,
+    };
   }
 
   close(opts?: { readonly keep?: boolean }): void {
@@ -268,6 +505,7 @@ export class ParkModel implements ParkGate {
     for (const h of this.#held.values()) this.#drop(h);
     this.#held.clear();
     this.#pending = 0;
+    this.#encapBytes = 0;
     // The guard first: it drops instead of marking before the queue and its rule go (a marked packet with no rule
     // would reach the stack and draw a reset).
     this.#guard.close({ keep: opts?.keep === true });
@@ -278,15 +516,16 @@ export class ParkModel implements ParkGate {
     const h = this.#held.get(k);
     if (h === undefined) return undefined;
     this.#held.delete(k);
-    this.#pending -= h.ids.length;
+    this.#pending -= h.packets.length;
     return h;
   }
 
   #drop(h: Held | undefined): void {
-    if (h === undefined || h.ids.length === 0) return;
-    this.#dropped += h.ids.length;
-    this.#queue?.verdict(h.ids.map((id) => ({ id, verdict: NF_DROP })));
-    h.ids.length = 0;
+    if (h === undefined || h.packets.length === 0) return;
+    this.#dropped += h.packets.length;
+    this.#freeEncap(h.packets);
+    this.#queue?.verdict(h.packets.map((p) => ({ id: p.id, verdict: NF_DROP })));
+    h.packets.length = 0;
   }
 
   #remember(m: Map<string, number>, k: string): void {
@@ -294,7 +533,10 @@ export class ParkModel implements ParkGate {
     m.set(k, this.#now());
     if (m.size > this.#l.maxTuples * 4) {
       const oldest = m.keys().next();
-      if (!oldest.done) m.delete(oldest.value);
+      if (!oldest.done) {
+        m.delete(oldest.value);
+        this.#unlink(oldest.value);
+      }
     }
   }
 }

@@ -52,14 +52,23 @@ export interface ReceiverOptions {
   readonly park?: EarlyPacketGate;
 }
 
+/** An encapsulated flow's front-end (its packets' source) and flow id (their ports). */
+export interface EncapFlow {
+  readonly frontend: string;
+  readonly flowId: number;
+}
+
 /** What the receiver needs of the guard that parks early packets (backend/park.ts ParkGate). */
 export interface EarlyPacketGate {
-  /** Keep parking this tuple's packets even once its socket exists (it is in repair mode). */
-  begin(flow: FlowInfo): void;
+  /**
+   * Keep parking this tuple's packets even once its socket exists (it is in repair mode). `encap`: packets parked
+   * still encapsulated (they came before the decap mapping) belong to this tuple.
+   */
+  begin(flow: FlowInfo, encap?: EncapFlow): void;
   /** Stop parking; let the parked packets through in arrival order. Returns how many. */
   release(flow: FlowInfo): number;
-  /** Stop parking; drop what was parked (the client retransmits to the next owner). */
-  discard(flow: FlowInfo): void;
+  /** Stop parking; drop what was parked, under the tuple and under `encap` (the client retransmits to the next owner). */
+  discard(flow: FlowInfo, encap?: EncapFlow): void;
 }
 
 /** A forwarded connection delivered lately, abortable by a late ABORT. */
@@ -86,8 +95,8 @@ const NOTHING = (): void => undefined;
  * A forwarded client may already have packets parked here: a refusal drops them, and those still on their way
  * (never a reset: the front-end steers the client to another back-end).
  */
-function refuseParked(park: EarlyPacketGate | undefined, flow: FlowInfo, reply: HandoffReply): HandoffReply {
-  park?.discard(flow);
+function refuseParked(park: EarlyPacketGate | undefined, flow: FlowInfo, reply: HandoffReply, encap?: EncapFlow): HandoffReply {
+  park?.discard(flow, encap);
   return reply;
 }
 /** How long a closed connection's decap mapping is kept, for its last FIN/ACK packets. */
@@ -135,20 +144,22 @@ export class HandoffReceiver {
     const { state } = decoded;
     const flow: FlowInfo = { family: state.family, client: state.client, vip: state.vip };
     const park = opts.forwarded === true ? this.#o.park : undefined;
+    // Packets of an encapsulated flow that came before its mapping were parked under (front-end, flow id).
+    const encap: EncapFlow | undefined = decoded.encap && { frontend: decoded.encap.frontend, flowId: decoded.flowId };
     if (this.#o.maxConnections !== undefined && this.#active + this.#prepared.size >= this.#o.maxConnections) {
-      return refuseParked(park, flow, { ok: false, code: 'BATON_ERR_FULL', reason: `at capacity (${this.#o.maxConnections} connections)` });
+      return refuseParked(park, flow, { ok: false, code: 'BATON_ERR_FULL', reason: `at capacity (${this.#o.maxConnections} connections)` }, encap);
     }
     // The decap mapping goes in before the socket exists, so the first encapsulated packet finds it.
     let unmap = NOTHING;
     if (decoded.encap) {
-      if (!this.#o.decap) return refuseParked(park, flow, { ok: false, code: 'BATON_ERR_NO_DATAPLANE', reason: 'blob needs flow-id decapsulation; this agent has no dataplane' });
+      if (!this.#o.decap) return refuseParked(park, flow, { ok: false, code: 'BATON_ERR_NO_DATAPLANE', reason: 'blob needs flow-id decapsulation; this agent has no dataplane' }, encap);
       try {
         unmap = this.#o.decap.admit({ frontend: decoded.encap.frontend, flowId: decoded.flowId, family: state.family, client: state.client, vip: state.vip });
       } catch (e) {
-        return refuseParked(park, flow, refusal(e, 'BATON_ERR_DECAP'));
+        return refuseParked(park, flow, refusal(e, 'BATON_ERR_DECAP'), encap);
       }
     }
-    park?.begin(flow);
+    park?.begin(flow, encap);
     let fd: OwnedFd;
     try {
       fd = injectState(state, { freebind: this.#o.freebind ?? false });
@@ -161,7 +172,7 @@ export class HandoffReceiver {
       }
     } catch (e) {
       unmap();
-      return refuseParked(park, flow, refusal(e, 'BATON_ERR_INJECT'));
+      return refuseParked(park, flow, refusal(e, 'BATON_ERR_INJECT'), encap);
     }
     if (opts.forwarded === true) {
       park?.release(flow);

@@ -102,11 +102,14 @@ export function registerDaemons(program: Command): void {
         liveness: livenessOf(cfg.limits),
         ...(dp && { decap: BpfDecapGate.of(dp) }),
         ...(park && { park }),
+        ...(cfg.dataplane && { encapSources: cfg.dataplane.encapSources }),
         onEvent: (ev, detail) => log[ev === 'authFailed' ? 'warn' : 'info']({ detail }, ev),
         log: (level, obj, msg) => log[level](obj, msg),
         ...(!cfg.requestRouting && { requestRouting: false as const }),
         // Test hook (test/frontend-faults.test.ts): end-of-connection reports arriving late.
         flowEndDelayMs: Number(process.env['BATON_TEST_FLOW_END_DELAY_MS'] ?? 0) || 0,
+        // Test hook (src/lab/cluster-encap-early.test.ts): blobs that arrive after their client's packets.
+        prepareDelayMs: Number(process.env['BATON_TEST_PREPARE_DELAY_MS'] ?? 0) || 0,
       });
       log.info({ control: cfg.control, app: app.kind }, 'back-end agent listening');
       onSignals(log, async () => {
@@ -142,12 +145,14 @@ function openGuard(dp: Parameters<typeof openParkGate>[0]['dataplane'], c: { rea
  */
 function reportParking(park: { stats(): { parked: number; released: number; dropped: number; expired: number; pending: number } }, log: { info(o: object, m: string): void; warn(o: object, m: string): void }): void {
   let last = park.stats();
+  // Test hook (test/encap-early.test.ts): reports soon after a handoff instead of every 10 s.
+  const everyMs = Number(process.env['BATON_TEST_PARK_REPORT_MS'] ?? 0) || 10_000;
   setInterval(() => {
     const now = park.stats();
     const lost = now.dropped - last.dropped + (now.expired - last.expired);
-    const moved = now.parked - last.parked;
+    const moved = now.parked - last.parked + (now.released - last.released);
     if (lost > 0) log.warn({ ...now, since: { dropped: now.dropped - last.dropped, expired: now.expired - last.expired } }, 'guard dropped early client packets');
     else if (moved > 0) log.info({ ...now }, 'guard parked early client packets');
     last = now;
-  }, 10_000).unref();
+  }, everyMs).unref();
 }

@@ -31,15 +31,24 @@ export interface GuardCounters {
   readonly begun: bigint;
   /** Of the parked ones, dropped (parking off). */
   readonly dropped: bigint;
+  /** Parked: encapsulated by a known front-end under a flow id with no decap mapping yet (still encapsulated). */
+  readonly encapEarly: bigint;
 }
 
-const COUNTERS = ['syn', 'socket', 'no_socket', 'begun', 'dropped'] as const;
-const COUNTER_KEYS = { syn: 'syn', socket: 'socket', no_socket: 'noSocket', begun: 'begun', dropped: 'dropped' } as const;
+/** A front-end known to encapsulate to this back-end (an `encap_sources` key). */
+export interface EncapSource {
+  readonly family: 4 | 6;
+  readonly address: string;
+}
+
+const COUNTERS = ['syn', 'socket', 'no_socket', 'begun', 'dropped', 'encap_early'] as const;
+const COUNTER_KEYS = { syn: 'syn', socket: 'socket', no_socket: 'noSocket', begun: 'begun', dropped: 'dropped', encap_early: 'encapEarly' } as const;
 
 /** Codecs of the guard's maps, derived from the back-end object's BTF. */
 export class GuardCodecs {
   readonly vipSize: number;
   readonly tupleSize: number;
+  readonly sourceSize: number;
   readonly configSize: number;
   /** The mark a parked packet carries and the mask to test it with (enum park_mark). */
   readonly mark: number;
@@ -47,6 +56,7 @@ export class GuardCodecs {
   /** Counter index of each verdict (enum guard_counter). */
   readonly counterIndex: Readonly<Record<(typeof COUNTERS)[number], number>>;
   readonly #v;
+  readonly #s;
   readonly #t;
   readonly #c;
   readonly #family;
@@ -55,6 +65,12 @@ export class GuardCodecs {
     const gv = btf.struct('guard_vip');
     const fk = btf.struct('flow_key');
     const cfg = btf.struct('backend_config');
+    const es = btf.struct('encap_source');
+    this.sourceSize = es.size;
+    this.#s = {
+      addr: field(es, 'addr', { size: 16, bigEndian: true }),
+      family: field(es, 'family', { size: 1, kind: 'enum' }),
+    };
     this.vipSize = gv.size;
     this.tupleSize = fk.size;
     this.configSize = cfg.size;
@@ -101,6 +117,18 @@ export class GuardCodecs {
     return { family, address: readAddr(b, this.#v.vip, family), port: readUint(b, this.#v.port) };
   }
 
+  encodeSource(s: EncapSource): Buffer {
+    const b = Buffer.alloc(this.sourceSize);
+    writeAddr(b, this.#s.addr, s.family, s.address, 'encap source address');
+    writeUint(b, this.#s.family, this.#family.value(s.family));
+    return b;
+  }
+
+  decodeSource(b: Buffer): EncapSource {
+    const family = this.#family.name(readUint(b, this.#s.family), 'encap_source.family');
+    return { family, address: readAddr(b, this.#s.addr, family) };
+  }
+
   encodeTuple(t: GuardTuple): Buffer {
     const b = Buffer.alloc(this.tupleSize);
     writeAddr(b, this.#t.client, t.family, t.client.address, 'client address');
@@ -137,6 +165,7 @@ export interface GuardMapFds {
   readonly parking: number;
   readonly counters: number;
   readonly config: number;
+  readonly sources: number;
 }
 
 /** The guard's maps, typed; each call is one bpf() syscall except iteration and counters. */
@@ -171,6 +200,27 @@ export class GuardMaps {
       const next = Buffer.alloc(this.codecs.vipSize);
       if (!mapNextKey(this.#fds.vips, prev, next)) return out;
       out.push(this.codecs.decodeVip(next));
+      prev = next;
+    }
+  }
+
+  /** Makes the set of front-ends known to encapsulate here exactly `sources`. */
+  setEncapSources(sources: readonly EncapSource[]): void {
+    const want = new Map(sources.map((v) => [this.codecs.encodeSource(v).toString('hex'), v]));
+    for (const v of this.encapSources()) {
+      const k = this.codecs.encodeSource(v);
+      if (!want.delete(k.toString('hex'))) mapDelete(this.#fds.sources, k);
+    }
+    for (const v of want.values()) mapUpdate(this.#fds.sources, this.codecs.encodeSource(v), this.#one);
+  }
+
+  encapSources(): EncapSource[] {
+    const out: EncapSource[] = [];
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(this.codecs.sourceSize);
+      if (!mapNextKey(this.#fds.sources, prev, next)) return out;
+      out.push(this.codecs.decodeSource(next));
       prev = next;
     }
   }
@@ -211,7 +261,7 @@ export class GuardMaps {
   }
 
   counters(): GuardCounters {
-    const out = { syn: 0n, socket: 0n, noSocket: 0n, begun: 0n, dropped: 0n };
+    const out = { syn: 0n, socket: 0n, noSocket: 0n, begun: 0n, dropped: 0n, encapEarly: 0n };
     const v = Buffer.alloc(8 * this.#cpus);
     for (const c of COUNTERS) {
       v.fill(0);

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { progTestRun } from '../sys/libbpf.ts';
+import { decapsulatePacket } from '../wire/decap-packet.ts';
 import { emitTcpFrame, type TcpFlags } from '../wire/packet.ts';
 import { type DetachedDataplane, loadBackendDetached } from './bpf-loader.ts';
 import type { GuardCounters, GuardMaps, GuardTuple } from './bpf-guard-maps.ts';
@@ -186,9 +187,64 @@ for (const family of [4, 6] as const) {
         assert.equal(r.mark, (dp.guard.codecs.mark | OTHER_MARK) >>> 0);
         assert.equal(r.data.toString('hex'), Buffer.from(frame(40000, 9)).toString('hex'), 'restored bytes');
         assert.deepEqual(delta(before, dp.guard.counters()), { noSocket: 1 });
+        // the agent's userspace restore of a packet parked before its mapping gives the program's bytes
+        const user = decapsulatePacket(frame(0x1234, 0x9999, { ack: true, psh: true }, fe, be).subarray(14), { family, client: { address: lo, port: 40000 }, vip: { address: lo, port: 9 } }, { checksumPartial: false });
+        assert.equal(Buffer.from(user).toString('hex'), r.data.subarray(14).toString('hex'), 'userspace restore = program restore');
       } finally {
         dp.maps.deleteDecap({ family, frontend: fe, flowId: 0x12349999 });
       }
+    });
+
+    test('encapsulated before its mapping, from a known front-end: parked still encapsulated (encapEarly); anything else passes', async () => {
+      const fe = family === 4 ? '192.0.2.1' : '2001:db8::1';
+      const be = family === 4 ? '192.0.2.20' : '2001:db8::20';
+      dp.guard.setVips([{ family, address: lo, port: 9 }]);
+      dp.guard.setConfig({ parkQueue: true });
+      dp.guard.setEncapSources([{ family, address: fe }, { family, address: lo }]);
+      assert.deepEqual(dp.guard.encapSources().map((x) => x.address).sort(), [fe, lo].sort());
+      const enc = (sport: number, flags: TcpFlags = { ack: true, psh: true }, src = fe): Uint8Array => frame(sport, 0x7777, flags, src, be);
+      // no decap entry for flow id 0x1234_7777: parked with the mark, bytes untouched (the agent restores them)
+      const before = dp.guard.counters();
+      const r = run(dp, enc(0x1234));
+      assert.equal(r.verdict, TC_ACT_OK);
+      assert.equal(r.mark, (dp.guard.codecs.mark | OTHER_MARK) >>> 0);
+      assert.equal(r.data.toString('hex'), Buffer.from(enc(0x1234)).toString('hex'), 'still encapsulated');
+      assert.deepEqual(delta(before, dp.guard.counters()), { encapEarly: 1 });
+      // a SYN-ACK is no new connection: parked as well
+      check(enc(0x1234, { syn: true, ack: true }), { verdict: TC_ACT_OK, parked: true, counted: { encapEarly: 1 } });
+      // parking off: dropped, never passed up
+      dp.guard.setConfig({ parkQueue: false });
+      check(enc(0x1234), { verdict: TC_ACT_SHOT, parked: true, counted: { encapEarly: 1, dropped: 1 } });
+      dp.guard.setConfig({ parkQueue: true });
+      // passes: another source, a source port of 32768 or more (never a flow id), a bare SYN
+      check(enc(0x1234, { ack: true }, family === 4 ? '192.0.2.99' : '2001:db8::99'), { verdict: TC_ACT_OK, parked: false, counted: {} });
+      check(enc(0x8001), { verdict: TC_ACT_OK, parked: false, counted: {} });
+      check(enc(0x1234, { syn: true }), { verdict: TC_ACT_OK, parked: false, counted: {} });
+      // from a known source to a guarded VIP: the guard's business (its own tuple), not an encapsulated packet
+      check(frame(0x1234, 9, { ack: true }, lo, lo), { verdict: TC_ACT_OK, parked: true, counted: { noSocket: 1 } });
+      // this host's own connection with that front-end (here: a server on a port below 32768 answering from lo):
+      // a socket takes it, it passes
+      const server = net.createServer();
+      let port = 0;
+      for (let p = 20000 + Math.floor(Math.random() * 10000); port === 0; p++) {
+        try {
+          server.listen(p, lo);
+          await once(server, 'listening');
+          port = p;
+        } catch {
+          // taken: the next one
+        }
+      }
+      const c = net.connect(port, lo);
+      await once(c, 'connect');
+      try {
+        check(frame(port, c.localPort ?? 0, { ack: true, psh: true }, lo, lo), { verdict: TC_ACT_OK, parked: false, counted: {} });
+      } finally {
+        c.destroy();
+        server.close();
+        dp.guard.setEncapSources([]);
+      }
+      assert.deepEqual(dp.guard.encapSources(), []);
     });
 
     test('cost per verdict (BPF_PROG_TEST_RUN, mean of 100k runs; machine shared)', () => {

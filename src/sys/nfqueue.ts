@@ -21,7 +21,8 @@ const ENOBUFS = 105;
 export interface NfQueueOptions {
   /** Queue number (the nftables rule's `queue num`). */
   readonly queue: number;
-  /** Bytes copied per packet from the IP header (default 128: IPv6 + the longest TCP header). */
+  /** Bytes copied per packet from the IP header (default 128: IPv6 + the longest TCP header; at most 65531). A
+   * verdict that carries a new payload must carry the whole packet, so the copy must have been whole. */
   readonly copyRange?: number;
   /** Packets the kernel holds for us before it drops new ones (default 8192). */
   readonly maxLen?: number;

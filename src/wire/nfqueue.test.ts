@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { emitTcpFrame } from './packet.ts';
 import {
-  encodeBind, encodeParams, encodeVerdicts, NF_ACCEPT, NF_DROP, NFQA_CFG_F_GSO, NfqueueWireError, packetTuple, parseDatagram,
+  encodeBind, encodeParams, encodeVerdicts, MAX_VERDICT_PAYLOAD, NF_ACCEPT, NF_DROP, NFQA_CFG_F_GSO, NFQA_SKB_CSUMNOTREADY, NfqueueWireError, packetTuple, parseDatagram,
 } from './nfqueue.ts';
 
 test('bind: golden bytes (nlmsghdr, nfgenmsg with the queue big-endian, NFQA_CFG_CMD)', () => {
@@ -29,7 +29,17 @@ test('verdicts: one message per packet, in order, queue and ids big-endian', () 
   assert.equal(b.subarray(32).toString('hex'), '20000000' + '0103' + '0100' + '65000000' + '00000000' + '0000' + '0003' + '0c00' + '0200' + '00000000' + 'fffffffe');
 });
 
-function packetMessage(o: { queue: number; id: number; payload: Uint8Array; mark?: number; capLen?: number; seq?: number }): Buffer {
+test('a verdict with a new payload carries it as NFQA_PAYLOAD, padded; the next message follows it', () => {
+  const payload = new Uint8Array([0x45, 1, 2, 3, 4]); // 5 bytes: the attribute is 9, padded to 12
+  const b = encodeVerdicts(3, [{ id: 7, verdict: NF_ACCEPT, payload }, { id: 8, verdict: NF_DROP }], 1);
+  assert.equal(b.length, 32 + 12 + 32);
+  assert.equal(b.readUInt32LE(0), 44);
+  assert.equal(b.subarray(20).toString('hex'), '0c000200' + '00000001' + '00000007' + '0900' + '0a00' + '4501020304' + '000000' + '20000000' + '0103' + '0100' + '02000000' + '00000000' + '0000' + '0003' + '0c00' + '0200' + '00000000' + '00000008');
+  assert.throws(() => encodeVerdicts(3, [{ id: 1, verdict: NF_ACCEPT, payload: new Uint8Array(MAX_VERDICT_PAYLOAD + 1) }], 1), (e: unknown) => e instanceof NfqueueWireError && e.field === 'verdict.payload');
+  assert.equal(encodeVerdicts(3, [{ id: 1, verdict: NF_ACCEPT, payload: new Uint8Array(MAX_VERDICT_PAYLOAD) }], 1).readUInt32LE(0), 32 + 0xffff + 1);
+});
+
+function packetMessage(o: { queue: number; id: number; payload: Uint8Array; mark?: number; capLen?: number; seq?: number; skbInfo?: number }): Buffer {
   const attrs: Buffer[] = [];
   const attr = (type: number, data: Buffer): void => {
     const a = Buffer.alloc((4 + data.length + 3) & ~3);
@@ -45,7 +55,7 @@ function packetMessage(o: { queue: number; id: number; payload: Uint8Array; mark
   attr(1, hdr);
   if (o.mark !== undefined) attr(3, Buffer.from([o.mark >>> 24, (o.mark >>> 16) & 255, (o.mark >>> 8) & 255, o.mark & 255]));
   attr(5, Buffer.from([0, 0, 0, 2]));
-  attr(0x8000 | 14, Buffer.from([0, 0, 0, 0])); // skb info, with a flag bit set in its type
+  attr(0x8000 | 14, Buffer.from([0, 0, 0, o.skbInfo ?? 0])); // skb info, with a flag bit set in its type
   attr(10, Buffer.from(o.payload));
   if (o.capLen !== undefined) attr(13, Buffer.from([0, 0, o.capLen >> 8, o.capLen & 255]));
   const body = Buffer.concat(attrs);
@@ -71,13 +81,13 @@ test('a queued packet (two in one datagram, then an ack) decodes with its id, ma
   ack.writeUInt16LE(2, 4);
   ack.writeUInt32LE(9, 8);
   ack.writeInt32LE(-1, 16); // EPERM
-  const d = Buffer.concat([packetMessage({ queue: 5, id: 77, payload: p4, mark: 0x0ba70001, capLen: 1500 }), packetMessage({ queue: 5, id: 78, payload: p4.subarray(0, 30) }), ack]);
+  const d = Buffer.concat([packetMessage({ queue: 5, id: 77, payload: p4, mark: 0x0ba70001, capLen: 1500, skbInfo: NFQA_SKB_CSUMNOTREADY }), packetMessage({ queue: 5, id: 78, payload: p4.subarray(0, 30) }), ack]);
   const ms = parseDatagram(d);
   assert.equal(ms.length, 3);
   const [a, b, c] = ms;
   assert.ok(a?.kind === 'packet' && b?.kind === 'packet');
   assert.deepEqual({ ...a, payload: Buffer.from(a.payload).toString('hex') }, {
-    kind: 'packet', queue: 5, id: 77, hwProtocol: 0x0800, hook: 0, mark: 0x0ba70001, indev: 2, length: 1500, payload: Buffer.from(p4).toString('hex'),
+    kind: 'packet', queue: 5, id: 77, hwProtocol: 0x0800, hook: 0, mark: 0x0ba70001, indev: 2, length: 1500, payload: Buffer.from(p4).toString('hex'), skbInfo: NFQA_SKB_CSUMNOTREADY,
   });
   assert.equal(b.id, 78);
   assert.equal(b.length, 30);

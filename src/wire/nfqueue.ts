@@ -29,6 +29,13 @@ const COPY_PACKET = 2;
 /** NFQA_CFG_F_*: GSO lets big GRO packets through unsegmented; FAIL_OPEN (1) is what baton never sets. */
 export const NFQA_CFG_F_FAIL_OPEN = 1;
 export const NFQA_CFG_F_GSO = 4;
+/** NFQA_SKB_INFO bits: the packet's checksum is not computed yet (CHECKSUM_PARTIAL: only the pseudo-header sum is
+ * in the field), it is a GSO packet, its checksum was not verified. */
+export const NFQA_SKB_CSUMNOTREADY = 1;
+export const NFQA_SKB_GSO = 2;
+export const NFQA_SKB_CSUM_NOTVERIFIED = 4;
+/** Largest packet a verdict can carry back (NFQA_PAYLOAD's 16-bit attribute length, less its header). */
+export const MAX_VERDICT_PAYLOAD = 0xffff - 4;
 /** Netfilter verdicts. */
 export const NF_DROP = 0;
 export const NF_ACCEPT = 1;
@@ -117,16 +124,29 @@ export function encodeParams(queue: number, p: QueueParams, seq: number): Buffer
 export interface Verdict {
   readonly id: number;
   readonly verdict: typeof NF_ACCEPT | typeof NF_DROP;
+  /**
+   * With NF_ACCEPT: the packet's new bytes from its IP header (NFQA_PAYLOAD), the whole packet (a shorter one is
+   * trimmed by the kernel, a longer one extended). The kernel takes it as CHECKSUM_NONE: its checksums must be whole.
+   */
+  readonly payload?: Uint8Array;
 }
 
 /** One datagram carrying a verdict message per packet, in the order given (the kernel applies them in order). Not
  * acked: a verdict for an id the kernel no longer holds is refused with an error message we do not wait for. */
 export function encodeVerdicts(queue: number, verdicts: readonly Verdict[], seq: number): Buffer {
-  const one = NLMSG_HDRLEN + NFGENMSG_LEN + 4 + 8;
-  const out = Buffer.alloc(one * verdicts.length);
+  const base = NLMSG_HDRLEN + NFGENMSG_LEN + 4 + 8;
   checkQueue(queue);
+  let total = 0;
+  for (const v of verdicts) {
+    if (v.payload !== undefined && v.payload.length > MAX_VERDICT_PAYLOAD) {
+      throw new NfqueueWireError('verdict.payload', `nfqueue: verdict payload of ${v.payload.length} bytes exceeds ${MAX_VERDICT_PAYLOAD}`);
+    }
+    total += base + (v.payload === undefined ? 0 : nlAlign(4 + v.payload.length));
+  }
+  const out = Buffer.alloc(total);
+  let at = 0;
   verdicts.forEach((v, i) => {
-    const at = i * one;
+    const one = base + (v.payload === undefined ? 0 : nlAlign(4 + v.payload.length));
     out.writeUInt32LE(one, at);
     out.writeUInt16LE((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT, at + 4);
     out.writeUInt16LE(NLM_F_REQUEST, at + 6);
@@ -137,6 +157,12 @@ export function encodeVerdicts(queue: number, verdicts: readonly Verdict[], seq:
     out.writeUInt16LE(NFQA.VERDICT_HDR, at + 22);
     out.writeUInt32BE(v.verdict, at + 24);
     out.writeUInt32BE(v.id >>> 0, at + 28);
+    if (v.payload !== undefined) {
+      out.writeUInt16LE(4 + v.payload.length, at + 32);
+      out.writeUInt16LE(NFQA.PAYLOAD, at + 34);
+      out.set(v.payload, at + 36);
+    }
+    at += one;
   });
   return out;
 }
@@ -156,6 +182,8 @@ export interface QueuedPacket {
   readonly indev: number;
   /** The packet's full length when the copy was cut short (NFQA_CAP_LEN), else the payload's. */
   readonly length: number;
+  /** NFQA_SKB_INFO bits (NFQA_SKB_CSUMNOTREADY, ...); 0 when absent. */
+  readonly skbInfo?: number;
   readonly payload: Uint8Array;
 }
 
@@ -204,6 +232,7 @@ function parsePacket(b: Uint8Array, dv: DataView, at: number, len: number): Queu
   let mark = 0;
   let indev = 0;
   let capLen = -1;
+  let skbInfo = 0;
   let payload: Uint8Array | undefined;
   const end = at + len;
   let off = at + NLMSG_HDRLEN + NFGENMSG_LEN;
@@ -238,6 +267,10 @@ function parsePacket(b: Uint8Array, dv: DataView, at: number, len: number): Queu
       case NFQA.PAYLOAD:
         payload = b.subarray(data, data + dlen);
         break;
+      case NFQA.SKB_INFO:
+        need(4, 'skb_info');
+        skbInfo = dv.getUint32(data, false);
+        break;
       default:
         break; // attributes baton does not ask for (timestamps, hwaddr, skb info)
     }
@@ -245,7 +278,7 @@ function parsePacket(b: Uint8Array, dv: DataView, at: number, len: number): Queu
   }
   if (id < 0) throw new NfqueueWireError('packet_hdr', 'nfqueue: packet without NFQA_PACKET_HDR');
   const p = payload ?? new Uint8Array(0);
-  return { kind: 'packet', queue, id, hwProtocol, hook, mark, indev, length: capLen >= 0 ? capLen : p.length, payload: p };
+  return { kind: 'packet', queue, id, hwProtocol, hook, mark, indev, length: capLen >= 0 ? capLen : p.length, payload: p, skbInfo };
 }
 
 /** A queued-packet message as the kernel sends it (header, mark, input interface, payload, and the packet's length
@@ -258,6 +291,7 @@ export function encodeQueuedPacket(p: Omit<QueuedPacket, 'kind'>, seq = 0): Buff
   const attrs: Attr[] = [{ type: NFQA.PACKET_HDR, data: hdr }, { type: NFQA.MARK, data: be32(p.mark) }, { type: NFQA.IFINDEX_INDEV, data: be32(p.indev) }];
   attrs.push({ type: NFQA.PAYLOAD, data: p.payload });
   if (p.length !== p.payload.length) attrs.push({ type: NFQA.CAP_LEN, data: be32(p.length) });
+  if (p.skbInfo !== undefined && p.skbInfo !== 0) attrs.push({ type: NFQA.SKB_INFO, data: be32(p.skbInfo) });
   const b = message(NFQNL_MSG_PACKET, 0, seq, checkQueue(p.queue), attrs);
   return b;
 }
