@@ -11,7 +11,9 @@
  *    take is parked instead of reaching the stack, which would answer it with a RST and kill the client. Such packets
  *    arrive when the front-end forwards a flow before the blob carrying its socket has been injected here. "Parked"
  *    is a mark that netfilter's queue rule hands to the agent, which lets the packets through, in order, once the
- *    socket exists; with parking off (config) they are dropped and the client retransmits.
+ *    socket exists; with parking off (config) they are dropped and the client retransmits. Released, a tuple whose
+ *    queued packets have not all had their verdict yet (`park_marked`, counted here, ahead of the agent's count in
+ *    `park_settling`) keeps being parked, so no later packet overtakes one still in the queue.
  * Everything else passes untouched (ports of 32768 and up are never flow ids: outbound connections are not touched). */
 #define BATON_BACKEND
 #include <linux/types.h>
@@ -133,6 +135,38 @@ static __always_inline int park(struct __sk_buff *skb, enum guard_counter why)
 	return TC_ACT_SHOT;
 }
 
+/* park() for a packet of a client tuple, counted in `park_marked` when it goes to the queue (the agent counts its
+ * verdicts against it; see park_settling). */
+static __always_inline int park_tuple(struct __sk_buff *skb, struct flow_key *fk, enum guard_counter why)
+{
+	__u32 zero = 0;
+	struct backend_config *cfg = bpf_map_lookup_elem(&backend_config, &zero);
+	__u64 *marked, one = 1;
+
+	if (cfg && cfg->park_queue) {
+		marked = bpf_map_lookup_elem(&park_marked, fk);
+		if (!marked && bpf_map_update_elem(&park_marked, fk, &one, BPF_NOEXIST) == 0)
+			return park(skb, why);
+		if (!marked)
+			marked = bpf_map_lookup_elem(&park_marked, fk); /* made meanwhile on another CPU */
+		if (marked)
+			__sync_fetch_and_add(marked, 1);
+	}
+	return park(skb, why);
+}
+
+/* Released lately, with packets of its still in the queue? */
+static __always_inline int settling(struct flow_key *fk)
+{
+	__u64 *verdicted = bpf_map_lookup_elem(&park_settling, fk);
+	__u64 *marked;
+
+	if (!verdicted)
+		return 0;
+	marked = bpf_map_lookup_elem(&park_marked, fk);
+	return marked && *marked > *verdicted;
+}
+
 /* Step 2. */
 static __always_inline int guard(struct __sk_buff *skb, struct parsed *p)
 {
@@ -153,13 +187,13 @@ static __always_inline int guard(struct __sk_buff *skb, struct parsed *p)
 	fk.client_port = p->sport;
 	fk.vip_port = p->dport;
 	fk.family = p->family;
-	if (bpf_map_lookup_elem(&parking, &fk))
-		return park(skb, GUARD_BEGUN);
+	if (bpf_map_lookup_elem(&parking, &fk) || settling(&fk))
+		return park_tuple(skb, &fk, GUARD_BEGUN);
 	if (has_socket(skb, p)) {
 		count(GUARD_SOCKET);
 		return TC_ACT_OK;
 	}
-	return park(skb, GUARD_NO_SOCKET);
+	return park_tuple(skb, &fk, GUARD_NO_SOCKET);
 }
 
 SEC("tc")

@@ -151,7 +151,8 @@ enum guard_counter : __u32 {
 	GUARD_SOCKET = 1,
 	/* Parked: no socket, or only a listener (the blob is still on its way). */
 	GUARD_NO_SOCKET = 2,
-	/* Parked: its tuple is in `parking` (the socket is being injected, in repair mode). */
+	/* Parked: its tuple is in `parking` (the socket is being injected, in repair mode), or in `park_settling` with
+	 * packets the guard queued still waiting for their verdict (they must reach the socket first). */
 	GUARD_BEGUN = 3,
 	/* Of the parked ones, dropped because parking is off (config.park_queue 0): the client retransmits. */
 	GUARD_DROPPED = 4,
@@ -259,6 +260,26 @@ struct {
 	__type(key, struct flow_key);
 	__type(value, __u64);
 } parking SEC(".maps");
+
+/* park_marked: packets the guard queued per tuple (struct flow_key, client -> VIP) since the entry was made, __u64
+ * (host order), added to atomically by the program only; an LRU, since strays make entries too. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_PARKING * 2);
+	__type(key, struct flow_key);
+	__type(value, __u64);
+} park_marked SEC(".maps");
+
+/* park_settling: tuples released lately after packets were parked (struct flow_key) -> __u64 how many of the packets
+ * the guard queued for them the agent has given a verdict to (host order; written by the agent only). While
+ * `park_marked` is ahead of it, some of the tuple's packets are still in the queue: later ones are queued behind them
+ * instead of overtaking them to the socket (out of order there: spurious fast retransmits, PAWS drops). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PARKING);
+	__type(key, struct flow_key);
+	__type(value, __u64);
+} park_settling SEC(".maps");
 
 /* encap_sources: front-ends known to encapsulate to this back-end (struct encap_source) -> __u32 1 (unused). A
  * non-SYN TCP packet from one of them with a source port below 32768 (a flow id), no `decap` entry, not to a

@@ -48,7 +48,7 @@ function pinnedGuard(pinDir: string): { counters(): GuardCounters; sources(): st
   const counters = objGet(join(pinDir, 'guard_counters'));
   const sources = objGet(join(pinDir, 'encap_sources'));
   if (counters === undefined || sources === undefined) throw new Error(`no guard pins under ${pinDir}`);
-  const g = new GuardMaps(guardCodecsOf(BACKEND_OBJECT), { vips: -1, parking: -1, config: -1, counters: counters.fd, sources: sources.fd });
+  const g = new GuardMaps(guardCodecsOf(BACKEND_OBJECT), { vips: -1, parking: -1, config: -1, counters: counters.fd, sources: sources.fd, marked: -1, settling: -1 });
   return {
     counters: () => g.counters(),
     sources: () => g.encapSources().map((s) => s.address),

@@ -39,6 +39,9 @@ function guardPort(g: GuardMaps, table: string | undefined): GuardPort {
     setEncapSources: (sources) => g.setEncapSources(sources),
     begin: (f) => g.beginParking(f, process.hrtime.bigint()), // CLOCK_MONOTONIC, bpf_ktime_get_ns's clock
     end: (f) => void g.endParking(f),
+    settle: (f, verdicted) => g.settle(f, verdicted),
+    marked: (f) => g.marked(f),
+    endSettling: (f) => g.endSettling(f),
     close: ({ keep }) => {
       // First the guard drops instead of marking (no packet meets the rule's absence), then the rule goes.
       g.setConfig({ parkQueue: false });
@@ -47,6 +50,7 @@ function guardPort(g: GuardMaps, table: string | undefined): GuardPort {
       g.setVips([]);
       g.setEncapSources([]);
       for (const t of [...g.parkingTuples()]) g.endParking(t);
+      g.clearSettling();
     },
   };
 }
@@ -54,6 +58,7 @@ function guardPort(g: GuardMaps, table: string | undefined): GuardPort {
 /** Opens the gate: binds the queue, installs the rule, switches the guard to parking. */
 export function openParkGate(o: ParkGateOptions): ParkModel {
   const g = o.dataplane.guard;
+  g.clearSettling(); // an earlier agent's: its counts mean nothing to this one's model
   if (!o.lossless) {
     g.setConfig({ parkQueue: false });
     return new ParkModel({ guard: guardPort(g, undefined), now: () => performance.now(), ...(o.limits && { limits: o.limits }) });

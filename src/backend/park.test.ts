@@ -368,3 +368,96 @@ test('encap: the restored packet verifies (checksums) for IPv6 as well', () => {
   const p = parseTcpFrame(frame);
   assert.deepEqual([p.src, p.sport, p.dst, p.dport, p.tcpChecksumOk], [flowB.client.address, flowB.client.port, flowB.vip.address, flowB.vip.port, true]);
 });
+
+test('settling: a release that let packets through leaves the tuple settling (written before the un-park); a quiet one does not', () => {
+  let now = 0;
+  const calls: string[] = [];
+  const verdicts: Verdict[] = [];
+  const kernel: QueuedPacket[] = [];
+  const queued = new Map<number, number>();
+  let model: ParkModel | undefined;
+  const guard: GuardPort = {
+    setVips: () => undefined,
+    begin: (f) => calls.push(`begin ${f.client.port}`),
+    end: (f) => calls.push(`end ${f.client.port}`),
+    settle: (f, n) => calls.push(`settle ${f.client.port} ${n}`),
+    marked: (f) => queued.get(f.client.port),
+    endSettling: (f) => calls.push(`endSettling ${f.client.port}`),
+    close: () => calls.push('close'),
+  };
+  const queue: QueuePort = {
+    drain: () => {
+      const batch = kernel.splice(0);
+      if (batch.length) model?.onPackets(batch);
+    },
+    verdict: (vs) => verdicts.push(...vs),
+    close: () => undefined,
+  };
+  model = new ParkModel({ guard, queue, now: () => now });
+  const m = model;
+  const flowC: ParkedFlow = { ...flowA, client: { address: flowA.client.address, port: 41000 } };
+  // A quiet handoff (a GET): nothing parked, no settling, no extra map writes.
+  m.begin(flowC);
+  m.release(flowC);
+  assert.deepEqual(calls.splice(0), ['begin 41000', 'end 41000']);
+  // An upload: two packets parked (the program queued 2), released; settling is written before the un-park.
+  queued.set(40000, 2);
+  m.onPackets([pkt(flowA), pkt(flowA)]);
+  m.begin(flowA);
+  assert.equal(m.release(flowA), 2);
+  assert.deepEqual(calls.splice(0), ['begin 40000', 'settle 40000 2', 'end 40000']);
+  // One more the program queued while settling: accepted, then the count catches up (after the verdict).
+  queued.set(40000, 3);
+  const late = pkt(flowA);
+  m.onPackets([late]);
+  assert.equal(verdicts.at(-1)?.id, late.id);
+  assert.deepEqual(calls.splice(0), ['settle 40000 3']);
+  // Quiet at two sweeps in a row: the settling entry goes.
+  m.sweep(now += 250);
+  assert.deepEqual(calls.splice(0), []);
+  m.sweep(now += 250);
+  assert.deepEqual(calls.splice(0), ['endSettling 40000']);
+});
+
+test('settling: a count the program keeps ahead (a packet the queue lost) is caught up at the second unchanged sweep', () => {
+  let now = 0;
+  const calls: string[] = [];
+  const queued = new Map<number, number>([[40000, 5]]);
+  const guard: GuardPort = {
+    setVips: () => undefined, begin: () => undefined, end: () => undefined, close: () => undefined,
+    settle: (f, n) => calls.push(`settle ${n}`),
+    marked: (f) => queued.get(f.client.port),
+    endSettling: () => calls.push('endSettling'),
+  };
+  const queue: QueuePort = { drain: () => undefined, verdict: () => undefined, close: () => undefined };
+  const m = new ParkModel({ guard, queue, now: () => now });
+  m.onPackets([pkt(flowA), pkt(flowA), pkt(flowA), pkt(flowA)]); // 4 of the program's 5 reached us
+  m.begin(flowA);
+  m.release(flowA);
+  assert.deepEqual(calls.splice(0), ['settle 4']);
+  m.sweep(now += 250);
+  m.sweep(now += 250);
+  assert.deepEqual(calls.splice(0), ['settle 5'], 'raised to the program\'s count: the tuple stops going through the queue');
+  m.sweep(now += 250);
+  assert.deepEqual(calls.splice(0), ['endSettling']);
+});
+
+test('settling: discard and close end it (with nobody reading the queue its packets would be dropped for good)', () => {
+  const calls: string[] = [];
+  const guard: GuardPort = {
+    setVips: () => undefined, begin: () => undefined, end: () => undefined, close: () => calls.push('close'),
+    settle: (f) => calls.push(`settle ${f.client.port}`),
+    marked: () => 1,
+    endSettling: (f) => calls.push(`endSettling ${f.client.port}`),
+  };
+  const queue: QueuePort = { drain: () => undefined, verdict: () => undefined, close: () => undefined };
+  const m = new ParkModel({ guard, queue, now: () => 0 });
+  for (const f of [flowA, flowB]) {
+    m.onPackets([pkt(f)]);
+    m.begin(f);
+    m.release(f);
+  }
+  m.discard(flowA);
+  m.close();
+  assert.deepEqual(calls, ['settle 40000', 'settle 40001', 'endSettling 40000', 'endSettling 40001', 'close']);
+});

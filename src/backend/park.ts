@@ -79,6 +79,16 @@ export interface GuardPort {
   setEncapSources?(sources: readonly EncapSource[]): void;
   begin(flow: ParkedFlow): void;
   end(flow: ParkedFlow): void;
+  /**
+   * The tuple is released, and `verdicted` of the packets the guard queued for it have had their verdict: while the
+   * guard has queued more than that, it queues later packets behind them (bpf `park_settling`), so none overtakes a
+   * packet still in the queue on its way to the socket. Without these three the release un-parks at once.
+   */
+  settle?(flow: ParkedFlow, verdicted: number): void;
+  /** How many of the tuple's packets the guard has queued (bpf `park_marked`; undefined: no count). */
+  marked?(flow: ParkedFlow): number | undefined;
+  /** Forgets the tuple's settling entry and its count. */
+  endSettling?(flow: ParkedFlow): void;
   /** Stop parking (keep: the guard stays on, dropping; else it is cleared) and release kernel resources. */
   close(opts: { readonly keep: boolean }): void;
 }
@@ -137,6 +147,14 @@ interface Held {
   ack?: number;
 }
 
+/** A released tuple the guard still queues behind its packets in the queue (see GuardPort.settle). */
+interface Settling {
+  readonly flow: ParkedFlow;
+  /** The guard's count and ours at the last sweep, to tell a settled tuple (equal twice) from a stuck one. */
+  lastMarked: number;
+  lastVerdicts: number;
+}
+
 /** An encapsulated key claimed by `begin`/`discard`: the tuple its packets belong to. */
 interface Link {
   readonly tuple: string;
@@ -176,6 +194,12 @@ export class ParkModel implements ParkGate {
   readonly #discarded = new Map<string, number>();
   /** Encapsulated keys claimed by a tuple, and the reverse (forgotten with the tuple). */
   readonly #links = new Map<string, Link>();
+  /**
+   * Verdicts given per tuple to packets the guard queued under that tuple (not the encapsulated ones, which it
+   * queues under their front-end's address): what GuardPort.settle reports against the guard's own count.
+   */
+  readonly #verdicts = new Map<string, number>();
+  readonly #settling = new Map<string, Settling>();
   readonly #linkOfTuple = new Map<string, string>();
   /** Guarded VIPs ("family|address|port"): a packet to one is parked under its tuple, never as encapsulated. */
   #vips = new Set<string>();
@@ -307,11 +331,13 @@ export class ParkModel implements ParkGate {
         const v: Verdict = link && encap ? this.#restore(p.id, encap, link.flow) : { id: p.id, verdict: NF_ACCEPT };
         if (v.verdict === NF_ACCEPT) this.#releasedCount++;
         out.push(v);
+        if (encap === undefined) this.#count(k, 1);
         continue;
       }
       if (this.#discarded.has(k)) {
         this.#dropped++;
         out.push({ id: p.id, verdict: NF_DROP });
+        if (encap === undefined) this.#count(k, 1);
         continue;
       }
       let h = this.#held.get(k);
@@ -319,6 +345,7 @@ export class ParkModel implements ParkGate {
         if (this.#held.size >= this.#l.maxTuples) {
           this.#dropped++;
           out.push({ id: p.id, verdict: NF_DROP });
+          if (encap === undefined) this.#count(k, 1);
           continue;
         }
         h = { begun: false, since: this.#now(), packets: [] };
@@ -327,6 +354,7 @@ export class ParkModel implements ParkGate {
       if (this.#pending >= this.#l.maxPackets || (encap && this.#encapBytes + encap.bytes.length > this.#l.maxEncapBytes)) {
         this.#dropped++;
         out.push({ id: p.id, verdict: NF_DROP });
+        if (encap === undefined) this.#count(k, 1);
         continue;
       }
       h.packets.push({ id: p.id, seq: this.#seq++, ...(encap && { encap }) });
@@ -341,6 +369,28 @@ export class ParkModel implements ParkGate {
       this.#parked++;
     }
     this.#queue?.verdict(out);
+    // After the verdicts (the accepted ones are in the socket now): the counts of settling tuples among them catch up.
+    if (this.#settling.size === 0) return;
+    const touched = new Set<string>();
+    for (const p of packets) {
+      const t = packetTuple(p.payload);
+      if (t !== undefined) touched.add(keyOf(t.family, t.src, t.sport, t.dst, t.dport));
+    }
+    for (const k of touched) {
+      const st = this.#settling.get(k);
+      if (st !== undefined) this.#guard.settle?.(st.flow, this.#verdicts.get(k) ?? 0);
+    }
+  }
+
+  #count(k: string, n: number): void {
+    if (n > 0) this.#verdicts.set(k, (this.#verdicts.get(k) ?? 0) + n);
+  }
+
+  /** Packets of a tuple's own (not encapsulated ones) among `ps`. */
+  static #own(ps: readonly HeldPacket[]): number {
+    let n = 0;
+    for (const p of ps) if (p.encap === undefined) n++;
+    return n;
   }
 
   /** An encapsulated packet's verdict: accepted restored, or dropped when it cannot be (the client retransmits). */
@@ -410,9 +460,18 @@ export class ParkModel implements ParkGate {
       this.#releasedCount += ok;
       n += ok;
       this.#queue?.verdict(vs);
+      this.#count(k, ParkModel.#own(ps));
       if (this.#queue === undefined) break;
     }
     this.#take(k);
+    // Packets were parked: some may still be queued (marked after the last drain). The guard keeps queueing this
+    // tuple's packets behind them until our verdicts catch up with its count, written before the un-park so that
+    // there is no moment with neither. With nothing parked (a GET waits for its answer) the tuple un-parks at once.
+    const verdicts = this.#verdicts.get(k) ?? 0;
+    if (verdicts > 0 && this.#queue !== undefined && this.#guard.settle !== undefined) {
+      this.#guard.settle(flow, verdicts);
+      this.#settling.set(k, { flow, lastMarked: -1, lastVerdicts: -1 });
+    }
     this.#guard.end(flow);
     this.#remember(this.#released, k);
     this.#expireLink(k);
@@ -426,11 +485,44 @@ export class ParkModel implements ParkGate {
     const k = flowKey(flow);
     if (encap !== undefined) this.#link(k, flow, encap); // its encapsulated packets go with it, now and later
     this.#guard.end(flow);
+    this.#endSettling(k);
     this.#queue?.drain();
-    this.#drop(this.#take(k));
+    this.#drop(this.#take(k), k);
     this.#released.delete(k);
     this.#remember(this.#discarded, k);
     this.#expireLink(k);
+  }
+
+  #endSettling(k: string): void {
+    const st = this.#settling.get(k);
+    if (st === undefined) return;
+    this.#settling.delete(k);
+    this.#verdicts.delete(k); // with the guard's count: both start again from 0
+    this.#guard.endSettling?.(st.flow);
+  }
+
+  /**
+   * Settling tuples: done once the guard's count and ours are equal at two sweeps in a row (quiet; the entries go).
+   * Stuck when the guard's count stays ahead with nothing of the tuple's held here (a packet the queue dropped, or
+   * a count from before): ours is raised to the guard's, so the tuple stops going through the queue.
+   */
+  #sweepSettling(): void {
+    for (const [k, st] of this.#settling) {
+      if (this.#held.has(k)) continue; // begun again (a move back): the next release settles it anew
+      const marked = this.#guard.marked?.(st.flow) ?? 0;
+      const verdicts = this.#verdicts.get(k) ?? 0;
+      const unchanged = marked === st.lastMarked && verdicts === st.lastVerdicts;
+      st.lastMarked = marked;
+      st.lastVerdicts = verdicts;
+      if (!unchanged) continue;
+      if (marked > verdicts) {
+        this.#verdicts.set(k, marked);
+        st.lastVerdicts = marked;
+        this.#guard.settle?.(st.flow, marked);
+        continue;
+      }
+      this.#endSettling(k);
+    }
   }
 
   /** Drops what waited too long, and forgets old releases. */
@@ -442,6 +534,7 @@ export class ParkModel implements ParkGate {
       this.#expired += h.packets.length;
       this.#freeEncap(h.packets);
       this.#queue?.verdict(h.packets.map((p) => ({ id: p.id, verdict: NF_DROP })));
+      this.#count(k, ParkModel.#own(h.packets));
       // An encapsulated key nobody claimed names no client (ack undefined): it expires silently.
       // Nobody claimed it: no socket is on its way (a handoff takes milliseconds), so the client gets the reset its
       // stray packets would have drawn from the stack, not a silence it waits out until its own timeout.
@@ -464,6 +557,10 @@ export class ParkModel implements ParkGate {
         remembered.delete(k);
         this.#unlink(k);
       }
+    }
+    this.#sweepSettling();
+    for (const k of this.#verdicts.keys()) {
+      if (!this.#held.has(k) && !this.#settling.has(k) && !this.#released.has(k) && !this.#discarded.has(k)) this.#verdicts.delete(k);
     }
   }
 
@@ -502,8 +599,10 @@ export class ParkModel implements ParkGate {
     if (this.#closed) return;
     this.#closed = true;
     // Nobody will inject these sockets now: drop (the client retransmits), never accept into a stack without them.
-    for (const h of this.#held.values()) this.#drop(h);
+    for (const [k, h] of this.#held) this.#drop(h, k);
     this.#held.clear();
+    // Always: with nobody reading the queue, a settling tuple's packets would be dropped for good.
+    for (const k of [...this.#settling.keys()]) this.#endSettling(k);
     this.#pending = 0;
     this.#encapBytes = 0;
     // The guard first: it drops instead of marking before the queue and its rule go (a marked packet with no rule
@@ -520,11 +619,12 @@ export class ParkModel implements ParkGate {
     return h;
   }
 
-  #drop(h: Held | undefined): void {
+  #drop(h: Held | undefined, k: string): void {
     if (h === undefined || h.packets.length === 0) return;
     this.#dropped += h.packets.length;
     this.#freeEncap(h.packets);
     this.#queue?.verdict(h.packets.map((p) => ({ id: p.id, verdict: NF_DROP })));
+    this.#count(k, ParkModel.#own(h.packets));
     h.packets.length = 0;
   }
 

@@ -166,6 +166,10 @@ export interface GuardMapFds {
   readonly counters: number;
   readonly config: number;
   readonly sources: number;
+  /** park_marked: packets the program queued per tuple. */
+  readonly marked: number;
+  /** park_settling: released tuples whose queued packets must reach the socket before later ones. */
+  readonly settling: number;
 }
 
 /** The guard's maps, typed; each call is one bpf() syscall except iteration and counters. */
@@ -234,6 +238,39 @@ export class GuardMaps {
   /** False when the tuple was not parking. */
   endParking(t: GuardTuple): boolean {
     return mapDelete(this.#fds.parking, this.codecs.encodeTuple(t));
+  }
+
+  /**
+   * The tuple is released but `verdicted` of the packets the program queued for it have had their verdict: while the
+   * program has queued more, it queues later packets behind them (park_settling).
+   */
+  settle(t: GuardTuple, verdicted: number): void {
+    this.#ns.writeBigUInt64LE(BigInt(verdicted));
+    mapUpdate(this.#fds.settling, this.codecs.encodeTuple(t), this.#ns);
+  }
+
+  /** How many of the tuple's packets the program has queued (undefined: no count kept, or evicted). */
+  marked(t: GuardTuple): number | undefined {
+    const v = Buffer.alloc(8);
+    return mapLookup(this.#fds.marked, this.codecs.encodeTuple(t), v) ? Number(v.readBigUInt64LE(0)) : undefined;
+  }
+
+  /** Forgets the tuple's settling entry and its queued count. */
+  endSettling(t: GuardTuple): void {
+    const k = this.codecs.encodeTuple(t);
+    mapDelete(this.#fds.settling, k);
+    mapDelete(this.#fds.marked, k);
+  }
+
+  /** Forgets every settling entry and count (a starting agent: whatever an earlier one left is stale). */
+  clearSettling(): void {
+    for (const fd of [this.#fds.settling, this.#fds.marked]) {
+      for (;;) {
+        const k = Buffer.alloc(this.codecs.tupleSize);
+        if (!mapNextKey(fd, null, k)) break;
+        if (!mapDelete(fd, k)) break;
+      }
+    }
   }
 
   isParking(t: GuardTuple): boolean {

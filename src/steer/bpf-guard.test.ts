@@ -157,6 +157,40 @@ for (const family of [4, 6] as const) {
       check(established(), { verdict: TC_ACT_OK, parked: false, counted: { socket: 1 } });
     });
 
+    test('settling: a released tuple with queued packets not yet given a verdict queues later ones behind them', () => {
+      guardAll();
+      dp.guard.setConfig({ parkQueue: true });
+      const t = tuple(pair.client.localPort ?? 0, pair.port);
+      dp.guard.clearSettling();
+      dp.guard.beginParking(t, 1n);
+      check(established(), { verdict: TC_ACT_OK, parked: true, counted: { begun: 1 } });
+      check(established(), { verdict: TC_ACT_OK, parked: true, counted: { begun: 1 } });
+      assert.equal(dp.guard.marked(t), 2, 'the program counts what it queued');
+      // released after one verdict: one packet is still in the queue, so the next is queued too (and counted)
+      dp.guard.settle(t, 1);
+      dp.guard.endParking(t);
+      check(established(), { verdict: TC_ACT_OK, parked: true, counted: { begun: 1 } });
+      assert.equal(dp.guard.marked(t), 3);
+      // the agent caught up: the socket takes the next one, uncounted by park_marked
+      dp.guard.settle(t, 3);
+      check(established(), { verdict: TC_ACT_OK, parked: false, counted: { socket: 1 } });
+      assert.equal(dp.guard.marked(t), 3);
+      // queue off: nothing is counted (no verdict will come for a dropped packet)
+      dp.guard.settle(t, 2);
+      dp.guard.setConfig({ parkQueue: false });
+      check(established(), { verdict: TC_ACT_SHOT, parked: true, counted: { begun: 1, dropped: 1 } });
+      assert.equal(dp.guard.marked(t), 3);
+      dp.guard.setConfig({ parkQueue: true });
+      dp.guard.endSettling(t);
+      assert.equal(dp.guard.marked(t), undefined);
+      check(established(), { verdict: TC_ACT_OK, parked: false, counted: { socket: 1 } });
+      // a stray with no socket makes its own count (an LRU: strays cannot fill it for good)
+      check(frame(40007, 9), { verdict: TC_ACT_OK, parked: true, counted: { noSocket: 1 } });
+      assert.equal(dp.guard.marked(tuple(40007, 9)), 1);
+      dp.guard.clearSettling();
+      assert.equal(dp.guard.marked(tuple(40007, 9)), undefined);
+    });
+
     test('a time-wait socket takes it: passes (the stack answers as it should)', async () => {
       const p = await connectedPair(lo);
       try {

@@ -48,7 +48,7 @@ for (const mode of ['tcx', 'tc'] as const) {
     assert.deepEqual(first.flow, { verdict: 'forward', backend: 3, flowId: 77, handoffId: '5', lastSeenNs: '0', deadlineNs: '0' });
     // the first process is gone; its maps (and links) are still pinned in the host's bpffs
     assert.deepEqual(readdirSync(`${pinDir}/fe`).sort(), first.pins);
-    const bePins = ['backend_config', 'decap', 'encap_sources', 'guard_counters', 'guard_vips', 'parking'];
+    const bePins = ['backend_config', 'decap', 'encap_sources', 'guard_counters', 'guard_vips', 'park_marked', 'park_settling', 'parking'];
     assert.deepEqual(readdirSync(`${pinDir}/be`).sort(), mode === 'tcx' ? [...bePins, 'link'].sort() : bePins);
 
     const second = run('adopt');

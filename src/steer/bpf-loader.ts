@@ -38,8 +38,8 @@ const FRONTEND_PROGRAM = 'baton_frontend';
 const BACKEND_PROGRAM = 'baton_backend';
 const FRONTEND_MAPS = ['flows', 'backends', 'counters', 'config', 'orphans'] as const;
 /** Maps a newer object added: pins of an older process may lack them; adopting creates them instead of failing. */
-const OPTIONAL_PINS = new Set(['orphans', 'guard_vips', 'parking', 'guard_counters', 'backend_config', 'encap_sources']);
-const BACKEND_MAPS = ['decap', 'guard_vips', 'parking', 'guard_counters', 'backend_config', 'encap_sources'] as const;
+const OPTIONAL_PINS = new Set(['orphans', 'guard_vips', 'parking', 'guard_counters', 'backend_config', 'encap_sources', 'park_marked', 'park_settling']);
+const BACKEND_MAPS = ['decap', 'guard_vips', 'parking', 'guard_counters', 'backend_config', 'encap_sources', 'park_marked', 'park_settling'] as const;
 const LINK_PIN = 'link';
 /** cls_bpf filter identity when tcx is missing (handle and priority of our filter at the clsact ingress hook). */
 const TC_HANDLE = 0xba70;
@@ -318,6 +318,8 @@ function backendMapsOf(obj: BpfObject): { decap: BackendMaps; guard: GuardMaps }
       counters: obj.map('guard_counters').fd,
       config: obj.map('backend_config').fd,
       sources: obj.map('encap_sources').fd,
+      marked: obj.map('park_marked').fd,
+      settling: obj.map('park_settling').fd,
     }),
   };
 }
