@@ -143,7 +143,15 @@ export class BackendAgent {
       o.onEvent?.('peerDown', `${p.name} ${p.remote}: ${reason}`);
     });
     server.on('authFailed', (remote, reason) => o.onEvent?.('authFailed', `${remote}: ${reason}`));
-    server.on('peerMessage', (_p, m) => mover?.onMessage(m));
+    server.on('peerMessage', (_p, m) => {
+      if (m.kind !== 'park') return mover?.onMessage(m);
+      // A lossless move (docs/moves.md): the front-end steers this tuple here before its blob exists (expect:
+      // park it, never answer it with a reset), or gave up on it (discard: drop what is parked; an unknown
+      // tuple changes nothing). Without a guard nothing was parked, and nothing is to do.
+      const flow = { family: m.family, client: m.client, vip: m.vip };
+      if (m.action === 'expect') o.park?.begin(flow);
+      else o.park?.discard(flow);
+    });
     await server.listen(o.control.port, o.control.host);
     return new BackendAgent(server, receiver, o.decap, o.park, mover);
   }
