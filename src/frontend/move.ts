@@ -44,6 +44,8 @@ export interface MovePorts {
   readonly encapSource: (backend: string) => string | undefined;
   readonly limits: () => HeadLimits & { readonly maxAttempts: number };
   readonly log: HandoffLog;
+  /** How long to wait for the owner's MOVE_BLOB (ms; default 2000, under the guard's 3 s for unclaimed tuples). */
+  readonly blobTimeoutMs?: number;
 }
 
 /** Per back-end request accounting (issue 8 item 5). */
@@ -237,7 +239,7 @@ export class MoveCoordinator {
         this.#kept++;
         void this.#backTo(f);
       }
-    }, BLOB_TIMEOUT_MS) };
+    }, p.blobTimeoutMs ?? BLOB_TIMEOUT_MS) };
     f.timer.unref();
     this.#inFlight.set(key, f);
     this.#go++;
