@@ -19,7 +19,7 @@ const skip = root ? false : 'needs root (network namespaces, TCP_REPAIR, bpf, nf
  */
 const PY_STREAM = `
 import hashlib, http.client, json, os, sys, time
-vip, size, chunk, pause = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+vip, size, chunk, pause, linger = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 body = os.urandom(size)
 c = http.client.HTTPConnection(vip, 80, timeout=30)
 c.request('GET', '/bytes/1111'); r = c.getresponse(); r.read(); first = r.getheader('x-baton-backend')
@@ -27,11 +27,17 @@ c.putrequest('POST', '/sha256'); c.putheader('Content-Length', str(size)); c.end
 for i in range(0, size, chunk):
     c.send(body[i:i + chunk]); time.sleep(pause)
 r = c.getresponse(); got = json.loads(r.read())
-print(json.dumps({'first': first, 'second': r.getheader('x-baton-backend'), 'status': r.status,
-                  'sent': hashlib.sha256(body).hexdigest(), 'sha256': got['sha256'], 'length': got['length']}))
+out = {'first': first, 'second': r.getheader('x-baton-backend'), 'status': r.status,
+       'sent': hashlib.sha256(body).hexdigest(), 'sha256': got['sha256'], 'length': got['length']}
+if linger > 0:
+    # Past the guard's 3 s for unclaimed tuples: a reset from a back-end that parked packets would have come.
+    time.sleep(linger)
+    c.request('GET', '/bytes/1111'); r = c.getresponse(); b = r.read()
+    out['third'] = [r.status, r.getheader('x-baton-backend'), len(b)]
+print(json.dumps(out))
 `;
 
-interface Streamed { first: string; second: string; status: number; sent: string; sha256: string; length: number }
+interface Streamed { first: string; second: string; status: number; sent: string; sha256: string; length: number; third?: [number, string, number] }
 
 /** The client namespace's TCP counters (/proc/net/snmp Tcp and /proc/net/netstat TcpExt), by nstat name. */
 async function clientCounters(lab: Lab, host: LabHost = lab.client): Promise<Record<string, number>> {
@@ -69,13 +75,13 @@ async function queueCounters(lab: Lab, host: LabHost): Promise<{ queued: number;
 interface MoveFigures { moved: number; forwardFirst: number; forwardFirstFailed: number; kept: number; returned: number; lost: number }
 
 /** One streamed move from b1 to b2; returns the client's counter deltas, b2's queue deltas and the FE's move stats. */
-async function streamedMove(lab: Lab, cluster: Cluster): Promise<{ d: (k: string) => number; queued: number; queueDropped: number; moves: MoveFigures }> {
+async function streamedMove(lab: Lab, cluster: Cluster, o: { readonly to?: string; readonly lingerS?: number } = {}): Promise<{ d: (k: string) => number; queued: number; queueDropped: number; moves: MoveFigures; third?: [number, string, number] }> {
   const b2 = lab.backends[1]!;
   const c0 = await clientCounters(lab);
   const q0 = await queueCounters(lab, b2);
   const s0 = await clientCounters(lab, b2);
   // 2 MiB in 16 KiB chunks, 2 ms apart: ~250 ms of streaming, the move happens a few ms into it.
-  const r = await lab.exec(lab.client, ['python3', '-c', PY_STREAM, lab.vip, String(2 << 20), String(16 << 10), '0.002'], { timeoutMs: 60_000 });
+  const r = await lab.exec(lab.client, ['python3', '-c', PY_STREAM, lab.vip, String(2 << 20), String(16 << 10), '0.002', String(o.lingerS ?? 0)], { timeoutMs: 60_000 });
   const c1 = await clientCounters(lab);
   const q1 = await queueCounters(lab, b2);
   const s1 = await clientCounters(lab, b2);
@@ -85,12 +91,13 @@ async function streamedMove(lab: Lab, cluster: Cluster): Promise<{ d: (k: string
   const s = JSON.parse(r.stdout) as Streamed;
   assert.equal(s.status, 200);
   assert.equal(s.first, 'b1');
-  if (s.second !== 'b2') console.log(`# stats: ${JSON.stringify(await cluster.stats())}`);
-  assert.equal(s.second, 'b2', `the POST was answered by ${s.second}: no move?\n${cluster.logs().slice(-3000)}`);
+  const to = o.to ?? 'b2';
+  if (s.second !== to) console.log(`# stats: ${JSON.stringify(await cluster.stats())}`);
+  assert.equal(s.second, to, `the POST was answered by ${s.second}\n${cluster.logs().slice(-3000)}`);
   assert.equal(s.length, 2 << 20);
   assert.equal(s.sha256, s.sent, 'body arrived altered');
   const moves = ((await cluster.stats()) as unknown as { moves: MoveFigures }).moves;
-  return { d: (k) => (c1[k] ?? 0) - (c0[k] ?? 0), queued: q1.queued - q0.queued, queueDropped: q1.dropped - q0.dropped, moves };
+  return { d: (k) => (c1[k] ?? 0) - (c0[k] ?? 0), queued: q1.queued - q0.queued, queueDropped: q1.dropped - q0.dropped, moves, ...(s.third && { third: s.third }) };
 }
 
 /** Segments the client sent again because they were lost (or seemed so), tail-loss probes left out. */
@@ -118,7 +125,8 @@ describe('lossless move: a POST still streaming moves to a back-end that guards 
   before(async () => {
     lab = await labUp({ backends: 2 });
     try {
-      cluster = await startCluster(lab, { steering: 'bpf', frontend: FRONTEND });
+      // b2 takes one connection at a time: a second test fills it so that a move there is refused.
+      cluster = await startCluster(lab, { steering: 'bpf', frontend: FRONTEND, backend: (name) => (name === 'b2' ? { limits: { maxConnections: 1 } } : {}) });
     } catch (e) {
       await lab.down();
       throw e;
@@ -144,6 +152,27 @@ describe('lossless move: a POST still streaming moves to a back-end that guards 
     // than 2 SRTT while the connection was between owners; the probe duplicates data that was only parked, and the
     // new owner's D-SACK tells it so). Every other retransmission would be a segment lost to the move.
     assert.equal(retransmittedLost(m), 0, 'client retransmitted segments other than tail-loss probes');
+  });
+
+  test('refused by a full b2 after the forward at go: back to b1 (discard at b2), byte-exact, still alive 4 s later, no reset', async () => {
+    // b2's only slot: an idle keep-alive connection (its POST routes it to b2).
+    const hog = `
+import http.client, sys, time
+c = http.client.HTTPConnection(sys.argv[1], 80, timeout=30)
+c.request('POST', '/sha256', body=b'x'); r = c.getresponse(); r.read()
+print(r.getheader('x-baton-backend'), flush=True)
+time.sleep(12)
+`;
+    const held = lab.exec(lab.client, ['python3', '-c', hog, lab.vip], { timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = ((await cluster.stats()) as unknown as { moves: MoveFigures }).moves;
+    const m = await streamedMove(lab, cluster, { to: 'b1', lingerS: 4 });
+    report('refused lossless move', m);
+    assert.equal((await held).stdout.trim(), 'b2');
+    assert.deepEqual(m.third, [200, 'b1', 1111], 'the connection did not survive the failed move');
+    assert.equal(m.moves.forwardFirstFailed - before.forwardFirstFailed, 1, JSON.stringify(m.moves));
+    assert.equal(m.moves.returned - before.returned, 1, JSON.stringify(m.moves));
+    assert.equal(m.d('TcpEstabResets'), 0, 'the client saw a reset');
   });
 });
 
