@@ -8,7 +8,7 @@ import type { Deliver } from './deliver.ts';
 import type { ParkGate } from './park.ts';
 import { Mover } from './mover.ts';
 import { HandoffReceiver } from './receiver.ts';
-import type { VipAddress } from '../wire/frame.ts';
+import type { FlowInfo, VipAddress } from '../wire/frame.ts';
 import type { HeadLimits } from '../wire/http-head.ts';
 
 export interface AgentOptions {
@@ -85,7 +85,11 @@ export class BackendAgent {
     const routing = o.requestRouting === false ? undefined : (o.requestRouting ?? { limits: DEFAULT_ROUTING_LIMITS });
     const mover = routing === undefined
       ? undefined
-      : new Mover({ self: o.name, limits: routing.limits, send: (peer, m) => server?.sendTo(peer, m) ?? false, ...(o.log && { log: o.log }) });
+      : new Mover({
+        self: o.name, limits: routing.limits, send: (peer, m) => server?.sendTo(peer, m) ?? false, ...(o.log && { log: o.log }),
+        // Late packets of a connection that left are dropped, not let into a stack without its socket (a reset).
+        ...(o.park !== undefined && { onMovedAway: (flow: FlowInfo) => o.park?.discard(flow) }),
+      });
     const receiver = new HandoffReceiver({
       deliver: (socket, flow, meta) => {
         if (mover === undefined) return o.deliver(socket, flow);
