@@ -10,7 +10,7 @@ import { formatIPv6, parseIPv6 } from '../wire/bytes.ts';
 import type { EncapSource, ParkGate } from './park.ts';
 import { Mover } from './mover.ts';
 import { HandoffReceiver } from './receiver.ts';
-import type { VipAddress } from '../wire/frame.ts';
+import type { FlowInfo, VipAddress } from '../wire/frame.ts';
 import type { HeadLimits } from '../wire/http-head.ts';
 
 export interface AgentOptions {
@@ -100,7 +100,11 @@ export class BackendAgent {
     const routing = o.requestRouting === false ? undefined : (o.requestRouting ?? { limits: DEFAULT_ROUTING_LIMITS });
     const mover = routing === undefined
       ? undefined
-      : new Mover({ self: o.name, limits: routing.limits, send: (peer, m) => server?.sendTo(peer, m) ?? false, ...(o.log && { log: o.log }) });
+      : new Mover({
+        self: o.name, limits: routing.limits, send: (peer, m) => server?.sendTo(peer, m) ?? false, ...(o.log && { log: o.log }),
+        // Late packets of a connection that left are dropped, not let into a stack without its socket (a reset).
+        ...(o.park !== undefined && { onMovedAway: (flow: FlowInfo) => o.park?.discard(flow) }),
+      });
     const receiver = new HandoffReceiver({
       deliver: (socket, flow, meta) => {
         if (mover === undefined) return o.deliver(socket, flow);
@@ -170,7 +174,15 @@ export class BackendAgent {
       o.onEvent?.('peerDown', `${p.name} ${p.remote}: ${reason}`);
     });
     server.on('authFailed', (remote, reason) => o.onEvent?.('authFailed', `${remote}: ${reason}`));
-    server.on('peerMessage', (_p, m) => mover?.onMessage(m));
+    server.on('peerMessage', (_p, m) => {
+      if (m.kind !== 'park') return mover?.onMessage(m);
+      // A lossless move (docs/moves.md): the front-end steers this tuple here before its blob exists (expect:
+      // park it, never answer it with a reset), or gave up on it (discard: drop what is parked; an unknown
+      // tuple changes nothing). Without a guard nothing was parked, and nothing is to do.
+      const flow = { family: m.family, client: m.client, vip: m.vip };
+      if (m.action === 'expect') o.park?.begin(flow);
+      else o.park?.discard(flow);
+    });
     await server.listen(o.control.port, o.control.host);
     return new BackendAgent(server, receiver, o.decap, o.park, mover);
   }

@@ -37,6 +37,12 @@ export interface MoverOptions {
   /** How long to wait for MOVE_REPLY before the request is served here. Default 500 ms. */
   readonly replyTimeoutMs?: number;
   readonly log?: (level: 'info' | 'warn', obj: object, msg: string) => void;
+  /**
+   * A connection was captured and closed here (moved away). The agent tells its park gate to drop what still
+   * arrives for the tuple: the gate remembers it as released since its inject, and would let a late packet into
+   * a stack that has no socket for it any more, which answers RST (docs/moves.md, "Lossless moves").
+   */
+  readonly onMovedAway?: (flow: FlowInfo) => void;
 }
 
 /** One handed-off connection as the move protocol names it. */
@@ -292,6 +298,7 @@ export class Mover {
     }
     this.#moved.add(id.key);
     socket.destroy(); // in repair mode: neither FIN nor RST
+    this.#o.onMovedAway?.(id.flow);
     this.#o.send(id.peerId, { kind: 'move-blob', id: moveId, ok: true, blob });
     this.stats.captureNs += process.hrtime.bigint() - t0;
     return 'moved';

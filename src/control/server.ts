@@ -114,7 +114,7 @@ export interface ControlServerEvents {
   authFailed: [remote: string, reason: string];
   /** The listening socket failed after listen() resolved (e.g. EMFILE on accept). */
   serverError: [error: Error];
-  /** A move-protocol message from an authenticated front-end (ROUTES, MOVE_REPLY, MOVE_DONE, DRAIN; docs/moves.md). */
+  /** A move-protocol message from an authenticated front-end (ROUTES, MOVE_REPLY, MOVE_DONE, DRAIN, PARK; docs/moves.md). */
   peerMessage: [peer: PeerInfo, message: Message];
   /** onCommit or onAbort threw; the error is not sent to the peer. */
   callbackError: [error: unknown, id: bigint, callback: 'onCommit' | 'onAbort' | 'onOwnerQuery' | 'onVips'];
@@ -356,6 +356,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
           case 'move-reply':
           case 'move-done':
           case 'drain':
+          case 'park':
             this.emit('peerMessage', info(peer), m);
             return;
           case 'owner-query':

@@ -4,19 +4,28 @@
 //   MOVE (A: flow, head)  -> router.pick(head) (counts the request as a first one would)
 //       pick = A          -> MOVE_REPLY stay (A serves it)
 //       none / busy       -> MOVE_REPLY refuse (A serves it)
-//       pick = B          -> hold the flow, MOVE_REPLY go
+//       pick = B, B guards the VIP (forwardFirst): lossless
+//                         -> PARK expect to B, forward the flow to B under new ids, MOVE_REPLY go: the
+//                            client's packets park at B from now on instead of being dropped here
+//       pick = B, otherwise
+//                         -> hold the flow, MOVE_REPLY go
 //   MOVE_BLOB ok (A captured and closed silently)
-//                         -> hand the blob on exactly as a first handoff (new handoff id and flow id):
-//                            B, then the pool's next picks, and last A itself, which re-injects it
+//                         -> lossless: HANDOFF_FWD to B under the ids of the forward (no second forward);
+//                            B injects and lets the parked packets in, in order
+//                         -> else, or when B fails: hand the blob on exactly as a first handoff (new handoff id
+//                            and flow id): B, then the pool's next picks, and last A itself, which re-injects it
 //                            and serves the request: the client is never reset. MOVE_DONE to A.
 //   MOVE_BLOB failed      -> forward the flow back to A under its old ids (A kept the socket)
 //   no MOVE_BLOB in time  -> the same: A's channel or A is in trouble; its socket is still there
 //                            unless it captured (then the connection is lost: logged).
+// Whenever a flow steered to a guarding agent does not end there, it is steered away first (back to A, or held
+// here) and then that agent is sent PARK discard: what it parked is dropped (the client retransmits to the
+// owner), never left to expire into a reset for a connection another back-end serves.
 import type { PickResult, RequestInfo } from '../policy/index.ts';
 import type { FlowKey, Steering } from '../steer/types.ts';
 import { LatencyRecorder, type LatencySummary } from '../util/histogram.ts';
 import { decodeBlob, encodeBlob, type HandoffBlob } from '../wire/blob.ts';
-import type { Message, StaysCounts } from '../wire/frame.ts';
+import type { FlowInfo, Message, StaysCounts } from '../wire/frame.ts';
 import { parseRequestHead, type HeadLimits } from '../wire/http-head.ts';
 import type { HandoffAck, HandoffChannel } from './channel.ts';
 import type { HandoffBook, HandoffLog } from './handoff.ts';
@@ -35,6 +44,8 @@ export interface MovePorts {
   readonly encapSource: (backend: string) => string | undefined;
   readonly limits: () => HeadLimits & { readonly maxAttempts: number };
   readonly log: HandoffLog;
+  /** How long to wait for the owner's MOVE_BLOB (ms; default 2000, under the guard's 3 s for unclaimed tuples). */
+  readonly blobTimeoutMs?: number;
 }
 
 /** Per back-end request accounting (issue 8 item 5). */
@@ -55,6 +66,10 @@ export interface MoveStats {
   readonly stays: number;
   readonly refused: number;
   readonly moved: number;
+  /** Of `moved`, lossless ones: the new owner guards the VIP, so the flow was forwarded to it at `go` (no hold). */
+  readonly forwardFirst: number;
+  /** Moves that began forwarded to a guarding new owner that did not take them (the retry path held the flow). */
+  readonly forwardFirstFailed: number;
   /** Handed back to the owner: no other back-end took it. */
   readonly returned: number;
   /** The owner kept it (its capture failed, or no blob in time). */
@@ -65,9 +80,21 @@ export interface MoveStats {
   readonly phasesUs: Record<string, { p50: number; p99: number }>;
 }
 
+/** A lossless move's new owner, steered at `go`, and the ids it was steered under (reused for its HANDOFF_FWD). */
+interface Early {
+  readonly to: string;
+  readonly ids: { readonly handoffId: bigint; readonly flowId: number };
+  /** Steered at `go` (a lossless move), not only before a retry's blob. */
+  readonly atGo: boolean;
+}
+
 interface InFlight {
   readonly from: string;
   readonly flow: FlowKey;
+  /** The connection's tuple, as PARK names it. */
+  readonly tuple: FlowInfo;
+  /** Set when the flow was forwarded to the pick at `go`; cleared once that pick is given up. */
+  early: Early | undefined;
   readonly req: RequestInfo;
   readonly first: string;
   readonly oldIds: { handoffId: bigint; flowId: number };
@@ -99,6 +126,8 @@ export class MoveCoordinator {
   #stays = 0;
   #refused = 0;
   #moved = 0;
+  #forwardFirst = 0;
+  #forwardFirstFailed = 0;
   #returned = 0;
   #kept = 0;
   #lost = 0;
@@ -126,7 +155,7 @@ export class MoveCoordinator {
   stats(): MoveStats {
     return {
       asked: this.#asked, go: this.#go, stays: this.#stays, refused: this.#refused, moved: this.#moved,
-      returned: this.#returned, kept: this.#kept, lost: this.#lost, moveUs: this.#latency.summary(),
+      forwardFirst: this.#forwardFirst, forwardFirstFailed: this.#forwardFirstFailed, returned: this.#returned, kept: this.#kept, lost: this.#lost, moveUs: this.#latency.summary(),
       phasesUs: Object.fromEntries(Object.entries(this.#phases).map(([k, r]) => {
         const { p50, p99 } = r.summary();
         return [k, { p50, p99 }];
@@ -186,38 +215,89 @@ export class MoveCoordinator {
       return reply('refuse', 'BATON_ERR_MOVE_BUSY');
     }
     const flow: FlowKey = { family: m.family, clientAddress: m.client.address, clientPort: m.client.port };
+    const tuple: FlowInfo = { family: m.family, client: m.client, vip: m.vip };
     const route = process.hrtime.bigint();
     this.#phases.route.record(Number(route - t0) / 1000);
-    try {
-      await p.steering.hold(flow);
-    } catch (e) {
-      p.log.warn({ err: e, backend: from }, 'move: hold failed; the connection stays');
-      this.#refused++;
-      return reply('refuse', 'BATON_ERR_HOLD');
+    // Lossless when the pick guards the VIP: from here on the client's packets go to it and wait there (parked),
+    // so A's capture is final and nothing is dropped. Otherwise they are dropped here until the pick has the blob.
+    const early = await this.#steerEarly(pick.id, flow, tuple);
+    if (early === undefined) {
+      try {
+        await p.steering.hold(flow);
+      } catch (e) {
+        p.log.warn({ err: e, backend: from }, 'move: hold failed; the connection stays');
+        this.#refused++;
+        return reply('refuse', 'BATON_ERR_HOLD');
+      }
+      this.#phases.hold.record(Number(process.hrtime.bigint() - route) / 1000);
     }
-    this.#phases.hold.record(Number(process.hrtime.bigint() - route) / 1000);
     const key = `${from}:${m.id}`;
     const oldIds = { handoffId: m.handoffId, flowId: m.flowId };
-    const timer = setTimeout(() => {
+    const f: InFlight = { from, flow, tuple, early, req, first: pick.id, oldIds, t0, timer: setTimeout(() => {
       if (this.#inFlight.delete(key)) {
         p.log.warn({ backend: from, client: flow }, 'move: no blob in time; forwarding back to the owner');
         this.#kept++;
-        void this.#backTo(from, flow, oldIds);
+        void this.#backTo(f);
       }
-    }, BLOB_TIMEOUT_MS);
-    timer.unref();
-    this.#inFlight.set(key, { from, flow, req, first: pick.id, oldIds, t0, timer });
+    }, p.blobTimeoutMs ?? BLOB_TIMEOUT_MS) };
+    f.timer.unref();
+    this.#inFlight.set(key, f);
     this.#go++;
     if (!(ch?.send?.({ kind: 'move-reply', id: m.id, verdict: 'go', code: '' }) ?? false)) {
-      clearTimeout(timer);
+      clearTimeout(f.timer);
       this.#inFlight.delete(key);
       this.#kept++;
-      await this.#backTo(from, flow, oldIds);
+      await this.#backTo(f);
     }
   }
 
-  async #backTo(owner: string, flow: FlowKey, ids: { handoffId: bigint; flowId: number }): Promise<void> {
-    await this.#p.steering.forward(flow, owner, ids).catch((e: unknown) => this.#p.log.error({ err: e, backend: owner }, 'move: forward back to the owner failed'));
+  /**
+   * A lossless move's first step: when the pick guards the VIP, tell it the tuple is coming (PARK expect: parked
+   * as a handoff in progress, so never answered with a reset, even if it had served this tuple lately), then
+   * forward the flow to it under fresh ids. Undefined when the pick does not guard, or the forward fails (the
+   * caller holds instead).
+   */
+  async #steerEarly(to: string, flow: FlowKey, tuple: FlowInfo): Promise<Early | undefined> {
+    const p = this.#p;
+    const ch = p.channel(to);
+    if (ch === undefined || ch.state !== 'up' || ch.forwardFirst !== true) return undefined;
+    if (!(ch.send?.({ kind: 'park', action: 'expect', ...tuple }) ?? false)) return undefined;
+    const ids = p.allocate();
+    const t = process.hrtime.bigint();
+    try {
+      await p.steering.forward(flow, to, ids);
+    } catch (e) {
+      p.log.warn({ err: e, backend: to }, 'move: forward to the new owner failed; holding instead');
+      ch.send?.({ kind: 'park', action: 'discard', ...tuple });
+      return undefined;
+    }
+    this.#phases.forward.record(Number(process.hrtime.bigint() - t) / 1000);
+    return { to, ids, atGo: true };
+  }
+
+  /** The owner keeps the connection: steer it back under its old ids, then release a lossless pick's parking. */
+  async #backTo(f: InFlight): Promise<void> {
+    const owner = f.from;
+    await this.#p.steering.forward(f.flow, owner, f.oldIds).catch((e: unknown) => this.#p.log.error({ err: e, backend: owner }, 'move: forward back to the owner failed'));
+    this.#dropEarly(f);
+  }
+
+  /**
+   * A lossless move's pick will not get the connection: once the flow no longer goes there (the caller steered it
+   * away first, so nothing new arrives after the discard), it drops what it parked. With its channel down the
+   * message cannot go; the tuple was begun there (PARK expect), so its packets are dropped when the begin
+   * expires, never answered with a reset.
+   */
+  #dropEarly(f: InFlight): void {
+    const e = f.early;
+    if (e === undefined) return;
+    f.early = undefined;
+    if (e.atGo) this.#forwardFirstFailed++;
+    this.#discardAt(e.to, f.tuple);
+  }
+
+  #discardAt(id: string, tuple: FlowInfo): void {
+    this.#p.channel(id)?.send?.({ kind: 'park', action: 'discard', ...tuple });
   }
 
   async #onBlob(from: string, m: Extract<Message, { kind: 'move-blob' }>): Promise<void> {
@@ -244,7 +324,7 @@ export class MoveCoordinator {
     if (!m.ok) {
       this.#kept++;
       p.log.warn({ backend: from, code: m.code, reason: m.reason }, 'move: the owner could not capture; it keeps the connection');
-      return this.#backTo(from, f.flow, f.oldIds);
+      return this.#backTo(f);
     }
     const tBlob = process.hrtime.bigint();
     this.#phases.capture.record(Number(tBlob - f.t0) / 1000);
@@ -254,6 +334,7 @@ export class MoveCoordinator {
     } catch (e) {
       this.#lost++;
       p.log.error({ err: e, backend: from }, 'move: undecodable blob; connection lost');
+      await this.#holdAfterEarly(f);
       owner?.send?.({ kind: 'move-done', id: m.id, outcome: 'lost' });
       return;
     }
@@ -282,6 +363,7 @@ export class MoveCoordinator {
   #done(from: string, to: string, f: InFlight, id: bigint, outcome: 'moved' | 'returned'): void {
     if (outcome === 'moved') {
       this.#moved++;
+      if (f.early?.atGo === true && f.early.to === to) this.#forwardFirst++;
       this.counters(from).movesOut++;
       this.counters(to).movesIn++;
     } else this.#returned++;
@@ -289,19 +371,39 @@ export class MoveCoordinator {
     this.#p.channel(from)?.send?.({ kind: 'move-done', id, outcome });
   }
 
+  /** The flow was forwarded to a lossless pick that will not get it: hold it here, then release that pick's parking. */
+  async #holdAfterEarly(f: InFlight): Promise<void> {
+    if (f.early === undefined) return;
+    await this.#p.steering.hold(f.flow).catch((e: unknown) => this.#p.log.error({ err: e }, 'move: hold failed'));
+    this.#dropEarly(f);
+  }
+
   /**
    * One handoff of the captured state to `id`: HANDOFF -> ACK -> forward -> COMMIT; or, to an agent that guards
-   * the VIP (forwardFirst), forward -> HANDOFF_FWD -> ACK, which ends the hold before the round trip.
+   * the VIP (forwardFirst), PARK expect -> forward -> HANDOFF_FWD -> ACK, which ends the hold before the round
+   * trip. A lossless move's pick was forwarded at `go` already: HANDOFF_FWD under the ids of that forward.
    */
   async #placeAt(id: string, f: InFlight, decoded: HandoffBlob): Promise<boolean> {
     const p = this.#p;
     const ch = p.channel(id);
-    if (ch === undefined || ch.state !== 'up') return false;
-    const ids = p.allocate();
+    const steered = f.early?.to === id;
+    if (ch === undefined || ch.state !== 'up' || (steered && ch.forwardFirst !== true)) {
+      await this.#holdAfterEarly(f);
+      return false;
+    }
+    const ids = steered ? f.early!.ids : p.allocate();
     const frontend = p.encapSource(id);
     const blob = encodeBlob({ handoffId: ids.handoffId, flowId: ids.flowId, state: decoded.state, ...(frontend !== undefined && { encap: { frontend } }) });
     const early = ch.forwardFirst === true;
-    if (early && !(await this.#forward(ch, id, f, ids))) return false;
+    if (early && !steered) {
+      // Parked as a handoff in progress from the first packet on (see #steerEarly), then steered there.
+      if (!(ch.send?.({ kind: 'park', action: 'expect', ...f.tuple }) ?? false)) return false;
+      if (!(await this.#forward(ch, id, f, ids))) {
+        this.#discardAt(id, f.tuple);
+        return false;
+      }
+      f.early = { to: id, ids, atGo: false };
+    }
     const t = process.hrtime.bigint();
     p.book.handoffSent(id);
     let ack: HandoffAck;
@@ -320,8 +422,9 @@ export class MoveCoordinator {
         return true;
       }
       p.book.failed(id);
-      // Back to held here, for the next target.
-      await p.steering.hold(f.flow).catch((e: unknown) => p.log.error({ err: e }, 'move: hold failed'));
+      // Back to held here for the next target, then the agent drops what it parked: a refusal did that already,
+      // a timeout or a lost channel may not have (the discard goes only while the channel is up).
+      await this.#holdAfterEarly(f);
       return false;
     }
     if (!ack.ok) {

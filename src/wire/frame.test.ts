@@ -265,6 +265,14 @@ const message: fc.Arbitrary<Message> = fc.oneof(
     frontend: fc.oneof(v6, v6Sparse),
   }),
   rec({ kind: fc.constant('owner-reply' as const), id: u32, found: fc.boolean(), handoffId: u64 }),
+  rec({ kind: fc.constant('park' as const), action: fc.constantFrom('expect' as const, 'discard' as const), family: fc.constant(4 as const), client: rec({ address: v4, port }), vip: rec({ address: v4, port }) }),
+  rec({
+    kind: fc.constant('park' as const),
+    action: fc.constantFrom('expect' as const, 'discard' as const),
+    family: fc.constant(6 as const),
+    client: rec({ address: fc.oneof(v6, v6Sparse), port }),
+    vip: rec({ address: fc.oneof(v6, v6Sparse), port }),
+  }),
 );
 
 test('property: decode(encode(m)) == m, whatever the chunking', () => {

@@ -28,6 +28,9 @@
 //   VIPS      0x18  FE -> agent: count u8 (<= 64), then per VIP: family u8 (4|6), addr [4|16], port u16
 //   GUARD     0x19  agent -> FE, the answer to VIPS: flags u8 (bit 0: HANDOFF_FWD accepted, the VIPs are guarded
 //                   against early packets; bit 1: early packets are parked and delivered, not dropped)
+//   PARK      0x1A  FE -> agent: action u8 (0 expect, 1 discard), family u8 (4|6), client addr [4|16], client port u16,
+//                   vip addr [4|16], vip port u16. expect: this tuple is being moved here, park its packets until its
+//                   HANDOFF_FWD (never a reset); discard: it will not come, drop what is parked (docs/moves.md)
 //   PING      0x20  token u64
 //   PONG      0x21  token u64
 //   Moves at request boundaries (issue 8, docs/moves.md):
@@ -76,6 +79,7 @@ export const FrameType = {
   handoffFwd: 0x17,
   vips: 0x18,
   guard: 0x19,
+  park: 0x1a,
   ping: 0x20,
   pong: 0x21,
   routes: 0x30,
@@ -96,8 +100,11 @@ export const MAX_MOVE_HEAD_BYTES = 64 * 1024;
 export const MAX_VIPS = 64;
 export type MoveVerdict = 'stay' | 'go' | 'refuse';
 export type MoveOutcomeCode = 'moved' | 'returned' | 'lost';
+/** PARK: a tuple the front-end is moving to this agent (expect), or one that will not come after all (discard). */
+export type ParkAction = 'expect' | 'discard';
 const VERDICTS: readonly MoveVerdict[] = ['stay', 'go', 'refuse'];
 const OUTCOMES: readonly MoveOutcomeCode[] = ['moved', 'returned', 'lost'];
+const PARK_ACTIONS: readonly ParkAction[] = ['expect', 'discard'];
 
 
 export const FRAME_ERR = {
@@ -132,6 +139,7 @@ export type Message =
   | { readonly kind: 'handoff-fwd'; readonly id: bigint; readonly blob: Uint8Array }
   | { readonly kind: 'vips'; readonly vips: readonly VipAddress[] }
   | { readonly kind: 'guard'; readonly early: boolean; readonly lossless: boolean }
+  | ({ readonly kind: 'park'; readonly action: ParkAction } & FlowInfo)
   | {
       readonly kind: 'ack';
       readonly id: bigint;
@@ -320,6 +328,7 @@ const kindOfType = new Map<number, MessageKind>([
   [FrameType.handoffFwd, 'handoff-fwd'],
   [FrameType.vips, 'vips'],
   [FrameType.guard, 'guard'],
+  [FrameType.park, 'park'],
   [FrameType.ping, 'ping'],
   [FrameType.pong, 'pong'],
   [FrameType.routes, 'routes'],
@@ -374,6 +383,12 @@ export function decodeMessage(frame: Frame): Message {
       const flags = r.u8('flags');
       if ((flags & ~3) !== 0) throw new FrameError('guard.flags', `unknown flags 0x${flags.toString(16)}`);
       m = { kind, early: (flags & 1) === 1, lossless: (flags & 2) === 2 };
+      break;
+    }
+    case 'park': {
+      const action = PARK_ACTIONS[r.u8('action')];
+      if (action === undefined) throw new FrameError('park.action', 'unknown action');
+      m = { kind, action, ...readFlow(r, 'park') };
       break;
     }
     case 'ack': {
@@ -556,6 +571,13 @@ export function encodeMessage(m: Message): Uint8Array {
       writeFlow(w, m, 'move');
       w.raw(m.head);
       return w.frame(FrameType.move);
+    case 'park': {
+      const action = PARK_ACTIONS.indexOf(m.action);
+      if (action < 0) throw new FrameError('park.action', `unknown action ${String(m.action)}`);
+      w.u8(action, 'action');
+      writeFlow(w, m, 'park');
+      return w.frame(FrameType.park);
+    }
     case 'move-reply':
       w.u64(m.id, 'id').u8(VERDICTS.indexOf(m.verdict), 'verdict').str8(m.code, MAX_CODE_BYTES, 'code');
       return w.frame(FrameType.moveReply);
@@ -607,9 +629,9 @@ function writeFlow(w: Writer, f: FlowInfo, kind: string): void {
   if (f.family !== 4 && f.family !== 6) throw new FrameError(`${kind}.family`, `invalid address family ${String(f.family)}`);
   const n = f.family === 4 ? 4 : 16;
   w.u8(f.family, 'family')
-    .fixed(parseIp(f.client.address, f.family, 'client.address'), n, 'client.address')
+    .fixed(parseIp(f.client.address, f.family, 'client.address', kind), n, 'client.address')
     .u16(f.client.port, 'client.port')
-    .fixed(parseIp(f.vip.address, f.family, 'vip.address'), n, 'vip.address')
+    .fixed(parseIp(f.vip.address, f.family, 'vip.address', kind), n, 'vip.address')
     .u16(f.vip.port, 'vip.port');
 }
 
@@ -784,9 +806,9 @@ class Writer {
   }
 }
 
-function parseIp(text: string, family: AddressFamily, field: string): Uint8Array {
+function parseIp(text: string, family: AddressFamily, field: string, kind = 'flow-end'): Uint8Array {
   const b = family === 4 ? parseIPv4(text) : parseIPv6(text);
-  if (b === undefined) throw new FrameError(`flow-end.${field}`, `not an IPv${family} address: ${JSON.stringify(text)}`);
+  if (b === undefined) throw new FrameError(`${kind}.${field}`, `not an IPv${family} address: ${JSON.stringify(text)}`);
   return b;
 }
 
