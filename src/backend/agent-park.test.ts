@@ -26,8 +26,10 @@ class FakeGate implements ParkGate {
     this.calls.push(`discard ${f.client.address}:${f.client.port} ${f.vip.address}:${f.vip.port}`);
   }
   stats() {
-    return { parked: 0, released: 0, dropped: 0, expired: 0, pending: 0, resets: 0 };
+    return { parked: 0, released: 0, dropped: 0, expired: 0, pending: 0, resets: 0, restored: 0 };
   }
+  addEncapSource(): void {}
+  removeEncapSource(): void {}
   close(): void {}
 }
 
