@@ -3,6 +3,9 @@
 // so these count only the load generator's traffic: retransmissions, zero-window probes and received segments.
 
 import type { Lab } from '../src/lab/lab.ts';
+import { parseProcNet } from '../src/lab/tcpstat.ts';
+
+export { parseProcNet };
 
 /** Counters shown per 1000 requests; the rest of the parsed set stays available to callers. */
 export const TCP_COUNTERS = [
@@ -15,27 +18,6 @@ export const TCP_COUNTERS = [
 ] as const;
 
 export type Counters = Readonly<Record<string, number>>;
-
-/**
- * Parses the paired header/value lines of /proc/net/snmp and /proc/net/netstat ("Tcp: RtoAlgorithm ..." followed by
- * "Tcp: 1 ...") into `Group.Name` -> value.
- */
-export function parseProcNet(text: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  const lines = text.split('\n');
-  for (let i = 0; i + 1 < lines.length; i++) {
-    const head = lines[i]!.trim().split(/\s+/);
-    const vals = lines[i + 1]!.trim().split(/\s+/);
-    const group = head[0];
-    if (group === undefined || !group.endsWith(':') || vals[0] !== group) continue;
-    // A header line has names, its value line numbers: skip a value line mistaken for a header.
-    if (head.length > 1 && /^-?\d+$/.test(head[1]!)) continue;
-    const g = group.slice(0, -1);
-    for (let j = 1; j < head.length && j < vals.length; j++) out[`${g}.${head[j]}`] = Number(vals[j]);
-    i++;
-  }
-  return out;
-}
 
 /**
  * Segments the namespace's IP layer received: IpExt In{NoECT,ECT0,ECT1,CE}Pkts, which the kernel bumps by an skb's

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { startCluster } from '../src/lab/cluster.ts';
 import { labUp, type Lab } from '../src/lab/lab.ts';
+import { tcpCounters } from '../src/lab/tcpstat.ts';
 import type { LabHost } from '../src/lab/topology.ts';
 import { guardCodecsOf, GuardMaps, type GuardCounters } from '../src/steer/bpf-guard-maps.ts';
 import { BACKEND_OBJECT } from '../src/steer/bpf-loader.ts';
@@ -27,21 +28,6 @@ import { objGet } from '../src/sys/libbpf.ts';
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, eBPF, nfqueue)' : false;
 const BLOB_DELAY_MS = 100;
 
-/** A namespace's TCP counters (/proc/net/snmp Tcp and /proc/net/netstat TcpExt), by nstat name. */
-async function tcpCounters(lab: Lab, host: LabHost): Promise<Record<string, number>> {
-  const r = await lab.exec(host, ['cat', '/proc/net/snmp', '/proc/net/netstat']);
-  const out: Record<string, number> = {};
-  const lines = r.stdout.split('\n');
-  for (let i = 0; i + 1 < lines.length; i++) {
-    const [prefix, ...names] = lines[i]!.trim().split(/\s+/);
-    const [prefix2, ...values] = lines[i + 1]!.trim().split(/\s+/);
-    if (prefix === undefined || prefix !== prefix2 || (prefix !== 'Tcp:' && prefix !== 'TcpExt:')) continue;
-    if (values.some((v) => !/^-?\d+$/.test(v))) continue;
-    names.forEach((n, j) => (out[`${prefix.slice(0, -1)}${n}`] = Number(values[j])));
-    i++;
-  }
-  return out;
-}
 
 /** The agent's guard maps, read through their pins (counters and the encapsulating front-ends). */
 function pinnedGuard(pinDir: string): { counters(): GuardCounters; sources(): string[]; close(): void } {

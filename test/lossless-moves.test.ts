@@ -6,8 +6,9 @@
 // Real kernels in namespaces, real daemons, Python http.client as the client. Needs root.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startCluster, type Cluster } from '../src/lab/cluster.ts';
-import { labUp, type Lab, type LabHost } from '../src/lab/lab.ts';
+import { clusterDown, clusterUp, type Cluster } from '../src/lab/cluster.ts';
+import type { Lab, LabHost } from '../src/lab/lab.ts';
+import { tcpCounters } from '../src/lab/tcpstat.ts';
 
 const root = process.getuid?.() === 0;
 const skip = root ? false : 'needs root (network namespaces, TCP_REPAIR, bpf, nfqueue)';
@@ -39,21 +40,7 @@ print(json.dumps(out))
 
 interface Streamed { first: string; second: string; status: number; sent: string; sha256: string; length: number; third?: [number, string, number] }
 
-/** The client namespace's TCP counters (/proc/net/snmp Tcp and /proc/net/netstat TcpExt), by nstat name. */
-async function clientCounters(lab: Lab, host: LabHost = lab.client): Promise<Record<string, number>> {
-  const r = await lab.exec(host, ['cat', '/proc/net/snmp', '/proc/net/netstat']);
-  const out: Record<string, number> = {};
-  const lines = r.stdout.split('\n');
-  for (let i = 0; i + 1 < lines.length; i++) {
-    const [prefix, ...names] = lines[i]!.trim().split(/\s+/);
-    const [prefix2, ...values] = lines[i + 1]!.trim().split(/\s+/);
-    if (prefix === undefined || prefix !== prefix2 || (prefix !== 'Tcp:' && prefix !== 'TcpExt:')) continue;
-    if (values.some((v) => !/^-?\d+$/.test(v))) continue;
-    names.forEach((n, j) => (out[`${prefix.slice(0, -1)}${n}`] = Number(values[j])));
-    i++;
-  }
-  return out;
-}
+const clientCounters = (lab: Lab, host: LabHost = lab.client): Promise<Record<string, number>> => tcpCounters(lab, host);
 
 /**
  * A back-end namespace's nfqueue figures (/proc/net/netfilter/nfnetlink_queue, summed over its queues): `queued`
@@ -133,19 +120,10 @@ describe('lossless move: a POST still streaming moves to a back-end that guards 
   let cluster: Cluster;
 
   before(async () => {
-    lab = await labUp({ backends: 2 });
-    try {
-      // b2 takes one connection at a time: a second test fills it so that a move there is refused.
-      cluster = await startCluster(lab, { steering: 'bpf', frontend: FRONTEND, backend: (name) => (name === 'b2' ? { limits: { maxConnections: 1 } } : {}) });
-    } catch (e) {
-      await lab.down();
-      throw e;
-    }
+    // b2 takes one connection at a time: a second test fills it so that a move there is refused.
+    ({ lab, cluster } = await clusterUp({ backends: 2 }, { steering: 'bpf', frontend: FRONTEND, backend: (name) => (name === 'b2' ? { limits: { maxConnections: 1 } } : {}) }));
   });
-  after(async () => {
-    await cluster?.stop();
-    await lab?.down();
-  });
+  after(() => clusterDown(cluster, lab));
 
   test('forwarded at go: byte-exact, nothing lost (no client retransmission but a tail-loss probe), packets parked at b2 and let in', async () => {
     const m = await streamedMove(lab, cluster);
@@ -193,18 +171,9 @@ describe('the same move with the hold path (limits.forwardFirst: false): the tes
   let cluster: Cluster;
 
   before(async () => {
-    lab = await labUp({ backends: 2 });
-    try {
-      cluster = await startCluster(lab, { steering: 'bpf', frontend: { ...FRONTEND, limits: { forwardFirst: false } } });
-    } catch (e) {
-      await lab.down();
-      throw e;
-    }
+    ({ lab, cluster } = await clusterUp({ backends: 2 }, { steering: 'bpf', frontend: { ...FRONTEND, limits: { forwardFirst: false } } }));
   });
-  after(async () => {
-    await cluster?.stop();
-    await lab?.down();
-  });
+  after(() => clusterDown(cluster, lab));
 
   test('held at go: byte-exact, but nothing parked at b2 and the client retransmits what the hold dropped', async () => {
     const m = await streamedMove(lab, cluster);

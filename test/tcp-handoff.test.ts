@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { APP_PORT, startCluster, type Cluster } from '../src/lab/cluster.ts';
 import { labUp, type Lab, type LabHost } from '../src/lab/lab.ts';
+import { tcpCounters } from '../src/lab/tcpstat.ts';
 import * as C from '../src/sys/constants.ts';
 import { patternSha256 } from '../src/wire/pattern.ts';
 
@@ -72,21 +73,6 @@ class Peer {
 
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
 
-/** The client namespace's TCP counters (/proc/net/snmp Tcp and /proc/net/netstat TcpExt), by nstat name. */
-async function clientCounters(lab: Lab): Promise<Record<string, number>> {
-  const r = await lab.exec(lab.client, ['cat', '/proc/net/snmp', '/proc/net/netstat']);
-  const out: Record<string, number> = {};
-  const lines = r.stdout.split('\n');
-  for (let i = 0; i + 1 < lines.length; i++) {
-    const [prefix, ...names] = lines[i]!.trim().split(/\s+/);
-    const [prefix2, ...values] = lines[i + 1]!.trim().split(/\s+/);
-    if (prefix === undefined || prefix !== prefix2 || (prefix !== 'Tcp:' && prefix !== 'TcpExt:')) continue;
-    if (values.some((v) => !/^-?\d+$/.test(v))) continue;
-    names.forEach((n, j) => (out[`${prefix.slice(0, -1)}${n}`] = Number(values[j])));
-    i++;
-  }
-  return out;
-}
 const PORT = 8080;
 
 describe('tcp handoff (capture, blob, inject) with real clients', { skip }, () => {
@@ -365,11 +351,11 @@ describe('through the daemons (front-end, agent, sample app)', { skip }, () => {
     const file = join(dir, 'body');
     const body = randomBytes(8 << 20);
     await writeFile(file, body);
-    const before = await clientCounters(lab);
+    const before = await tcpCounters(lab, lab.client);
     const r = await lab.exec(lab.client, [
       'curl', '-sS', '--max-time', '20', '-H', 'Expect:', '--data-binary', `@${file}`, `http://${lab.vip}/sha256`,
     ]);
-    const after = await clientCounters(lab);
+    const after = await tcpCounters(lab, lab.client);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.stdout.includes(sha(body)), `${r.stdout}\n${cluster.logs().slice(-2000)}`);
     const delta = (k: string): number => (after[k] ?? 0) - (before[k] ?? 0);
@@ -398,13 +384,13 @@ describe('forwarded handoff: the agent guards the VIP and parks what arrives bef
     const file = join(dir, 'body');
     const body = randomBytes(8 << 20);
     await writeFile(file, body);
-    const before = await clientCounters(lab);
+    const before = await tcpCounters(lab, lab.client);
     for (let i = 0; i < 3; i++) {
       const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '10', '-H', 'Expect:', '--data-binary', `@${file}`, `http://${lab.vip}/sha256`]);
       assert.equal(r.code, 0, r.stderr);
       assert.ok(r.stdout.includes(sha(body)), `${r.stdout}\n${cluster.logs().slice(-2000)}`);
     }
-    const after = await clientCounters(lab);
+    const after = await tcpCounters(lab, lab.client);
     const delta = (k: string): number => (after[k] ?? 0) - (before[k] ?? 0);
     console.log(`forwarded, 3 x 8 MiB POST: client FastRetrans +${delta('TcpExtTCPFastRetrans')}, Timeouts +${delta('TcpExtTCPTimeouts')}, WinProbe +${delta('TcpExtTCPWinProbe')}, RetransSegs +${delta('TcpRetransSegs')}`);
     assert.equal(delta('TcpExtTCPTimeouts'), 0, 'client hit a retransmission timeout');
