@@ -5,6 +5,9 @@ import { Gauge, Registry } from 'prom-client';
 import { dashboardRoutes } from './dashboard.ts';
 import type { Frontend } from './frontend.ts';
 
+/** Move counters exported by outcome: asked = go + stays + refused; moved counts forwardFirst (lossless) ones. */
+const MOVE_OUTCOMES = ['asked', 'go', 'stays', 'refused', 'moved', 'forwardFirst', 'forwardFirstFailed', 'returned', 'kept', 'lost'] as const;
+
 /** `extra`: more top-level fields for /stats (the daemon's announcement and orphan recovery). */
 export function startStatsServer(fe: Frontend, host: string, port: number, extra?: () => Record<string, unknown>): Promise<http.Server> {
   const reg = new Registry();
@@ -23,6 +26,7 @@ export function startStatsServer(fe: Frontend, host: string, port: number, extra
   const local = gauge('answered_locally_total', 'responses sent by the front-end itself', ['status']);
   const tlsRefused = gauge('tls_refused_total', 'tls listener: connections refused before the handshake', ['reason']);
   const lat = gauge('handoff_latency_us', 'handoff latency, head complete to commit', ['quantile']);
+  const moves = gauge('moves_total', 'requests on handed-off connections asked about, by outcome (docs/moves.md)', ['outcome']);
   const steeredPackets = gauge('steered_packets_total', 'client packets the data plane forwarded to the back-end', ['backend']);
   const steeredBytes = gauge('steered_bytes_total', 'client bytes the data plane forwarded to the back-end', ['backend']);
   const dataPath = async (): Promise<Awaited<ReturnType<Frontend['dataPathCounters']>>> => {
@@ -50,6 +54,7 @@ export function startStatsServer(fe: Frontend, host: string, port: number, extra
     }
     for (const [status, n] of Object.entries(s.answeredLocally)) local.set({ status }, n);
     for (const [reason, n] of Object.entries(s.tlsRefused)) tlsRefused.set({ reason }, n);
+    for (const outcome of MOVE_OUTCOMES) moves.set({ outcome }, s.moves[outcome]);
     lat.set({ quantile: '0.5' }, s.handoffUs.p50);
     lat.set({ quantile: '0.99' }, s.handoffUs.p99);
     return s;
