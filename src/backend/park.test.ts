@@ -461,3 +461,32 @@ test('settling: discard and close end it (with nobody reading the queue its pack
   m.close();
   assert.deepEqual(calls, ['settle 40000', 'settle 40001', 'endSettling 40000', 'endSettling 40001', 'close']);
 });
+
+test('settling: a client that never lets the queue empty still un-parks after settleMaxMs', () => {
+  let now = 0;
+  const calls: string[] = [];
+  let queued = 1;
+  const guard: GuardPort = {
+    setVips: () => undefined, begin: () => undefined, end: () => undefined, close: () => undefined,
+    settle: (f, n) => calls.push(`settle ${n}`),
+    marked: () => queued,
+    endSettling: () => calls.push('endSettling'),
+  };
+  const queue: QueuePort = { drain: () => undefined, verdict: () => undefined, close: () => undefined };
+  const m = new ParkModel({ guard, queue, now: () => now, limits: { settleMaxMs: 1000 } });
+  m.onPackets([pkt(flowA)]);
+  m.begin(flowA);
+  m.release(flowA);
+  calls.length = 0;
+  for (let t = 250; t < 1000; t += 250) {
+    queued += 2; // the program keeps queueing: the counts differ at every sweep
+    m.onPackets([pkt(flowA)]);
+    m.sweep((now = t));
+  }
+  assert.ok(!calls.includes('endSettling'), 'still settling before settleMaxMs');
+  m.sweep((now = 1000));
+  assert.equal(calls.at(-1), 'endSettling');
+  // its late packets are still accepted (the tuple is released), never held as unclaimed
+  m.onPackets([pkt(flowA)]);
+  assert.equal(m.stats().pending, 0);
+});

@@ -119,6 +119,8 @@ export interface ParkLimits {
    * --sizes 8MB --modes post-seq).
    */
   readonly releaseRounds?: number;
+  /** Longest a released tuple keeps queueing behind its packets still in the queue (ms; default 1000). */
+  readonly settleMaxMs?: number;
   /** Bytes of encapsulated packets kept (copies, to restore on release) at most (default 32 MiB). */
   readonly maxEncapBytes?: number;
   /** Front-ends learned from blobs (`begin` with `encap`) remembered at most (default 64). */
@@ -150,6 +152,7 @@ interface Held {
 /** A released tuple the guard still queues behind its packets in the queue (see GuardPort.settle). */
 interface Settling {
   readonly flow: ParkedFlow;
+  readonly since: number;
   /** The guard's count and ours at the last sweep, to tell a settled tuple (equal twice) from a stuck one. */
   lastMarked: number;
   lastVerdicts: number;
@@ -234,6 +237,7 @@ export class ParkModel implements ParkGate {
       maxTuples: o.limits?.maxTuples ?? 4096,
       releasedMs: o.limits?.releasedMs ?? 10_000,
       releaseRounds: o.limits?.releaseRounds ?? 2,
+      settleMaxMs: o.limits?.settleMaxMs ?? 1000,
       maxEncapBytes: o.limits?.maxEncapBytes ?? 32 << 20,
       maxLearnedSources: o.limits?.maxLearnedSources ?? 64,
       encapLinkMs: o.limits?.encapLinkMs ?? 1000,
@@ -327,7 +331,7 @@ export class ParkModel implements ParkGate {
         }
         encap = { bytes: Uint8Array.from(p.payload), partial: ((p.skbInfo ?? 0) & NFQA_SKB_CSUMNOTREADY) !== 0 };
       }
-      if (this.#released.has(k)) {
+      if (this.#released.has(k) || this.#settling.has(k)) {
         const v: Verdict = link && encap ? this.#restore(p.id, encap, link.flow) : { id: p.id, verdict: NF_ACCEPT };
         if (v.verdict === NF_ACCEPT) this.#releasedCount++;
         out.push(v);
@@ -470,7 +474,7 @@ export class ParkModel implements ParkGate {
     const verdicts = this.#verdicts.get(k) ?? 0;
     if (verdicts > 0 && this.#queue !== undefined && this.#guard.settle !== undefined) {
       this.#guard.settle(flow, verdicts);
-      this.#settling.set(k, { flow, lastMarked: -1, lastVerdicts: -1 });
+      this.#settling.set(k, { flow, since: this.#now(), lastMarked: -1, lastVerdicts: -1 });
     }
     this.#guard.end(flow);
     this.#remember(this.#released, k);
@@ -507,8 +511,16 @@ export class ParkModel implements ParkGate {
    * a count from before): ours is raised to the guard's, so the tuple stops going through the queue.
    */
   #sweepSettling(): void {
+    const now = this.#now();
     for (const [k, st] of this.#settling) {
       if (this.#held.has(k)) continue; // begun again (a move back): the next release settles it anew
+      // A client streaming so fast that its packets always meet one of theirs in the queue would never settle, and
+      // all of it would go through the queue: after settleMaxMs the tuple un-parks anyway (what is still queued
+      // then may be overtaken, as before settling existed).
+      if (now - st.since >= this.#l.settleMaxMs) {
+        this.#endSettling(k);
+        continue;
+      }
       const marked = this.#guard.marked?.(st.flow) ?? 0;
       const verdicts = this.#verdicts.get(k) ?? 0;
       const unchanged = marked === st.lastMarked && verdicts === st.lastVerdicts;
