@@ -393,7 +393,7 @@ test('settling: a release that let packets through leaves the tuple settling (wr
     verdict: (vs) => verdicts.push(...vs),
     close: () => undefined,
   };
-  model = new ParkModel({ guard, queue, now: () => now });
+  model = new ParkModel({ guard, queue, now: () => now, limits: { settleMaxMs: 10_000 } });
   const m = model;
   const flowC: ParkedFlow = { ...flowA, client: { address: flowA.client.address, port: 41000 } };
   // A quiet handoff (a GET): nothing parked, no settling, no extra map writes.
@@ -430,7 +430,7 @@ test('settling: a count the program keeps ahead (a packet the queue lost) is cau
     endSettling: () => calls.push('endSettling'),
   };
   const queue: QueuePort = { drain: () => undefined, verdict: () => undefined, close: () => undefined };
-  const m = new ParkModel({ guard, queue, now: () => now });
+  const m = new ParkModel({ guard, queue, now: () => now, limits: { settleMaxMs: 10_000 } });
   m.onPackets([pkt(flowA), pkt(flowA), pkt(flowA), pkt(flowA)]); // 4 of the program's 5 reached us
   m.begin(flowA);
   m.release(flowA);
@@ -489,4 +489,25 @@ test('settling: a client that never lets the queue empty still un-parks after se
   // its late packets are still accepted (the tuple is released), never held as unclaimed
   m.onPackets([pkt(flowA)]);
   assert.equal(m.stats().pending, 0);
+});
+
+test('settling: past settleMaxMs the next batch of the tuple ends it instead of catching up (default 100 ms)', () => {
+  let now = 0;
+  const calls: string[] = [];
+  const guard: GuardPort = {
+    setVips: () => undefined, begin: () => undefined, end: () => undefined, close: () => undefined,
+    settle: (f, n) => calls.push(`settle ${n}`),
+    marked: () => 99,
+    endSettling: () => calls.push('endSettling'),
+  };
+  const queue: QueuePort = { drain: () => undefined, verdict: () => undefined, close: () => undefined };
+  const m = new ParkModel({ guard, queue, now: () => now });
+  m.onPackets([pkt(flowA)]);
+  m.begin(flowA);
+  m.release(flowA);
+  now = 50;
+  m.onPackets([pkt(flowA)]);
+  now = 100;
+  m.onPackets([pkt(flowA)]);
+  assert.deepEqual(calls, ['settle 1', 'settle 2', 'endSettling']);
 });

@@ -119,7 +119,11 @@ export interface ParkLimits {
    * --sizes 8MB --modes post-seq).
    */
   readonly releaseRounds?: number;
-  /** Longest a released tuple keeps queueing behind its packets still in the queue (ms; default 1000). */
+  /**
+   * Longest a released tuple keeps queueing behind its packets still in the queue (ms; default 100). The packets at
+   * risk of being overtaken are those of the first moments after the release; a client fast enough that its packets
+   * always meet one of theirs in the queue would otherwise send everything through it.
+   */
   readonly settleMaxMs?: number;
   /** Bytes of encapsulated packets kept (copies, to restore on release) at most (default 32 MiB). */
   readonly maxEncapBytes?: number;
@@ -237,7 +241,7 @@ export class ParkModel implements ParkGate {
       maxTuples: o.limits?.maxTuples ?? 4096,
       releasedMs: o.limits?.releasedMs ?? 10_000,
       releaseRounds: o.limits?.releaseRounds ?? 2,
-      settleMaxMs: o.limits?.settleMaxMs ?? 1000,
+      settleMaxMs: o.limits?.settleMaxMs ?? 100,
       maxEncapBytes: o.limits?.maxEncapBytes ?? 32 << 20,
       maxLearnedSources: o.limits?.maxLearnedSources ?? 64,
       encapLinkMs: o.limits?.encapLinkMs ?? 1000,
@@ -380,9 +384,12 @@ export class ParkModel implements ParkGate {
       const t = packetTuple(p.payload);
       if (t !== undefined) touched.add(keyOf(t.family, t.src, t.sport, t.dst, t.dport));
     }
+    const now = this.#now();
     for (const k of touched) {
       const st = this.#settling.get(k);
-      if (st !== undefined) this.#guard.settle?.(st.flow, this.#verdicts.get(k) ?? 0);
+      if (st === undefined) continue;
+      if (now - st.since >= this.#l.settleMaxMs) this.#endSettling(k);
+      else this.#guard.settle?.(st.flow, this.#verdicts.get(k) ?? 0);
     }
   }
 
