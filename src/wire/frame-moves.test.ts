@@ -2,15 +2,9 @@
 // trips, golden bytes for MOVE_REPLY, and refusals of bad values.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeMessage, encodeMessage, FrameDecoder, FrameError, MAX_MOVE_HEAD_BYTES, type Message } from './frame.ts';
+import { decodeMessage, encodeMessage, FrameError, MAX_MOVE_HEAD_BYTES, type Message } from './frame.ts';
+import { roundTripFrame, throwsFrame } from './testing.ts';
 
-const roundTrip = (m: Message): Message => {
-  const d = new FrameDecoder();
-  d.push(encodeMessage(m));
-  const f = d.next();
-  assert.ok(f);
-  return decodeMessage(f);
-};
 
 test('move-protocol messages round-trip', () => {
   const head = new TextEncoder().encode('GET /bytes/2 HTTP/1.1\r\nHost: x\r\n\r\n');
@@ -27,7 +21,7 @@ test('move-protocol messages round-trip', () => {
     { kind: 'drain', draining: false },
     { kind: 'stays', counts: { requests: 10, stays: 8, moves: 2, kept: 1, moved: 1, pinned: 0, decideNs: 123456789n, captureNs: 5n } },
   ];
-  for (const m of msgs) assert.deepEqual(roundTrip(m), m);
+  for (const m of msgs) assert.deepEqual(roundTripFrame(m), m);
 });
 
 test('MOVE_REPLY golden bytes', () => {

@@ -3,19 +3,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { decodeMessage, encodeMessage, FrameDecoder, FrameError, FrameType, type Message } from './frame.ts';
+import { decodeMessage, encodeMessage, FrameError, FrameType, type Message } from './frame.ts';
+import { roundTripFrame, throwsFrame } from './testing.ts';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-const roundTrip = (m: Message): Message => {
-  const d = new FrameDecoder();
-  d.push(encodeMessage(m));
-  const f = d.next();
-  assert.ok(f);
-  return decodeMessage(f);
-};
-const frameError = (fn: () => unknown, field: RegExp): void => {
-  assert.throws(fn, (e: unknown) => e instanceof FrameError && field.test(e.field));
-};
 
 test('PARK round-trips both actions, IPv4 and IPv6', () => {
   const msgs: Message[] = [
@@ -23,7 +14,7 @@ test('PARK round-trips both actions, IPv4 and IPv6', () => {
     { kind: 'park', action: 'discard', family: 4, client: { address: '192.0.2.10', port: 1 }, vip: { address: '198.51.100.1', port: 65535 } },
     { kind: 'park', action: 'discard', family: 6, client: { address: '2001:db8::9', port: 40000 }, vip: { address: '2001:db8::100', port: 443 } },
   ];
-  for (const m of msgs) assert.deepEqual(roundTrip(m), m);
+  for (const m of msgs) assert.deepEqual(roundTripFrame(m), m);
 });
 
 test('PARK golden bytes', () => {
@@ -34,17 +25,17 @@ test('PARK golden bytes', () => {
 
 test('PARK: unknown action, bad family, truncated, trailing and mis-sized payloads are refused', () => {
   const f = (payload: string) => ({ type: FrameType.park, payload: hex(payload) });
-  frameError(() => decodeMessage(f('02 04 c000020a c822 c6336401 0050')), /^park\.action$/);
-  frameError(() => decodeMessage(f('ff 04 c000020a c822 c6336401 0050')), /^park\.action$/);
-  frameError(() => decodeMessage(f('00 05 c000020a c822 c6336401 0050')), /^park\.family$/);
-  frameError(() => decodeMessage(f('')), /^park\.action$/);
-  frameError(() => decodeMessage(f('00 04 c000020a c822 c6336401')), /^park\.vip\.port$/);
-  frameError(() => decodeMessage(f('00 04 c000020a c822 c6336401 0050 00')), /^park$/);
+  throwsFrame(() => decodeMessage(f('02 04 c000020a c822 c6336401 0050')), /^park\.action$/);
+  throwsFrame(() => decodeMessage(f('ff 04 c000020a c822 c6336401 0050')), /^park\.action$/);
+  throwsFrame(() => decodeMessage(f('00 05 c000020a c822 c6336401 0050')), /^park\.family$/);
+  throwsFrame(() => decodeMessage(f('')), /^park\.action$/);
+  throwsFrame(() => decodeMessage(f('00 04 c000020a c822 c6336401')), /^park\.vip\.port$/);
+  throwsFrame(() => decodeMessage(f('00 04 c000020a c822 c6336401 0050 00')), /^park$/);
   // A v4 tuple with v6-sized addresses: the family fixes the length exactly.
-  frameError(() => decodeMessage(f('01 04' + '00'.repeat(36))), /^park$/);
-  frameError(() => encodeMessage({ kind: 'park', action: 'expect', family: 4, client: { address: '2001:db8::1', port: 1 }, vip: { address: '198.51.100.1', port: 80 } }), /^park\.client\.address$/);
-  frameError(() => encodeMessage({ kind: 'park', action: 'expect', family: 4, client: { address: '192.0.2.1', port: 70000 }, vip: { address: '198.51.100.1', port: 80 } }), /^park\.client\.port$/);
-  frameError(() => encodeMessage({ kind: 'park', action: 'nope' as 'expect', family: 4, client: { address: '192.0.2.1', port: 1 }, vip: { address: '198.51.100.1', port: 80 } }), /^park\.action$/);
+  throwsFrame(() => decodeMessage(f('01 04' + '00'.repeat(36))), /^park$/);
+  throwsFrame(() => encodeMessage({ kind: 'park', action: 'expect', family: 4, client: { address: '2001:db8::1', port: 1 }, vip: { address: '198.51.100.1', port: 80 } }), /^park\.client\.address$/);
+  throwsFrame(() => encodeMessage({ kind: 'park', action: 'expect', family: 4, client: { address: '192.0.2.1', port: 70000 }, vip: { address: '198.51.100.1', port: 80 } }), /^park\.client\.port$/);
+  throwsFrame(() => encodeMessage({ kind: 'park', action: 'nope' as 'expect', family: 4, client: { address: '192.0.2.1', port: 1 }, vip: { address: '198.51.100.1', port: 80 } }), /^park\.action$/);
 });
 
 test('PARK: any payload decodes or throws a FrameError, nothing else', () => {

@@ -17,7 +17,7 @@ import {
   type Frame,
   type Message,
 } from './frame.ts';
-import { WireError } from './errors.ts';
+import { throwsFrame } from './testing.ts';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 const seq = (n: number, from = 0): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (from + i) & 0xff);
@@ -103,9 +103,6 @@ test('golden bytes: hello, challenge, auth', () => {
 
 // --- refusals -------------------------------------------------------------------------------
 
-function frameError(fn: () => unknown, field: RegExp): void {
-  assert.throws(fn, (e: unknown) => e instanceof FrameError && e instanceof WireError && field.test(e.field) && e.code.startsWith('BATON_ERR_FRAME_'));
-}
 
 test('unknown frame type is refused naming the type', () => {
   assert.throws(() => decodeMessage({ type: 0x7f, payload: new Uint8Array() }), (e: unknown) => {
@@ -119,7 +116,7 @@ test('oversized length is refused as soon as the length field arrives', () => {
   assert.throws(() => d.next(), (e: unknown) => e instanceof FrameError && e.field === 'length' && e.code === FRAME_ERR.TOO_LARGE);
   // the decoder stays failed
   d.push(encodeMessage({ kind: 'auth-ok' }));
-  frameError(() => d.next(), /^length$/);
+  throwsFrame(() => d.next(), /^length$/);
 });
 
 test('a frame of exactly the limit is accepted', () => {
@@ -131,7 +128,7 @@ test('a frame of exactly the limit is accepted', () => {
 test('zero length is refused', () => {
   const d = new FrameDecoder();
   d.push(hex('00000000'));
-  frameError(() => d.next(), /^length$/);
+  throwsFrame(() => d.next(), /^length$/);
 });
 
 test('the limit can be raised between frames of one chunk', () => {
@@ -145,38 +142,38 @@ test('the limit can be raised between frames of one chunk', () => {
 
 test('truncated, trailing and malformed payloads are refused naming the field', () => {
   const f = (type: number, payload: string): Frame => ({ type, payload: hex(payload) });
-  frameError(() => decodeMessage(f(FrameType.ping, '01')), /^ping\.token$/);
-  frameError(() => decodeMessage(f(FrameType.authOk, '00')), /^auth-ok$/);
-  frameError(() => decodeMessage(f(FrameType.ack, '0000000000000001 02 00 0000')), /^ack\.ok$/);
-  frameError(() => decodeMessage(f(FrameType.ack, '0000000000000001 00 41' + '41'.repeat(65) + '0000')), /^ack\.code$/);
-  frameError(() => decodeMessage(f(FrameType.ack, '0000000000000001 00 01 ff 0000')), /^ack\.code$/); // invalid UTF-8
-  frameError(() => decodeMessage(f(FrameType.load, '00000001 00000001 00000000 02')), /^load\.flags$/);
-  frameError(() => decodeMessage(f(FrameType.load, '00000001 00000001 00')), /^load\.commits$/);
-  frameError(() => decodeMessage(f(FrameType.flowEnd, '0000000000000001 05')), /^flow-end\.family$/);
-  frameError(() => decodeMessage(f(FrameType.flowEnd, '00000001')), /^flow-end\.id$/);
+  throwsFrame(() => decodeMessage(f(FrameType.ping, '01')), /^ping\.token$/);
+  throwsFrame(() => decodeMessage(f(FrameType.authOk, '00')), /^auth-ok$/);
+  throwsFrame(() => decodeMessage(f(FrameType.ack, '0000000000000001 02 00 0000')), /^ack\.ok$/);
+  throwsFrame(() => decodeMessage(f(FrameType.ack, '0000000000000001 00 41' + '41'.repeat(65) + '0000')), /^ack\.code$/);
+  throwsFrame(() => decodeMessage(f(FrameType.ack, '0000000000000001 00 01 ff 0000')), /^ack\.code$/); // invalid UTF-8
+  throwsFrame(() => decodeMessage(f(FrameType.load, '00000001 00000001 00000000 02')), /^load\.flags$/);
+  throwsFrame(() => decodeMessage(f(FrameType.load, '00000001 00000001 00')), /^load\.commits$/);
+  throwsFrame(() => decodeMessage(f(FrameType.flowEnd, '0000000000000001 05')), /^flow-end\.family$/);
+  throwsFrame(() => decodeMessage(f(FrameType.flowEnd, '00000001')), /^flow-end\.id$/);
   // A v4 FLOW_END with v6-sized addresses is refused: the family fixes the length exactly.
-  frameError(() => decodeMessage(f(FrameType.flowEnd, '0000000000000001 04' + '00'.repeat(36))), /^flow-end$/);
-  frameError(() => decodeMessage(f(FrameType.hello, '0001' + '00'.repeat(31))), /^hello\.nonce$/);
-  frameError(() => decodeMessage(f(FrameType.vips, '41')), /^vips\.count$/); // 65 > MAX_VIPS
-  frameError(() => decodeMessage(f(FrameType.vips, '01 05')), /^vips\.family$/);
-  frameError(() => decodeMessage(f(FrameType.vips, '01 04 c0000201')), /^vips\.port$/);
-  frameError(() => decodeMessage(f(FrameType.vips, '00 00')), /^vips$/);
-  frameError(() => decodeMessage(f(FrameType.guard, '04')), /^guard\.flags$/);
-  frameError(() => decodeMessage(f(FrameType.handoffFwd, '0000')), /^handoff-fwd\.id$/);
+  throwsFrame(() => decodeMessage(f(FrameType.flowEnd, '0000000000000001 04' + '00'.repeat(36))), /^flow-end$/);
+  throwsFrame(() => decodeMessage(f(FrameType.hello, '0001' + '00'.repeat(31))), /^hello\.nonce$/);
+  throwsFrame(() => decodeMessage(f(FrameType.vips, '41')), /^vips\.count$/); // 65 > MAX_VIPS
+  throwsFrame(() => decodeMessage(f(FrameType.vips, '01 05')), /^vips\.family$/);
+  throwsFrame(() => decodeMessage(f(FrameType.vips, '01 04 c0000201')), /^vips\.port$/);
+  throwsFrame(() => decodeMessage(f(FrameType.vips, '00 00')), /^vips$/);
+  throwsFrame(() => decodeMessage(f(FrameType.guard, '04')), /^guard\.flags$/);
+  throwsFrame(() => decodeMessage(f(FrameType.handoffFwd, '0000')), /^handoff-fwd\.id$/);
 });
 
 test('encode refuses values that do not fit', () => {
-  frameError(() => encodeMessage({ kind: 'hello', protoVersion: 1, nonce: seq(31), name: 'x' }), /^hello\.nonce$/);
-  frameError(() => encodeMessage({ kind: 'hello', protoVersion: 1, nonce: seq(32), name: 'x'.repeat(65) }), /^hello\.name$/);
-  frameError(() => encodeMessage({ kind: 'ping', token: -1n }), /^ping\.token$/);
-  frameError(() => encodeMessage({ kind: 'load', active: 2 ** 32, seq: 0, commits: 0 }), /^load\.active$/);
-  frameError(() => encodeMessage({ kind: 'load', active: 0, seq: 0, commits: -1 }), /^load\.commits$/);
-  frameError(
+  throwsFrame(() => encodeMessage({ kind: 'hello', protoVersion: 1, nonce: seq(31), name: 'x' }), /^hello\.nonce$/);
+  throwsFrame(() => encodeMessage({ kind: 'hello', protoVersion: 1, nonce: seq(32), name: 'x'.repeat(65) }), /^hello\.name$/);
+  throwsFrame(() => encodeMessage({ kind: 'ping', token: -1n }), /^ping\.token$/);
+  throwsFrame(() => encodeMessage({ kind: 'load', active: 2 ** 32, seq: 0, commits: 0 }), /^load\.active$/);
+  throwsFrame(() => encodeMessage({ kind: 'load', active: 0, seq: 0, commits: -1 }), /^load\.commits$/);
+  throwsFrame(
     () => encodeMessage({ kind: 'flow-end', id: 2n ** 64n, family: 4, client: { address: '1.2.3.4', port: 1 }, vip: { address: '1.2.3.4', port: 1 } }),
     /^flow-end\.id$/,
   );
-  frameError(() => encodeMessage({ kind: 'ack', id: 1n, ok: false, code: '\ud800', reason: '' }), /^ack\.code$/);
-  frameError(
+  throwsFrame(() => encodeMessage({ kind: 'ack', id: 1n, ok: false, code: '\ud800', reason: '' }), /^ack\.code$/);
+  throwsFrame(
     () => encodeMessage({ kind: 'flow-end', id: 1n, family: 4, client: { address: '::1', port: 1 }, vip: { address: '1.2.3.4', port: 1 } }),
     /^flow-end\.client\.address$/,
   );
