@@ -187,46 +187,40 @@ export class GuardMaps {
     this.#one.writeUInt32LE(1);
   }
 
+  /** Every key of the map `fd`, in the kernel's order (each a fresh buffer of `size` bytes). */
+  *#keys(fd: number, size: number): Generator<Buffer> {
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(size);
+      if (!mapNextKey(fd, prev, next)) return;
+      yield next;
+      prev = next;
+    }
+  }
+
+  /** Makes the keys of the set-like map `fd` (values 1) exactly `want`: deletes the others, adds the missing. */
+  #setExactly(fd: number, size: number, want: readonly Buffer[]): void {
+    const missing = new Map(want.map((k) => [k.toString('hex'), k]));
+    for (const k of [...this.#keys(fd, size)]) if (!missing.delete(k.toString('hex'))) mapDelete(fd, k);
+    for (const k of missing.values()) mapUpdate(fd, k, this.#one);
+  }
+
   /** Makes the guarded set exactly `vips`. */
   setVips(vips: readonly GuardVip[]): void {
-    const want = new Map(vips.map((v) => [this.codecs.encodeVip(v).toString('hex'), v]));
-    for (const v of this.vips()) {
-      const k = this.codecs.encodeVip(v);
-      if (!want.delete(k.toString('hex'))) mapDelete(this.#fds.vips, k);
-    }
-    for (const v of want.values()) mapUpdate(this.#fds.vips, this.codecs.encodeVip(v), this.#one);
+    this.#setExactly(this.#fds.vips, this.codecs.vipSize, vips.map((v) => this.codecs.encodeVip(v)));
   }
 
   vips(): GuardVip[] {
-    const out: GuardVip[] = [];
-    let prev: Buffer | null = null;
-    for (;;) {
-      const next = Buffer.alloc(this.codecs.vipSize);
-      if (!mapNextKey(this.#fds.vips, prev, next)) return out;
-      out.push(this.codecs.decodeVip(next));
-      prev = next;
-    }
+    return [...this.#keys(this.#fds.vips, this.codecs.vipSize)].map((k) => this.codecs.decodeVip(k));
   }
 
   /** Makes the set of front-ends known to encapsulate here exactly `sources`. */
   setEncapSources(sources: readonly EncapSource[]): void {
-    const want = new Map(sources.map((v) => [this.codecs.encodeSource(v).toString('hex'), v]));
-    for (const v of this.encapSources()) {
-      const k = this.codecs.encodeSource(v);
-      if (!want.delete(k.toString('hex'))) mapDelete(this.#fds.sources, k);
-    }
-    for (const v of want.values()) mapUpdate(this.#fds.sources, this.codecs.encodeSource(v), this.#one);
+    this.#setExactly(this.#fds.sources, this.codecs.sourceSize, sources.map((v) => this.codecs.encodeSource(v)));
   }
 
   encapSources(): EncapSource[] {
-    const out: EncapSource[] = [];
-    let prev: Buffer | null = null;
-    for (;;) {
-      const next = Buffer.alloc(this.codecs.sourceSize);
-      if (!mapNextKey(this.#fds.sources, prev, next)) return out;
-      out.push(this.codecs.decodeSource(next));
-      prev = next;
-    }
+    return [...this.#keys(this.#fds.sources, this.codecs.sourceSize)].map((k) => this.codecs.decodeSource(k));
   }
 
   /** Parks the tuple's packets even once a socket exists (`sinceNs`: when, for the record). */
@@ -265,11 +259,7 @@ export class GuardMaps {
   /** Forgets every settling entry and count (a starting agent: whatever an earlier one left is stale). */
   clearSettling(): void {
     for (const fd of [this.#fds.settling, this.#fds.marked]) {
-      for (;;) {
-        const k = Buffer.alloc(this.codecs.tupleSize);
-        if (!mapNextKey(fd, null, k)) break;
-        if (!mapDelete(fd, k)) break;
-      }
+      for (const k of [...this.#keys(fd, this.codecs.tupleSize)]) mapDelete(fd, k);
     }
   }
 
@@ -278,13 +268,7 @@ export class GuardMaps {
   }
 
   *parkingTuples(): Generator<GuardTuple> {
-    let prev: Buffer | null = null;
-    for (;;) {
-      const next = Buffer.alloc(this.codecs.tupleSize);
-      if (!mapNextKey(this.#fds.parking, prev, next)) return;
-      yield this.codecs.decodeTuple(next);
-      prev = next;
-    }
+    for (const k of this.#keys(this.#fds.parking, this.codecs.tupleSize)) yield this.codecs.decodeTuple(k);
   }
 
   setConfig(c: { readonly parkQueue: boolean }): void {
