@@ -419,39 +419,39 @@ test('settling: a release that let packets through leaves the tuple settling (wr
   assert.deepEqual(calls.splice(0), ['endSettling 40000']);
 });
 
-test('settling: a count the program keeps ahead (a packet the queue lost) is caught up at the second unchanged sweep', () => {
-  let now = 0;
-  const calls: string[] = [];
-  const queued = new Map<number, number>([[40000, 5]]);
-  const guard: GuardPort = {
-    setVips: () => undefined, begin: () => undefined, end: () => undefined, close: () => undefined,
-    settle: (f, n) => calls.push(`settle ${n}`),
-    marked: (f) => queued.get(f.client.port),
-    endSettling: () => calls.push('endSettling'),
-  };
-  const queue: QueuePort = { drain: () => undefined, verdict: () => undefined, close: () => undefined };
-  const m = new ParkModel({ guard, queue, now: () => now, limits: { settleMaxMs: 10_000 } });
-  m.onPackets([pkt(flowA), pkt(flowA), pkt(flowA), pkt(flowA)]); // 4 of the program's 5 reached us
-  m.begin(flowA);
-  m.release(flowA);
-  assert.deepEqual(calls.splice(0), ['settle 4']);
-  m.sweep(now += 250);
-  m.sweep(now += 250);
-  assert.deepEqual(calls.splice(0), ['settle 5'], 'raised to the program\'s count: the tuple stops going through the queue');
-  m.sweep(now += 250);
-  assert.deepEqual(calls.splice(0), ['endSettling']);
-});
-
-test('settling: discard and close end it (with nobody reading the queue its packets would be dropped for good)', () => {
+/**
+ * A model whose guard records the settling calls (`settle <port> <count>`, `endSettling <port>`, `close`) and
+ * reports `marked(port)` as the program's queued count; the queue takes verdicts and has nothing more to drain.
+ */
+function settlingRig(marked: (port: number) => number | undefined, limits?: ParkLimits) {
+  const clock = { now: 0 };
   const calls: string[] = [];
   const guard: GuardPort = {
     setVips: () => undefined, begin: () => undefined, end: () => undefined, close: () => calls.push('close'),
-    settle: (f) => calls.push(`settle ${f.client.port}`),
-    marked: () => 1,
+    settle: (f, n) => calls.push(`settle ${f.client.port} ${n}`),
+    marked: (f) => marked(f.client.port),
     endSettling: (f) => calls.push(`endSettling ${f.client.port}`),
   };
   const queue: QueuePort = { drain: () => undefined, verdict: () => undefined, close: () => undefined };
-  const m = new ParkModel({ guard, queue, now: () => 0 });
+  const m = new ParkModel({ guard, queue, now: () => clock.now, ...(limits && { limits }) });
+  return { m, calls, clock };
+}
+
+test('settling: a count the program keeps ahead (a packet the queue lost) is caught up at the second unchanged sweep', () => {
+  const { m, calls, clock } = settlingRig(() => 5, { settleMaxMs: 10_000 });
+  m.onPackets([pkt(flowA), pkt(flowA), pkt(flowA), pkt(flowA)]); // 4 of the program's 5 reached us
+  m.begin(flowA);
+  m.release(flowA);
+  assert.deepEqual(calls.splice(0), ['settle 40000 4']);
+  m.sweep(clock.now += 250);
+  m.sweep(clock.now += 250);
+  assert.deepEqual(calls.splice(0), ['settle 40000 5'], 'raised to the program\'s count: the tuple stops going through the queue');
+  m.sweep(clock.now += 250);
+  assert.deepEqual(calls.splice(0), ['endSettling 40000']);
+});
+
+test('settling: discard and close end it (with nobody reading the queue its packets would be dropped for good)', () => {
+  const { m, calls } = settlingRig(() => 1);
   for (const f of [flowA, flowB]) {
     m.onPackets([pkt(f)]);
     m.begin(f);
@@ -459,21 +459,12 @@ test('settling: discard and close end it (with nobody reading the queue its pack
   }
   m.discard(flowA);
   m.close();
-  assert.deepEqual(calls, ['settle 40000', 'settle 40001', 'endSettling 40000', 'endSettling 40001', 'close']);
+  assert.deepEqual(calls, ['settle 40000 1', 'settle 40001 1', 'endSettling 40000', 'endSettling 40001', 'close']);
 });
 
 test('settling: a client that never lets the queue empty still un-parks after settleMaxMs', () => {
-  let now = 0;
-  const calls: string[] = [];
   let queued = 1;
-  const guard: GuardPort = {
-    setVips: () => undefined, begin: () => undefined, end: () => undefined, close: () => undefined,
-    settle: (f, n) => calls.push(`settle ${n}`),
-    marked: () => queued,
-    endSettling: () => calls.push('endSettling'),
-  };
-  const queue: QueuePort = { drain: () => undefined, verdict: () => undefined, close: () => undefined };
-  const m = new ParkModel({ guard, queue, now: () => now, limits: { settleMaxMs: 1000 } });
+  const { m, calls, clock } = settlingRig(() => queued, { settleMaxMs: 1000 });
   m.onPackets([pkt(flowA)]);
   m.begin(flowA);
   m.release(flowA);
@@ -481,33 +472,24 @@ test('settling: a client that never lets the queue empty still un-parks after se
   for (let t = 250; t < 1000; t += 250) {
     queued += 2; // the program keeps queueing: the counts differ at every sweep
     m.onPackets([pkt(flowA)]);
-    m.sweep((now = t));
+    m.sweep((clock.now = t));
   }
-  assert.ok(!calls.includes('endSettling'), 'still settling before settleMaxMs');
-  m.sweep((now = 1000));
-  assert.equal(calls.at(-1), 'endSettling');
+  assert.ok(!calls.includes('endSettling 40000'), 'still settling before settleMaxMs');
+  m.sweep((clock.now = 1000));
+  assert.equal(calls.at(-1), 'endSettling 40000');
   // its late packets are still accepted (the tuple is released), never held as unclaimed
   m.onPackets([pkt(flowA)]);
   assert.equal(m.stats().pending, 0);
 });
 
 test('settling: past settleMaxMs the next batch of the tuple ends it instead of catching up (default 100 ms)', () => {
-  let now = 0;
-  const calls: string[] = [];
-  const guard: GuardPort = {
-    setVips: () => undefined, begin: () => undefined, end: () => undefined, close: () => undefined,
-    settle: (f, n) => calls.push(`settle ${n}`),
-    marked: () => 99,
-    endSettling: () => calls.push('endSettling'),
-  };
-  const queue: QueuePort = { drain: () => undefined, verdict: () => undefined, close: () => undefined };
-  const m = new ParkModel({ guard, queue, now: () => now });
+  const { m, calls, clock } = settlingRig(() => 99);
   m.onPackets([pkt(flowA)]);
   m.begin(flowA);
   m.release(flowA);
-  now = 50;
+  clock.now = 50;
   m.onPackets([pkt(flowA)]);
-  now = 100;
+  clock.now = 100;
   m.onPackets([pkt(flowA)]);
-  assert.deepEqual(calls, ['settle 1', 'settle 2', 'endSettling']);
+  assert.deepEqual(calls, ['settle 40000 1', 'settle 40000 2', 'endSettling 40000']);
 });

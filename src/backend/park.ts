@@ -305,6 +305,8 @@ export class ParkModel implements ParkGate {
   /** Packets read from the queue, in arrival order. */
   onPackets(packets: readonly QueuedPacket[]): void {
     const out: Verdict[] = [];
+    /** Settling tuples with packets in this batch: their counts catch up after the verdicts. */
+    let settled: Set<string> | undefined;
     for (const p of packets) {
       const t = packetTuple(p.payload);
       // Not a TCP packet we can place: only the guard marks packets, so this is someone else's mark; let it go.
@@ -339,7 +341,10 @@ export class ParkModel implements ParkGate {
         const v: Verdict = link && encap ? this.#restore(p.id, encap, link.flow) : { id: p.id, verdict: NF_ACCEPT };
         if (v.verdict === NF_ACCEPT) this.#releasedCount++;
         out.push(v);
-        if (encap === undefined) this.#count(k, 1);
+        if (encap === undefined) {
+          this.#count(k, 1);
+          if (this.#settling.has(k)) (settled ??= new Set()).add(k);
+        }
         continue;
       }
       if (this.#discarded.has(k)) {
@@ -378,14 +383,9 @@ export class ParkModel implements ParkGate {
     }
     this.#queue?.verdict(out);
     // After the verdicts (the accepted ones are in the socket now): the counts of settling tuples among them catch up.
-    if (this.#settling.size === 0) return;
-    const touched = new Set<string>();
-    for (const p of packets) {
-      const t = packetTuple(p.payload);
-      if (t !== undefined) touched.add(keyOf(t.family, t.src, t.sport, t.dst, t.dport));
-    }
+    if (settled === undefined) return;
     const now = this.#now();
-    for (const k of touched) {
+    for (const k of settled) {
       const st = this.#settling.get(k);
       if (st === undefined) continue;
       if (now - st.since >= this.#l.settleMaxMs) this.#endSettling(k);
