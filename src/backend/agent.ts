@@ -3,6 +3,7 @@
 // Also a library: `BackendAgent.start({ ..., deliver: deliverToServer(myHttpServer) })`.
 import { ControlServer, type PeerInfo } from '../control/server.ts';
 import type { Liveness } from '../tcp/liveness.ts';
+import type { OwnedFd } from '../tcp/fd.ts';
 import type { DecapGate } from './decap.ts';
 import type { Deliver } from './deliver.ts';
 import { isIP } from 'node:net';
@@ -104,6 +105,7 @@ export class BackendAgent {
         self: o.name, limits: routing.limits, send: (peer, m) => server?.sendTo(peer, m) ?? false, ...(o.log && { log: o.log }),
         // Late packets of a connection that left are dropped, not let into a stack without its socket (a reset).
         ...(o.park !== undefined && { onMovedAway: (flow: FlowInfo) => o.park?.discard(flow) }),
+        reusableReads: o.deliver.takesChunksAtOnce === true,
       });
     const receiver = new HandoffReceiver({
       deliver: (socket, flow, meta) => {
@@ -114,6 +116,7 @@ export class BackendAgent {
         });
         o.deliver(conn, flow);
       },
+      ...(mover !== undefined && { open: (fd: OwnedFd, opts: { readonly allowHalfOpen: boolean }) => mover.open(fd, opts) }),
       freebind: o.freebind ?? false,
       ...(o.commitTimeoutMs !== undefined && { commitTimeoutMs: o.commitTimeoutMs }),
       ...(o.maxConnections !== undefined && { maxConnections: o.maxConnections }),

@@ -4,6 +4,7 @@
 //               optionally prefixed by a PROXY protocol v2 header carrying the client address.
 // With `boundary` options, the application gets the socket through the request-boundary layer
 // (boundary.ts), which decides every later request on the connection.
+import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { encodeProxyV2 } from '../wire/proxy-v2.ts';
@@ -14,15 +15,24 @@ import type { FlowInfo } from './receiver.ts';
  * Gives one committed connection to the application: the socket itself, or the boundary layer the
  * agent already wrapped around it (per-request routing, agent.ts).
  */
-export type Deliver = (conn: net.Socket | BoundarySocket, flow: FlowInfo) => void;
+export type Deliver = ((conn: net.Socket | BoundarySocket, flow: FlowInfo) => void) & {
+  /**
+   * The application takes each client chunk during its 'data' event and copies whatever it keeps (Node's
+   * http.Server: its parser copies bodies and header strings before returning), so the boundary layer may pass
+   * it chunks of a reusable read buffer (boundary.ts `reads`).
+   */
+  readonly takesChunksAtOnce?: boolean;
+};
 
 const wrapped = (conn: net.Socket | BoundarySocket, boundary: BoundaryOptions | undefined): Duplex =>
   conn instanceof BoundarySocket || boundary === undefined ? conn : wrapConnection(conn, boundary);
 
 export function deliverToServer(server: net.Server, boundary?: BoundaryOptions): Deliver {
-  return (conn) => {
+  const deliver = (conn: net.Socket | BoundarySocket): void => {
     server.emit('connection', wrapped(conn, boundary));
   };
+  // A plain http.Server only: TLS servers and other net.Servers hand chunks to code that may keep them.
+  return server instanceof http.Server ? Object.assign(deliver, { takesChunksAtOnce: true }) : deliver;
 }
 
 export interface UpstreamOptions {

@@ -16,6 +16,7 @@
 import { RoutingTable, routingSnapshotSchema, type MoveReason } from '../policy/snapshot.ts';
 import type { RequestInfo } from '../policy/types.ts';
 import { captureState, repairOff } from '../tcp/capture.ts';
+import { ReusableReads, type OwnedFd } from '../tcp/fd.ts';
 import { fdOf, peekQueued, resumeReading, stopReading } from '../tcp/node-socket.ts';
 import { encodeBlob } from '../wire/blob.ts';
 import type { FlowInfo, Message, MoveVerdict, StaysCounts } from '../wire/frame.ts';
@@ -43,6 +44,11 @@ export interface MoverOptions {
    * a stack that has no socket for it any more, which answers RST (docs/moves.md, "Lossless moves").
    */
   readonly onMovedAway?: (flow: FlowInfo) => void;
+  /**
+   * Open the connections the boundary layer wraps with a reusable read buffer (boundary.ts `reads`): only when
+   * the application copies what it keeps of each chunk during its 'data' event (deliver.ts takesChunksAtOnce).
+   */
+  readonly reusableReads?: boolean;
 }
 
 /** One handed-off connection as the move protocol names it. */
@@ -91,6 +97,8 @@ export class Mover {
   #draining = false;
   /** Scratch for peeking at a connection's first request head (wrap), reused: one wrap runs at a time. */
   readonly #peekBuf: Buffer;
+  /** Sockets open() gave a reusable read buffer, until wrap() takes them. */
+  readonly #opened = new WeakMap<net.Socket, ReusableReads>();
 
   constructor(o: MoverOptions) {
     this.#o = o;
@@ -113,7 +121,9 @@ export class Mover {
    * to decide and the layer costs ~45 µs of CPU per request.
    */
   wrap(socket: net.Socket, id: ConnIdentity): BoundarySocket | net.Socket {
-    if (!this.#draining && this.#onlyRequest(socket)) {
+    const reads = this.#opened.get(socket);
+    this.#opened.delete(socket);
+    if (reads === undefined && !this.#draining && this.#onlyRequest(socket)) {
       this.stats.unwrapped++;
       return socket;
     }
@@ -121,6 +131,7 @@ export class Mover {
     const b = wrapConnection(socket, {
       limits: this.#o.limits,
       stats: this.stats,
+      ...(reads !== undefined && { reads }),
       decide: (head) => {
         // Draining (DRAIN, or the agent's own shutdown): every request leaves, whatever the snapshot says.
         if (this.#draining) {
@@ -142,6 +153,25 @@ export class Mover {
   }
 
   /**
+   * Opens an injected connection as a socket for wrap(): one that wrap will put in the boundary layer reads into
+   * a reusable buffer (with `reusableReads`); one it will give back as it is (its only request closes it) is an
+   * ordinary socket, which Node's http.Server reads without any JavaScript per chunk.
+   */
+  open(fd: OwnedFd, opts: { readonly allowHalfOpen: boolean }): net.Socket {
+    let reads: ReusableReads | undefined;
+    if (this.#o.reusableReads === true) {
+      try {
+        if (this.#draining || !this.#closesAfter(fd.peek(this.#peekBuf))) reads = new ReusableReads();
+      } catch {
+        // Unreadable queue: an ordinary socket, and wrap() decides as it always did.
+      }
+    }
+    const socket = fd.toSocket({ allowHalfOpen: opts.allowHalfOpen, ...(reads !== undefined && { reads }) });
+    if (reads !== undefined) this.#opened.set(socket, reads);
+    return socket;
+  }
+
+  /**
    * Whether the connection's first request (queued in the kernel by inject, not read yet) closes it:
    * `Connection: close`, or HTTP/1.0 without keep-alive. A client sends nothing after such a request (RFC 9112
    * §9.6) and the server closes after its response. Anything unsure (head not all there, unparsable, Node
@@ -154,6 +184,11 @@ export class Mover {
     } catch {
       return false;
     }
+    return this.#closesAfter(bytes);
+  }
+
+  /** `bytes` (the queue's first bytes, peeked) hold a whole request head that closes the connection. */
+  #closesAfter(bytes: Buffer | undefined): boolean {
     if (bytes === undefined) return false;
     const r = parseRequestHead(bytes, this.#o.limits);
     return r.kind === 'ok' && !r.head.keepAlive;

@@ -50,6 +50,8 @@ export interface ReceiverOptions {
   readonly decap?: DecapGate;
   /** Holds a forwarded connection's packets that arrive before (and during) its inject (backend/park.ts). */
   readonly park?: EarlyPacketGate;
+  /** Opens a committed connection's descriptor as a socket (mover.ts open); default OwnedFd.toSocket. */
+  readonly open?: (fd: OwnedFd, opts: { readonly allowHalfOpen: boolean }) => net.Socket;
 }
 
 /** An encapsulated flow's front-end (its packets' source) and flow id (their ports). */
@@ -223,7 +225,7 @@ export class HandoffReceiver {
     // end-of-input, and the answer must still be writable after it.
     let socket: net.Socket;
     try {
-      socket = p.fd.toSocket({ allowHalfOpen: true });
+      socket = this.#o.open !== undefined ? this.#o.open(p.fd, { allowHalfOpen: true }) : p.fd.toSocket({ allowHalfOpen: true });
     } catch {
       p.fd.dropSilently();
       p.unmap();

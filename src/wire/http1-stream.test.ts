@@ -269,6 +269,38 @@ describe('Http1Stream: table', () => {
     assert.deepEqual(brief(t.fromClient(b(g1))).slice(-1), ['pinned error']);
   });
 
+  it('says inRequestBody exactly while body bytes of a request without Upgrade are due', () => {
+    const t = new Http1Stream(LIMITS);
+    assert.equal(t.inRequestBody, false);
+    t.fromClient(b('POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nab'));
+    assert.equal(t.inRequestBody, true);
+    t.fromClient(b('cde'));
+    assert.equal(t.inRequestBody, false, 'body complete');
+    t.fromClient(b('POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab'));
+    assert.equal(t.inRequestBody, true, 'inside a chunked body');
+    t.fromClient(b('c\r\n0\r\n\r\n'));
+    assert.equal(t.inRequestBody, false);
+    t.fromClient(b('POST /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 9\r\n\r\n'));
+    assert.equal(t.inRequestBody, false, 'an Upgrade request: its bytes may go to something else than a parser');
+    const p = new Http1Stream(LIMITS);
+    p.fromClient(b('POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nab'));
+    assert.equal(p.pinned, 'error');
+    assert.equal(p.inRequestBody, false, 'pinned');
+  });
+
+  it('keeps no view of a chunk: a head cut in two parses even when the caller reuses its buffer', () => {
+    const t = new Http1Stream(LIMITS);
+    const buf = Buffer.alloc(64);
+    const feed = (s: string): StreamEvent[] => {
+      buf.write(s, 'latin1');
+      const evs = t.fromClient(buf.subarray(0, s.length));
+      buf.fill(0x7e);
+      return evs;
+    };
+    assert.deepEqual(feed('GET /a HTTP/1.1\r\nHo'), []);
+    assert.deepEqual(brief(feed('st: x\r\n\r\n')), ['req0 GET /a [0,28)', 'req0 done @28']);
+  });
+
   it('accepts a request head byte by byte', () => {
     const t = new Http1Stream(LIMITS);
     const evs: StreamEvent[] = [];

@@ -69,6 +69,8 @@ export class Http1Stream {
   #headStart = 0;
   #reqBody: BodyReader | undefined;
   #reqIndex = -1;
+  /** The request being read asks for an Upgrade (its bytes may end up with something other than an HTTP parser). */
+  #reqUpgrade = false;
 
   // server -> client
   #serverOffset = 0;
@@ -99,6 +101,14 @@ export class Http1Stream {
 
   get closing(): boolean {
     return this.#closing;
+  }
+
+  /**
+   * True while the next client byte belongs to the body of a request that asks for no Upgrade: bytes an HTTP
+   * server's parser takes as body, whatever their content.
+   */
+  get inRequestBody(): boolean {
+    return this.#pinned === undefined && this.#reqBody !== undefined && !this.#reqUpgrade;
   }
 
   get clientOffset(): number {
@@ -185,7 +195,9 @@ export class Http1Stream {
     const buf = this.#head.length === 0 ? slice : concat([...this.#head, slice], this.#headBytes + take);
     const r = parseRequestHead(buf, this.#limits);
     if (r.kind === 'incomplete') {
-      this.#head = [buf === slice ? slice.slice() : buf];
+      // A copy, never a view: the caller may reuse its buffer (boundary.ts `reads`), and on a Buffer `slice()`
+      // is a view too.
+      this.#head = [buf === slice ? new Uint8Array(slice) : buf];
       this.#headBytes += take;
       this.#clientOffset += take;
       return from + take;
@@ -201,6 +213,7 @@ export class Http1Stream {
     const head = r.head;
     const index = this.#requests++;
     this.#reqIndex = index;
+    this.#reqUpgrade = head.headerMap.has('upgrade');
     out.push({ kind: 'requestHead', index, head, start: this.#headStart, end: this.#clientOffset });
     this.#pending.push({ index, method: head.method });
     if (this.#pending.length > MAX_PIPELINED) {
@@ -241,7 +254,7 @@ export class Http1Stream {
     const buf = this.#resHead.length === 0 ? slice : concat([...this.#resHead, slice], this.#resHeadBytes + take);
     const r = parseResponseHead(buf, max);
     if (r.kind === 'incomplete') {
-      this.#resHead = [buf === slice ? slice.slice() : buf];
+      this.#resHead = [buf === slice ? new Uint8Array(slice) : buf];
       this.#resHeadBytes += take;
       this.#serverOffset += take;
       return from + take;
