@@ -10,7 +10,7 @@ import { labCpuMs, machineBusyMs, netnsInodes, treeCpuMs } from './proc.ts';
 import type { HandoffSummary } from './report.ts';
 import { cellHandoff, errorRow, SIZES, summarize, type ResultRow, type Sample } from './results.ts';
 import { clientCounters, diff, ipSegments, TCP_COUNTERS } from './tcpstat.ts';
-import { ALTERNATE, runWrk, wrkErrorKinds, wrkErrors, type Mode } from './wrk.ts';
+import { ALTERNATE, isUpload, runWrk, wrkErrorKinds, wrkErrors, type Mode } from './wrk.ts';
 
 export interface Plan {
   readonly paths: readonly PathName[];
@@ -65,7 +65,7 @@ export interface Progress {
   note(msg: string): void;
 }
 
-/** Body of a `post` (many uploads at once, still streaming at handoff) and a `post-seq` (one at a time) cell. */
+/** Body of a `post` (many uploads at once, still streaming at handoff) and a `post-seq`/`post-ka` (one at a time) cell. */
 export const POST_SIZE = '4MB';
 export const POST_SEQ_SIZE = '8MB';
 /** Label of the alternate cell's size (its two paths ask for 3 KB and 2 KB). */
@@ -76,11 +76,12 @@ export const cellsOf = (p: Plan): Cell[] => [
   ...p.sizes.flatMap((size) => p.modes.filter((m) => m === 'close' || m === 'keepalive').map((mode) => ({ size, mode }))),
   ...(p.modes.includes('post') ? [{ size: POST_SIZE, mode: 'post' as const }] : []),
   ...(p.modes.includes('post-seq') ? [{ size: POST_SEQ_SIZE, mode: 'post-seq' as const }] : []),
+  ...(p.modes.includes('post-ka') ? [{ size: POST_SEQ_SIZE, mode: 'post-ka' as const }] : []),
   ...(p.modes.includes('alternate') ? [{ size: ALTERNATE_SIZE, mode: 'alternate' as const }] : []),
 ];
 
 function cellUrl(base: string, c: Cell): string {
-  if (c.mode === 'post' || c.mode === 'post-seq') return `${base}/sha256`;
+  if (isUpload(c.mode)) return `${base}/sha256`;
   if (c.mode === 'alternate') return `${base}${ALTERNATE[0].path}`;
   return `${base}/bytes/${SIZES[c.size]}`;
 }
@@ -110,11 +111,11 @@ async function measureCell(env: BenchEnv, path: RunningPath, be: Backends, cell:
   const w = await runWrk(lab, {
     url: cellUrl(path.baseUrl, cell),
     mode: cell.mode,
-    connections: cell.mode === 'post-seq' ? 1 : p.connections,
+    connections: cell.mode === 'post-seq' || cell.mode === 'post-ka' ? 1 : p.connections,
     threads: p.threads,
     durationS: p.durationS,
     scriptDir: env.workDir,
-    ...(cell.mode === 'post' || cell.mode === 'post-seq' ? { bodyBytes: SIZES[cell.size] } : {}),
+    ...(isUpload(cell.mode) ? { bodyBytes: SIZES[cell.size] } : {}),
     ...(cell.mode === 'alternate' ? { expectBackends: ALTERNATE.map((a) => lab.backends[a.backendIndex]!.name) } : {}),
   });
   const l1 = labCpuMs(ns);

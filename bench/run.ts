@@ -40,7 +40,7 @@ interface Cli {
   handoffs?: number;
 }
 
-const MODES: readonly Mode[] = ['close', 'keepalive', 'post', 'post-seq', 'alternate'];
+const MODES: readonly Mode[] = ['close', 'keepalive', 'post', 'post-seq', 'post-ka', 'alternate'];
 /** baton-nft only when asked for (or with --steering nft, where it would duplicate baton): keeps the run short. */
 const DEFAULT_PATHS: readonly PathName[] = PATH_NAMES.filter((p) => p !== 'baton-nft' && p !== 'baton-classic');
 const DEFAULT_SIZES = ['1KB', '100KB', '1MB'];
