@@ -147,8 +147,12 @@ export function agentConfig(lab: Lab, b: LabHost, o: LabConfigOptions): Record<s
     vip: labVip(lab, o.family),
     app: { kind: 'sample', listen: { host: b.address, port: o.appPort ?? APP_PORT } },
     // Every agent loads its data plane: decapsulation for encap, and the guard (lossless parking) in every mode.
+    // Encapsulated IPv6 comes from the front-ends' IPv6 addresses while their control channels use IPv4: the
+    // agent learns only the IPv4 ones from its peers, so the IPv6 sources are configured (else a first handoff's
+    // packets that overtake their blob are lost instead of parked).
     dataplane: {
       kind: 'bpf', interface: b.ifname, vipPorts: [o.port ?? 80], ...(o.pinRoot !== undefined ? { pinDir: join(o.pinRoot, b.name) } : {}),
+      ...(o.forwarding === 'encap' && o.family === 6 && { encapSources: lab.frontends.flatMap((f) => (f.address6 === undefined ? [] : [f.address6])) }),
     },
   };
 }
