@@ -141,6 +141,14 @@ async function exchange(port: number, writes: readonly string[], n: number): Pro
 
 const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
 
+/** An app whose /a answers 3 of its 8 bytes and the rest when the test calls `finish` (given to `onHeld`). */
+const heldA = (onHeld: (finish: () => void) => void): http.RequestListener => (req, res) => {
+  if (req.url !== '/a') return hello(req, res);
+  res.writeHead(200, { 'content-length': 8 });
+  res.write('hel');
+  onHeld(() => res.end('lo /a'));
+};
+
 // Every test of the in-process layer runs twice: the real socket as Node reads it ('data' events, a fresh buffer
 // per read) and as the agent opens it for an http.Server (ReusableReads: every chunk a view of one buffer, which
 // the next read overwrites; a view kept anywhere would show as corrupted bytes).
@@ -207,12 +215,7 @@ for (const reusable of [false, true]) {
       let held = '';
       const r = await rig(
         t,
-        (req, res) => {
-          if (req.url !== '/a') return hello(req, res);
-          res.writeHead(200, { 'content-length': 8 });
-          res.write('hel');
-          finishA = () => res.end('lo /a');
-        },
+        heldA((finish) => (finishA = finish)),
         {
           decideAs: (h) => (h.path === '/move' ? 'move' : 'stay'),
           move: async (ctx) => {
@@ -246,12 +249,7 @@ for (const reusable of [false, true]) {
       let moveCalls = 0;
       const r = await rig(
         t,
-        (req, res) => {
-          if (req.url !== '/a') return hello(req, res);
-          res.writeHead(200, { 'content-length': 8 });
-          res.write('hel');
-          finishA = () => res.end('lo /a');
-        },
+        heldA((finish) => (finishA = finish)),
         {
           decideAs: (h) => (h.path === '/move' ? 'move' : 'stay'),
           move: async () => {
