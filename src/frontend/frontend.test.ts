@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Router } from '../policy/index.ts';
 import { parseConfig } from '../util/config-file.ts';
 import { frontendConfigSchema } from './config.ts';
+import { decodeBlob } from '../wire/blob.ts';
 import { Frontend, type FrontendDeps } from './frontend.ts';
 import { FakeChannel, FakeSteering, MemoryLog } from './testing.ts';
 
@@ -173,4 +174,27 @@ test('accept() waits for the client to speak (TCP_DEFER_ACCEPT): a silent connec
   silent.write('GET /x HTTP/1.1\r\n');
   await until(() => fe.stats().accepted === 1 && fe.stats().pending === 1, 'accept once bytes arrive');
   silent.destroy();
+});
+
+test('a head queued whole at accept is handed off before Node reads it; the received bytes travel intact either way', async (t) => {
+  const { fe, channels, port } = await start(t);
+  const body = 'POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello';
+  const recvQueues = (): string[] =>
+    [...channels.values()].flatMap((c) => c.sent.map((s) => Buffer.from(decodeBlob(s.blob).state.recvQueue).toString('latin1')));
+  // All at once: TCP_DEFER_ACCEPT accepts with the head queued, and it goes from the kernel queue to the blob.
+  const whole = await connect(port);
+  whole.write(body);
+  await until(() => fe.stats().handedOff === 1, 'the first handoff');
+  assert.equal(fe.stats().headAtAccept, 1);
+  // Cut inside the head: accepted on the first bytes, read by Node until the head is complete (the usual path).
+  const cut = await connect(port);
+  cut.write(body.slice(0, 20));
+  await until(() => fe.stats().accepted === 2, 'the second accept');
+  await sleep(20);
+  cut.write(body.slice(20));
+  await until(() => fe.stats().handedOff === 2, 'the second handoff');
+  assert.equal(fe.stats().headAtAccept, 1, 'the cut head was read, not found queued');
+  assert.deepEqual(recvQueues(), [body, body]);
+  whole.destroy();
+  cut.destroy();
 });

@@ -17,11 +17,11 @@ import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import type { RequestInfo, Router } from '../policy/index.ts';
 import type { FlowKey, Steering } from '../steer/types.ts';
-import { buildResponse, parseRequestHead } from '../wire/http-head.ts';
+import { buildResponse, parseRequestHead, type RequestHead } from '../wire/http-head.ts';
 import { BackendTable, type BackendInfo, type ChannelState } from './backends.ts';
 import type { HandoffChannel } from './channel.ts';
 import { endpointsOf, kernelCapture, socketConnection, stopReading } from './client-conn.ts';
-import { deferAccept } from '../tcp/node-socket.ts';
+import { deferAccept, peekQueued } from '../tcp/node-socket.ts';
 import type { FrontendConfig } from './config.ts';
 import { HandoffMachine, systemClock, type CaptureInput, type CaptureResult, type Clock, type HandoffLog, type HandoffStats } from './handoff.ts';
 import { MoveCoordinator, type MoveStats } from './move.ts';
@@ -63,6 +63,8 @@ function randomFirstId(): bigint {
 
 export interface FrontendStats {
   readonly accepted: number;
+  /** Connections whose whole request head was queued at accept: handed off without Node reading it. */
+  readonly headAtAccept: number;
   readonly handedOff: number;
   readonly answeredLocally: Record<string, number>;
   /** tls listener: connections refused before the handshake, by BATON_ERR_TLS_* code or reason. */
@@ -95,6 +97,11 @@ export interface FrontendStats {
   }>;
 }
 
+/** A connection's endpoints as the kernel reports them (client-conn.ts). */
+type Ends = NonNullable<ReturnType<typeof endpointsOf>>;
+/** `consumed` of a connection Node has read nothing of. */
+const NOTHING_READ = Buffer.alloc(0);
+
 export class Frontend {
   readonly #d: FrontendDeps;
   readonly #server: net.Server;
@@ -110,6 +117,10 @@ export class Frontend {
   #routesVersion = 0;
   #accepted = 0;
   readonly #waiting = new WaitingClients();
+  /** Scratch for peeking at a new connection's queued head (one connection at a time), limits.maxHeadBytes long. */
+  #peekBuf: Buffer = Buffer.alloc(0);
+  /** Connections whose whole head was queued at accept, handed off before Node read a byte of them. */
+  #headAtAccept = 0;
 
   constructor(d: FrontendDeps) {
     this.#d = d;
@@ -222,6 +233,7 @@ export class Frontend {
     }
     return {
       accepted: this.#accepted,
+      headAtAccept: this.#headAtAccept,
       handedOff: m.handedOff,
       answeredLocally: Object.fromEntries([...this.#local].map(([k, v]) => [String(k), v])),
       tlsRefused: this.#tls.refused(),
@@ -326,6 +338,7 @@ export class Frontend {
       return;
     }
     if (this.#config.tls) return this.#tls.accept(sock, ends);
+    if (this.#queuedHead(sock, ends)) return;
     const limits = this.#config.limits;
     if (!this.#waiting.admit(limits.maxPending)) return this.#answer(sock, 503);
     let done = false;
@@ -352,16 +365,44 @@ export class Frontend {
       finish();
       if (!reading) return void sock.destroy();
       if (r.kind === 'error') return this.#answer(sock, r.status);
-      const headAt = (this.#d.clock ?? systemClock).hrtime();
-      const conn = socketConnection({ socket: sock, flow: ends.flow, vip: ends.vip, consumed: buf, headAt, answer: this.#answerFn });
-      if (conn === undefined) return void sock.destroy();
-      const h = r.head;
-      const req: RequestInfo = { method: h.method, target: h.target, path: h.path, host: h.host, headers: h.headerMap };
-      this.#machine.run(conn, req).catch((e: unknown) => {
-        this.#d.log.error({ err: e }, 'handoff crashed');
-        sock.destroy();
-      });
+      this.#handOff(sock, ends, buf, r.head);
     };
     sock.on('data', onData);
+  }
+
+  /**
+   * The whole head is queued already (TCP_DEFER_ACCEPT accepts once the client's first bytes are in, and a head
+   * mostly comes in one segment): the handoff starts now, before Node has read a byte, and the head travels in the
+   * captured receive queue. Saves the first read's event-loop turn, its buffer, the head timer and the waiting
+   * list. False (nothing done) when the head is not all there or does not parse: the usual path then reads it.
+   */
+  #queuedHead(sock: net.Socket, ends: Ends): boolean {
+    const limits = this.#config.limits;
+    if (this.#peekBuf.length !== limits.maxHeadBytes) this.#peekBuf = Buffer.allocUnsafe(limits.maxHeadBytes);
+    let bytes: Buffer | undefined;
+    try {
+      bytes = peekQueued(sock, this.#peekBuf);
+    } catch {
+      return false;
+    }
+    if (bytes === undefined) return false;
+    const r = parseRequestHead(bytes, { maxHeadBytes: limits.maxHeadBytes, maxHeaders: limits.maxHeaders });
+    if (r.kind !== 'ok') return false;
+    this.#headAtAccept++;
+    if (!stopReading(sock)) sock.destroy();
+    else this.#handOff(sock, ends, NOTHING_READ, r.head);
+    return true;
+  }
+
+  /** A complete head: the handoff runs to its end; `consumed` is what Node read of the connection (the head on). */
+  #handOff(sock: net.Socket, ends: Ends, consumed: Buffer, h: RequestHead): void {
+    const headAt = (this.#d.clock ?? systemClock).hrtime();
+    const conn = socketConnection({ socket: sock, flow: ends.flow, vip: ends.vip, consumed, headAt, answer: this.#answerFn });
+    if (conn === undefined) return void sock.destroy();
+    const req: RequestInfo = { method: h.method, target: h.target, path: h.path, host: h.host, headers: h.headerMap };
+    this.#machine.run(conn, req).catch((e: unknown) => {
+      this.#d.log.error({ err: e }, 'handoff crashed');
+      sock.destroy();
+    });
   }
 }
