@@ -464,7 +464,7 @@ export class ParkModel implements ParkGate {
       this.#queue?.drain();
       const h = this.#held.get(k);
       const ps = h === undefined ? [] : h.packets.splice(0);
-      if (round > 0 && ps.length === 0) break;
+      if (ps.length === 0) break; // nothing released, so nothing drawn: no next round
       this.#pending -= ps.length;
       const vs = ps.map((p) => this.#verdictOf(p, flow));
       const ok = vs.filter((v) => v.verdict === NF_ACCEPT).length;
