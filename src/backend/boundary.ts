@@ -135,8 +135,11 @@ export class BoundarySocket extends Duplex {
     this.#o = o;
     this.#stats = o.stats ?? newBoundaryStats();
     this.#tracker = new Http1Stream(o.limits);
-    if (o.reads !== undefined) o.reads.consume((view) => this.#fromReadBuffer(view));
-    else {
+    if (o.reads !== undefined) {
+      o.reads.consume((view) => this.#fromReadBuffer(view));
+      // (paused by ReusableReads when it had to keep reads for lack of a consumer)
+      if (real.isPaused()) real.resume();
+    } else {
       real.on('data', (chunk: Buffer) => {
         if (!this.#takingUnread) this.#fromClient(chunk);
       });

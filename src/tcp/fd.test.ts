@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { fstatSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { socket } from '../sys/socket.ts';
-import { OwnedFd } from './fd.ts';
+import { OwnedFd, ReusableReads } from './fd.ts';
 
 const isOpen = (fd: number): boolean => {
   try {
@@ -45,5 +45,23 @@ describe('OwnedFd', () => {
 
   it('refuses an invalid descriptor', () => {
     assert.throws(() => new OwnedFd(-1), { code: 'BATON_ERR_FD_CLOSED' });
+  });
+});
+
+describe('ReusableReads', () => {
+  it('hands each read over as a view of its one buffer; before a consumer, keeps copies, and pauses after a buffer', () => {
+    const r = new ReusableReads();
+    const fill = (byte: number, n: number): number => (r.buffer.fill(byte, 0, n), n);
+    const half = r.buffer.length / 2;
+    assert.equal(r.onRead(fill(1, half)), true, 'keeps reading');
+    assert.equal(r.onRead(fill(2, half)), false, 'one buffer kept: pause');
+    const got: Buffer[] = [];
+    r.consume((v) => got.push(Buffer.from(v)));
+    assert.deepEqual(got.map((g) => [g.length, g[0], g.every((x) => x === g[0])]), [[half, 1, true], [half, 2, true]]);
+    let view: Buffer | undefined;
+    r.consume((v) => (view = v));
+    assert.equal(r.onRead(fill(3, 10)), true);
+    assert.equal(view!.length, 10);
+    assert.equal(view!.buffer, r.buffer.buffer, 'a view, not a copy');
   });
 });

@@ -103,18 +103,27 @@ export class ReusableReads {
   #consumer: ((view: Buffer) => void) | undefined;
   /** Chunks read before a consumer was attached, copied (none in practice: attach happens in the same tick). */
   #early: Buffer[] = [];
+  #earlyBytes = 0;
 
-  /** net.Socket's `onread` callback; true: keep reading (the consumer pauses the socket itself). */
+  /**
+   * net.Socket's `onread` callback; true: keep reading (the consumer pauses the socket itself). Without a consumer
+   * the socket pauses once one buffer's worth is kept: nothing else would ever stop it.
+   */
   readonly onRead = (n: number): boolean => {
     const view = this.buffer.subarray(0, n);
-    if (this.#consumer !== undefined) this.#consumer(view);
-    else this.#early.push(Buffer.from(view));
-    return true;
+    if (this.#consumer !== undefined) {
+      this.#consumer(view);
+      return true;
+    }
+    this.#early.push(Buffer.from(view));
+    this.#earlyBytes += n;
+    return this.#earlyBytes < READ_BYTES;
   };
 
   /** Sends every chunk, from now on, to `consumer`. */
   consume(consumer: (view: Buffer) => void): void {
     this.#consumer = consumer;
+    this.#earlyBytes = 0;
     for (const b of this.#early.splice(0)) consumer(b);
   }
 }
