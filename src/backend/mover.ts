@@ -97,8 +97,8 @@ export class Mover {
   #draining = false;
   /** Scratch for peeking at a connection's first request head (wrap), reused: one wrap runs at a time. */
   readonly #peekBuf: Buffer;
-  /** Sockets open() gave a reusable read buffer, until wrap() takes them. */
-  readonly #opened = new WeakMap<net.Socket, ReusableReads>();
+  /** open()'s decision for a socket, until wrap() takes it: the layer with this read buffer, or none ('as-is'). */
+  readonly #opened = new WeakMap<net.Socket, ReusableReads | 'as-is'>();
 
   constructor(o: MoverOptions) {
     this.#o = o;
@@ -121,9 +121,10 @@ export class Mover {
    * to decide and the layer costs ~45 µs of CPU per request.
    */
   wrap(socket: net.Socket, id: ConnIdentity): BoundarySocket | net.Socket {
-    const reads = this.#opened.get(socket);
+    const opened = this.#opened.get(socket);
     this.#opened.delete(socket);
-    if (reads === undefined && !this.#draining && this.#onlyRequest(socket)) {
+    const reads = opened === 'as-is' ? undefined : opened;
+    if (opened === 'as-is' || (opened === undefined && !this.#draining && this.#onlyRequest(socket))) {
       this.stats.unwrapped++;
       return socket;
     }
@@ -158,16 +159,17 @@ export class Mover {
    * ordinary socket, which Node's http.Server reads without any JavaScript per chunk.
    */
   open(fd: OwnedFd, opts: { readonly allowHalfOpen: boolean }): net.Socket {
-    let reads: ReusableReads | undefined;
+    let decided: ReusableReads | 'as-is' | undefined;
     if (this.#o.reusableReads === true) {
       try {
-        if (this.#draining || !this.#closesAfter(fd.peek(this.#peekBuf))) reads = new ReusableReads();
+        decided = !this.#draining && this.#closesAfter(fd.peek(this.#peekBuf)) ? 'as-is' : new ReusableReads();
       } catch {
         // Unreadable queue: an ordinary socket, and wrap() decides as it always did.
       }
     }
+    const reads = decided === 'as-is' ? undefined : decided;
     const socket = fd.toSocket({ allowHalfOpen: opts.allowHalfOpen, ...(reads !== undefined && { reads }) });
-    if (reads !== undefined) this.#opened.set(socket, reads);
+    if (decided !== undefined) this.#opened.set(socket, decided);
     return socket;
   }
 
