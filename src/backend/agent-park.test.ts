@@ -25,6 +25,9 @@ class FakeGate implements ParkGate {
   discard(f: ParkedFlow): void {
     this.calls.push(`discard ${f.client.address}:${f.client.port} ${f.vip.address}:${f.vip.port}`);
   }
+  ended(f: ParkedFlow): void {
+    this.calls.push(`ended ${f.client.address}:${f.client.port} ${f.vip.address}:${f.vip.port}`);
+  }
   stats() {
     return { parked: 0, released: 0, dropped: 0, expired: 0, pending: 0, resets: 0, restored: 0 };
   }

@@ -72,6 +72,19 @@ test('a packet of a released tuple that was still in flight is accepted at once'
   assert.equal(s.model.stats().released, 1);
 });
 
+test('once its connection ended, a released tuple\'s packets wait as unclaimed: a new connection on a reused port, not let into a stack without its socket', () => {
+  const s = setup();
+  s.model.begin(flowA);
+  s.model.release(flowA);
+  s.model.ended(flowA);
+  const early = pkt(flowA, 7); // the next connection on the same client port, forwarded before its blob
+  s.model.onPackets([early]);
+  assert.deepEqual(s.verdicts, [], 'held, not accepted');
+  s.model.begin(flowA); // its blob arrives
+  assert.equal(s.model.release(flowA), 1);
+  assert.deepEqual(accepted(s.verdicts), [early.id]);
+});
+
 test('a tuple nobody begins expires: its packets are dropped and counted', () => {
   const s = setup({ unclaimedMs: 3000 });
   const ps = [pkt(flowB), pkt(flowB)];

@@ -56,6 +56,12 @@ export interface ParkGate {
    * retransmits to the next owner). Never a reset: another back-end serves the client now.
    */
   discard(flow: ParkedFlow, encap?: EncapFlow): void;
+  /**
+   * The tuple's connection ended (its socket closed here): from now on its packets are a new connection's on the
+   * same tuple (clients reuse ports at once) or late ones of the old, never let in as released: let in, a new
+   * connection's early packets would meet no socket and draw a RST. They park as unclaimed, for a blob to claim.
+   */
+  ended(flow: ParkedFlow): void;
   /** `resets`: clients of tuples nobody claimed, answered with a RST when their packets expired. `restored`: of the
    * released, packets parked encapsulated and let through decapsulated. */
   stats(): ParkStats;
@@ -490,6 +496,12 @@ export class ParkModel implements ParkGate {
     const before = this.#releasedCount;
     this.#queue?.drain();
     return n + (this.#releasedCount - before);
+  }
+
+  ended(flow: ParkedFlow): void {
+    const k = flowKey(flow);
+    this.#released.delete(k);
+    this.#endSettling(k);
   }
 
   discard(flow: ParkedFlow, encap?: EncapFlow): void {

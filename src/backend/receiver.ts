@@ -71,6 +71,8 @@ export interface EarlyPacketGate {
   release(flow: FlowInfo): number;
   /** Stop parking; drop what was parked, under the tuple and under `encap` (the client retransmits to the next owner). */
   discard(flow: FlowInfo, encap?: EncapFlow): void;
+  /** The delivered connection closed: the tuple's later packets are no longer let in as released. */
+  ended?(flow: FlowInfo): void;
 }
 
 /** A forwarded connection delivered lately, abortable by a late ABORT. */
@@ -249,6 +251,7 @@ export class HandoffReceiver {
         for (const u of rec.unmaps) u();
       }, DECAP_LINGER_MS).unref();
       this.#active--;
+      this.#o.park?.ended?.(flow);
       this.#o.onActive?.(this.#active);
       this.#o.onFlowEnd?.(flow, id);
     });
