@@ -51,12 +51,7 @@ static __always_inline int has_socket(struct __sk_buff *skb, struct parsed *p)
 	sk = bpf_skc_lookup_tcp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return 0;
-	/* A TIME_WAIT socket is an earlier connection on the same tuple (clients reuse ports at once; the server that
-	 * closed first keeps the tuple up to 60 s). A packet for it is most likely the new connection's, forwarded here
-	 * before its blob: in the FIN_WAIT2 substate the stack would answer its data with a RST and kill the client.
-	 * Parked as if no socket, the new connection's blob claims it; a true latecomer of the old one expires into the
-	 * reset the stack would have sent. */
-	found = sk->state != BPF_TCP_LISTEN && sk->state != BPF_TCP_TIME_WAIT;
+	found = sk->state != BPF_TCP_LISTEN;
 	bpf_sk_release(sk);
 	return found;
 }
