@@ -46,8 +46,7 @@ export class OwnedFd {
    * read first. Returns the bytes copied (a view of `into`), or undefined when nothing is queued.
    */
   peek(into: Buffer): Buffer | undefined {
-    const n = recvInto(this.fd, into, C.MSG_PEEK | C.MSG_DONTWAIT, 'recv(MSG_PEEK)');
-    return n <= 0 ? undefined : into.subarray(0, n);
+    return peekInto(this.fd, into);
   }
 
   /** Closes a TCP socket without a FIN or RST reaching the peer. Idempotent; never throws. */
@@ -87,6 +86,15 @@ export class OwnedFd {
     this.#fd = -1;
     return fd;
   }
+}
+
+/**
+ * Copies the first bytes queued on socket `fd` into `into` without taking them (MSG_PEEK, non-blocking). Returns
+ * the bytes copied (a view of `into`), or undefined when nothing is queued.
+ */
+export function peekInto(fd: number, into: Buffer): Buffer | undefined {
+  const n = recvInto(fd, into, C.MSG_PEEK | C.MSG_DONTWAIT, 'recv(MSG_PEEK)');
+  return n <= 0 ? undefined : into.subarray(0, n);
 }
 
 /** Read size of a ReusableReads buffer: what Node reads at once for its own sockets. */

@@ -3,7 +3,8 @@
 // to get a connected socket's descriptor; capture needs both. Keep every such access here.
 import type net from 'node:net';
 import * as C from '../sys/constants.ts';
-import { recvInto, setsockoptInt } from '../sys/socket.ts';
+import { setsockoptInt } from '../sys/socket.ts';
+import { peekInto } from './fd.ts';
 import { setRepair } from './repair.ts';
 
 interface NodeTcpHandle {
@@ -70,8 +71,7 @@ export function deferAccept(server: net.Server, seconds: number): boolean {
 export function peekQueued(socket: net.Socket, into: Buffer): Buffer | undefined {
   const fd = fdOf(socket);
   if (fd === undefined || socket.readableLength > 0 || socket.bytesRead > 0) return undefined;
-  const n = recvInto(fd, into, C.MSG_PEEK | C.MSG_DONTWAIT, 'recv(MSG_PEEK)');
-  return n <= 0 ? undefined : into.subarray(0, n);
+  return peekInto(fd, into);
 }
 
 /**
