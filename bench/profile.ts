@@ -6,7 +6,7 @@
 //   2. then `strace -c -f` on every thread of each process during a shorter wrk run: syscalls per request.
 // Progress on stderr, a markdown report on stdout. Root only; about a minute.
 //
-//   npm run bench:profile -- [--duration 10] [--strace 4] [--connections 16] [--top 12] [--keep <dir>]
+//   npm run bench:profile -- [--duration 10] [--strace 4] [--connections 16] [--top 12] [--keep <dir>] [--classic]
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -36,6 +36,8 @@ interface Opts {
   readonly top: number;
   /** Directory to copy the raw .cpuprofile files into (open them in Chrome DevTools), if given. */
   readonly keep: string | undefined;
+  /** Classic handoffs (`limits.forwardFirst: false`) instead of forward first. */
+  readonly classic: boolean;
 }
 
 function options(argv: string[]): Opts {
@@ -47,6 +49,7 @@ function options(argv: string[]): Opts {
       connections: { type: 'string', default: '16' },
       top: { type: 'string', default: '12' },
       keep: { type: 'string' },
+      classic: { type: 'boolean', default: false },
     },
   });
   const int = (s: string, name: string, min: number): number => {
@@ -60,6 +63,7 @@ function options(argv: string[]): Opts {
     connections: int(values.connections, 'connections', 1),
     top: int(values.top, 'top', 1),
     keep: values.keep,
+    classic: values.classic,
   };
 }
 
@@ -103,12 +107,14 @@ async function startAgents(env: BenchEnv, profRoot: string, procs: Proc[]): Prom
   }
 }
 
-async function startFrontend(env: BenchEnv, profRoot: string, procs: Proc[]): Promise<void> {
+async function startFrontend(env: BenchEnv, profRoot: string, procs: Proc[], classic: boolean): Promise<void> {
   const { lab } = env;
   const table = `prof_${lab.id}`;
   const pinDir = join(await lab.pinRoot(), table);
   const file = join(env.workDir, 'frontend.json');
-  writeFileSync(file, JSON.stringify(frontendConfig(env, { kind: 'bpf', table, pinDir }), null, 2));
+  const cfg = frontendConfig(env, { kind: 'bpf', table, pinDir });
+  if (classic) cfg['limits'] = { ...(cfg['limits'] as Record<string, unknown> | undefined), forwardFirst: false };
+  writeFileSync(file, JSON.stringify(cfg, null, 2));
   const profDir = join(profRoot, 'frontend');
   mkdirSync(profDir, { recursive: true });
   const child = lab.spawn(lab.frontend, profiledArgv(['frontend', '--config', file]), { env: profiledEnv(profDir) });
@@ -195,7 +201,7 @@ async function main(): Promise<void> {
   try {
     log(`lab ${lab.id} up`);
     await startAgents(env, profRoot, procs);
-    await startFrontend(env, profRoot, procs);
+    await startFrontend(env, profRoot, procs, o.classic);
     log('warm-up, 3 s');
     await closeLoad(env, 3, o.connections);
 
@@ -240,7 +246,7 @@ async function main(): Promise<void> {
       `# baton handoff profile — ${new Date().toISOString()}`,
       '',
       `- lab: client, front-end (eBPF steering, l2), 2 back-end agents; wrk 1 thread, ${o.connections} connections, ` +
-        `GET /bytes/1024 with Connection: close (one handoff per request), ${o.durationS} s profiled (V8 sampling every 500 µs) after 3 s warm-up`,
+        `GET /bytes/1024 with Connection: close (one handoff per request, ${o.classic ? 'classic' : 'forward first'}), ${o.durationS} s profiled (V8 sampling every 500 µs) after 3 s warm-up`,
       `- ${cpus().length} CPUs, shared machine: load average (1 min) ${loadBefore} before, ${load} after`,
       '',
       '| figure | value |',

@@ -3,6 +3,7 @@
 // Node's TCP handle is reached only through tcp/node-socket.ts.
 import type net from 'node:net';
 import { captureState, repairOff } from '../tcp/capture.ts';
+import type { OwnedFd } from '../tcp/fd.ts';
 import { fdOf, stopReading } from '../tcp/node-socket.ts';
 import { getInfoOptions } from '../tcp/repair.ts';
 import { encodeBlob } from '../wire/blob.ts';
@@ -79,6 +80,66 @@ class SocketConnection implements ClientConnection {
     this.#socket.destroy();
   }
 }
+
+export interface FdConnectionInit {
+  /** The accepted descriptor; this connection owns it from now on. */
+  readonly owned: OwnedFd;
+  readonly flow: FlowKey;
+  readonly vip: Endpoint;
+  readonly headAt: bigint;
+  /** Answers on the socket (counting the status) and closes it. */
+  readonly answer: (socket: net.Socket, status: number) => void;
+}
+
+/**
+ * A connection accepted as a bare descriptor (sys/listener.ts) whose whole head was queued: nothing was read, and
+ * nobody else holds the descriptor, so it cannot close under us. Only an answer given here makes a net.Socket of it.
+ */
+export class FdConnection implements ClientConnection {
+  readonly fd: number;
+  readonly flow: FlowKey;
+  readonly vip: Endpoint;
+  readonly consumed: Uint8Array = NOTHING;
+  readonly headAt: bigint;
+  readonly #owned: OwnedFd;
+  readonly #answer: (socket: net.Socket, status: number) => void;
+
+  constructor(o: FdConnectionInit) {
+    this.fd = o.owned.fd;
+    this.flow = o.flow;
+    this.vip = o.vip;
+    this.headAt = o.headAt;
+    this.#owned = o.owned;
+    this.#answer = o.answer;
+  }
+
+  isOpen(): boolean {
+    return this.#owned.owned;
+  }
+
+  repairOff(): void {
+    repairOff(this.fd);
+  }
+
+  closeSilently(): void {
+    this.#owned.close();
+  }
+
+  answer(status: number): void {
+    if (!this.#owned.owned) return;
+    const socket = this.#owned.toSocket();
+    socket.on('error', ignore);
+    socket.setNoDelay(true);
+    this.#answer(socket, status);
+  }
+
+  discard(): void {
+    this.#owned.close();
+  }
+}
+
+const NOTHING = new Uint8Array(0);
+const ignore = (): void => undefined;
 
 /** Captures the held connection's state and encodes the blob. */
 export function kernelCapture(i: CaptureInput): CaptureResult {

@@ -20,10 +20,11 @@ import type { FlowKey, Steering } from '../steer/types.ts';
 import { buildResponse, parseRequestHead, type RequestHead } from '../wire/http-head.ts';
 import { BackendTable, type BackendInfo, type ChannelState } from './backends.ts';
 import type { HandoffChannel } from './channel.ts';
-import { endpointsOf, kernelCapture, socketConnection, stopReading } from './client-conn.ts';
+import { endpointsOf, FdConnection, kernelCapture, socketConnection, stopReading } from './client-conn.ts';
+import { type AcceptedConnection, Listener } from '../tcp/listener.ts';
 import { deferAccept, peekQueued } from '../tcp/node-socket.ts';
 import type { FrontendConfig } from './config.ts';
-import { HandoffMachine, systemClock, type CaptureInput, type CaptureResult, type Clock, type HandoffLog, type HandoffStats } from './handoff.ts';
+import { HandoffMachine, systemClock, type CaptureInput, type ClientConnection, type CaptureResult, type Clock, type HandoffLog, type HandoffStats } from './handoff.ts';
 import { MoveCoordinator, type MoveStats } from './move.ts';
 import { TlsAcceptor } from './tls-listener.ts';
 import { WaitingClients } from './waiting.ts';
@@ -104,7 +105,10 @@ const NOTHING_READ = Buffer.alloc(0);
 
 export class Frontend {
   readonly #d: FrontendDeps;
-  readonly #server: net.Server;
+  /** TLS: Node's server (the TLS acceptor needs a socket at once). */
+  readonly #server: net.Server | undefined;
+  /** Plain HTTP: connections accepted as descriptors (tcp/listener.ts), a socket made only when one is needed. */
+  #listener: Listener | undefined;
   readonly #table: BackendTable;
   readonly #machine: HandoffMachine;
   readonly #local = new Map<number, number>();
@@ -158,27 +162,49 @@ export class Frontend {
       hrtime: () => (d.clock ?? systemClock).hrtime(),
       log: d.log,
     });
-    this.#server = net.createServer({ noDelay: true }, (s) => this.#onConnection(s));
+    this.#server = d.config.tls ? net.createServer({ noDelay: true }, (s) => this.#onConnection(s)) : undefined;
+  }
+
+  /** Clients speak first (head or hello): accept() waits for their bytes, within the time the head may take. */
+  #deferAcceptS(): number {
+    return Math.max(1, Math.ceil(this.#config.limits.headTimeoutMs / 1000));
   }
 
   listen(): Promise<net.AddressInfo> {
+    const server = this.#server;
+    if (server === undefined) return Promise.resolve(this.#listenPlain());
     return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen({ host: this.#config.vip, port: this.#config.port, backlog: 4096 }, () => {
-        this.#server.off('error', reject);
-        // Clients speak first (head or hello): accept() waits for their bytes, within the time the head may take.
+      server.once('error', reject);
+      server.listen({ host: this.#config.vip, port: this.#config.port, backlog: 4096 }, () => {
+        server.off('error', reject);
         try {
-          deferAccept(this.#server, Math.max(1, Math.ceil(this.#config.limits.headTimeoutMs / 1000)));
+          deferAccept(server, this.#deferAcceptS());
         } catch (e) {
           this.#d.log.warn({ err: e }, 'TCP_DEFER_ACCEPT not set; accepting at the handshake');
         }
-        resolve(this.#server.address() as net.AddressInfo);
+        resolve(server.address() as net.AddressInfo);
       });
     });
   }
 
+  #listenPlain(): net.AddressInfo {
+    const family = net.isIPv6(this.#config.vip) ? 6 : 4;
+    const l = Listener.open({ family, address: this.#config.vip, port: this.#config.port, backlog: 4096, deferAcceptS: this.#deferAcceptS() });
+    if (l.deferAcceptError) this.#d.log.warn({ err: l.deferAcceptError }, 'TCP_DEFER_ACCEPT not set; accepting at the handshake');
+    this.#listener = l;
+    l.start(
+      (c) => this.#onAccept(c),
+      (e) => this.#d.log.error({ err: e }, 'accept failed; accepting again in 100 ms'),
+    );
+    return { address: l.address.address, family: family === 6 ? 'IPv6' : 'IPv4', port: l.address.port };
+  }
+
   close(): Promise<void> {
-    return new Promise((r) => this.#server.close(() => r()));
+    this.#listener?.close();
+    this.#listener = undefined;
+    const server = this.#server;
+    if (server === undefined || !server.listening) return Promise.resolve();
+    return new Promise((r) => server.close(() => r()));
   }
 
   // --- operator surface ---------------------------------------------------------------------------
@@ -328,6 +354,44 @@ export class Frontend {
     setTimeout(() => sock.destroy(), 5000).unref();
   }
 
+  /**
+   * A plain-HTTP connection, accepted as a descriptor. Its whole head is usually queued already (TCP_DEFER_ACCEPT
+   * accepts once the client's first bytes are in, and a head mostly comes in one segment): then the handoff starts
+   * now, with no socket, no read and no event-loop turn, and the head travels in the captured receive queue.
+   * Otherwise (a head still coming, or one that does not parse) it becomes a socket and is read as usual.
+   */
+  #onAccept(c: AcceptedConnection): void {
+    this.#accepted++;
+    const owned = c.fd;
+    const ends: Ends = { flow: { family: c.family, clientAddress: c.client.address, clientPort: c.client.port }, vip: c.local };
+    let bytes: Buffer | undefined;
+    try {
+      bytes = owned.peek(this.#peekScratch());
+    } catch {
+      owned.close(); // reset already (ECONNRESET): nobody to answer
+      return;
+    }
+    const limits = this.#config.limits;
+    const r = bytes === undefined ? undefined : parseRequestHead(bytes, { maxHeadBytes: limits.maxHeadBytes, maxHeaders: limits.maxHeaders });
+    if (r?.kind === 'ok') {
+      this.#headAtAccept++;
+      const headAt = (this.#d.clock ?? systemClock).hrtime();
+      this.#run(new FdConnection({ owned, flow: ends.flow, vip: ends.vip, headAt, answer: this.#answerFn }), r.head);
+      return;
+    }
+    let sock: net.Socket;
+    try {
+      sock = owned.toSocket();
+    } catch {
+      owned.close();
+      return;
+    }
+    sock.on('error', ignore);
+    sock.setNoDelay(true);
+    this.#readHead(sock, ends);
+  }
+
+  /** TLS: Node's server accepted the socket. */
   #onConnection(sock: net.Socket): void {
     this.#accepted++;
     sock.on('error', ignore);
@@ -339,6 +403,17 @@ export class Frontend {
     }
     if (this.#config.tls) return this.#tls.accept(sock, ends);
     if (this.#queuedHead(sock, ends)) return;
+    this.#readHead(sock, ends);
+  }
+
+  #peekScratch(): Buffer {
+    const n = this.#config.limits.maxHeadBytes;
+    if (this.#peekBuf.length !== n) this.#peekBuf = Buffer.allocUnsafe(n);
+    return this.#peekBuf;
+  }
+
+  /** Reads a head that was not all queued at accept, within the head timeout, then hands off or answers. */
+  #readHead(sock: net.Socket, ends: Ends): void {
     const limits = this.#config.limits;
     if (!this.#waiting.admit(limits.maxPending)) return this.#answer(sock, 503);
     let done = false;
@@ -378,10 +453,9 @@ export class Frontend {
    */
   #queuedHead(sock: net.Socket, ends: Ends): boolean {
     const limits = this.#config.limits;
-    if (this.#peekBuf.length !== limits.maxHeadBytes) this.#peekBuf = Buffer.allocUnsafe(limits.maxHeadBytes);
     let bytes: Buffer | undefined;
     try {
-      bytes = peekQueued(sock, this.#peekBuf);
+      bytes = peekQueued(sock, this.#peekScratch());
     } catch {
       return false;
     }
@@ -399,10 +473,14 @@ export class Frontend {
     const headAt = (this.#d.clock ?? systemClock).hrtime();
     const conn = socketConnection({ socket: sock, flow: ends.flow, vip: ends.vip, consumed, headAt, answer: this.#answerFn });
     if (conn === undefined) return void sock.destroy();
+    this.#run(conn, h);
+  }
+
+  #run(conn: ClientConnection, h: RequestHead): void {
     const req: RequestInfo = { method: h.method, target: h.target, path: h.path, host: h.host, headers: h.headerMap };
     this.#machine.run(conn, req).catch((e: unknown) => {
       this.#d.log.error({ err: e }, 'handoff crashed');
-      sock.destroy();
+      conn.discard();
     });
   }
 }

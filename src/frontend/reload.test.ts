@@ -69,6 +69,8 @@ test('limits apply live except the handoff timeout', () => {
 test('listener, steering, secret, admin and stats changes are refused, each field named', () => {
   assert.deepEqual(refusedFields(cfg({ vip: '10.77.0.101' })), ['vip']);
   assert.deepEqual(refusedFields(cfg({ port: 8080 })), ['port']);
+  assert.deepEqual(refusedFields(cfg({ tls: true })), ['tls']);
+  assert.deepEqual(refusedFields(cfg({ tls: true }), cfg({ tls: false })), ['tls']);
   assert.deepEqual(refusedFields(cfg({ interface: 'eth1' })), ['interface']);
   assert.deepEqual(refusedFields(cfg({ steering: { table: 'other' } })), ['steering']);
   assert.deepEqual(refusedFields(cfg({ secret: 'env:T' })), ['secret']);

@@ -55,6 +55,7 @@ export function sameValue(a: unknown, b: unknown): boolean {
 const FIXED: ReadonlyArray<readonly [keyof FrontendConfig, string]> = [
   ['vip', 'the listener is bound to it'],
   ['port', 'the listener is bound to it'],
+  ['tls', 'the listener is made for it: plain HTTP is accepted as descriptors, TLS by Node'],
   ['interface', 'steering is attached to it'],
   ['steering', 'the steering table is built with it'],
   ['secret', 'open control channels were authenticated with it'],

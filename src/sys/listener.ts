@@ -1,0 +1,133 @@
+// A listening TCP socket whose connections baton accepts itself (accept4), not through Node's net.Server: libuv
+// watches the descriptor (koffi.node.poll, one epoll registration) and each readiness accepts until EAGAIN. An
+// accepted connection is a bare descriptor and its peer's address: no net.Socket, no stream, no epoll registration
+// of its own. The front-end hands most connections off at accept (their whole request head is queued), and for
+// those Node's socket was pure cost (docs/handoff.md, "Accept"). Whoever wants a socket after all wraps the
+// descriptor (tcp/fd.ts OwnedFd.toSocket).
+import koffi from 'koffi';
+import * as C from './constants.ts';
+import { SysError } from './errors.ts';
+import { lastErrno, raw } from './libc.ts';
+import { decodeSockaddr, encodeSockaddr, type SockAddr } from './sockaddr.ts';
+
+const libc = koffi.load('libc.so.6');
+const listenFn = libc.func('int listen(int fd, int backlog)') as (fd: number, backlog: number) => number;
+const accept4Fn = libc.func('int accept4(int fd, void *addr, void *len, int flags)') as (fd: number, addr: Buffer, len: Buffer, flags: number) => number;
+
+const SO_REUSEADDR = 2;
+const EINTR = 4;
+/** accept(2): errors of one pending connection (it is gone; the next may be fine). */
+const CONNECTION_ERRORS = new Set([103 /* ECONNABORTED */, 71 /* EPROTO */, 100 /* ENETDOWN */, 92 /* ENOPROTOOPT */, 112 /* EHOSTDOWN */, 64 /* ENONET */, 113 /* EHOSTUNREACH */, 95 /* EOPNOTSUPP */, 101 /* ENETUNREACH */, 110 /* ETIMEDOUT */]);
+/** How long accepting pauses after running out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM). */
+const PAUSE_MS = 100;
+
+export interface ListenOptions {
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly port: number;
+  readonly backlog: number;
+}
+
+/** An accepted connection: its descriptor (the callee owns it) and the client's address. */
+export type OnAccept = (fd: number, peer: SockAddr) => void;
+
+export class TcpListener {
+  readonly #fd: number;
+  readonly #addr = Buffer.alloc(128);
+  readonly #len = Buffer.alloc(4);
+  #poll: ReturnType<typeof koffi.node.poll> | undefined;
+  #ready: () => void = () => undefined;
+  #pause: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  private constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  /** socket, SO_REUSEADDR, bind, listen; non-blocking. Throws SysError (EADDRINUSE, EADDRNOTAVAIL, ...). */
+  static open(o: ListenOptions): TcpListener {
+    const fd = raw.socket(o.family === 4 ? C.AF_INET : C.AF_INET6, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, C.IPPROTO_TCP);
+    if (fd < 0) throw new SysError('socket', lastErrno());
+    try {
+      const one = Buffer.alloc(4);
+      one.writeInt32LE(1);
+      if (raw.setsockopt(fd, C.SOL_SOCKET, SO_REUSEADDR, one, 4) < 0) throw new SysError('setsockopt(SO_REUSEADDR)', lastErrno());
+      const sa = encodeSockaddr({ family: o.family, address: o.address, port: o.port });
+      if (raw.bind(fd, sa, sa.length) < 0) throw new SysError(`bind ${o.address}:${o.port}`, lastErrno());
+      if (listenFn(fd, o.backlog) < 0) throw new SysError('listen', lastErrno());
+    } catch (e) {
+      raw.close(fd);
+      throw e;
+    }
+    return new TcpListener(fd);
+  }
+
+  /** The listening descriptor, for socket options (TCP_DEFER_ACCEPT). */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  address(): SockAddr {
+    this.#len.writeUInt32LE(this.#addr.length);
+    if (raw.getsockname(this.#fd, this.#addr, this.#len) < 0) throw new SysError('getsockname', lastErrno());
+    return decodeSockaddr(this.#addr.subarray(0, this.#len.readUInt32LE()));
+  }
+
+  /**
+   * Accepts from now on. `onError` hears of a shortage (descriptors, memory): accepting pauses 100 ms, the
+   * pending connections wait in the backlog meanwhile. Call once.
+   */
+  start(onAccept: OnAccept, onError: (e: SysError) => void): void {
+    if (this.#closed || this.#poll !== undefined) return;
+    const ready = (): void => {
+      // Thrown from a libuv callback, an exception would end the process: each connection's own errors are the
+      // callee's to handle; anything escaping is reported and the next readiness goes on.
+      try {
+        this.#acceptAll(onAccept, onError);
+      } catch (e) {
+        onError(e instanceof SysError ? e : new SysError(`accept: ${String(e)}`, 0));
+      }
+    };
+    this.#ready = ready;
+    this.#poll = koffi.node.poll(this.#fd, { readable: true }, ready);
+  }
+
+  #acceptAll(onAccept: OnAccept, onError: (e: SysError) => void): void {
+    while (!this.#closed) {
+      this.#len.writeUInt32LE(this.#addr.length);
+      const fd = accept4Fn(this.#fd, this.#addr, this.#len, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
+      if (fd < 0) {
+        const errno = lastErrno();
+        if (errno === C.EAGAIN) return;
+        if (errno === EINTR || CONNECTION_ERRORS.has(errno)) continue;
+        // Out of descriptors or memory: the listening socket stays readable, so waiting for the next readiness
+        // would spin. Pause instead.
+        this.#poll?.stop();
+        this.#pause = setTimeout(() => {
+          this.#pause = undefined;
+          if (!this.#closed) this.#poll?.start({ readable: true }, this.#ready);
+        }, PAUSE_MS);
+        onError(new SysError('accept4', errno));
+        return;
+      }
+      let peer: SockAddr;
+      try {
+        peer = decodeSockaddr(this.#addr.subarray(0, this.#len.readUInt32LE()));
+      } catch {
+        raw.close(fd);
+        continue;
+      }
+      onAccept(fd, peer);
+    }
+  }
+
+  /** Stops accepting and closes the listening socket (connections already accepted are not touched). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#pause);
+    this.#poll?.stop();
+    this.#poll?.close();
+    raw.close(this.#fd);
+  }
+}

@@ -1,0 +1,93 @@
+// The plain listener (tcp/listener.ts over sys/listener.ts): accepted descriptors with their endpoints, deferred
+// accept, bursts, close, and bind errors. Loopback only; needs no root.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import test from 'node:test';
+import { SysError } from '../sys/errors.ts';
+import { type AcceptedConnection, Listener } from './listener.ts';
+
+function open(t: test.TestContext, deferAcceptS?: number): { l: Listener; accepted: AcceptedConnection[] } {
+  const l = Listener.open({ family: 4, address: '127.0.0.1', port: 0, backlog: 128, ...(deferAcceptS !== undefined && { deferAcceptS }) });
+  const accepted: AcceptedConnection[] = [];
+  l.start((c) => accepted.push(c), (e) => assert.fail(e));
+  t.after(() => {
+    l.close();
+    for (const c of accepted) c.fd.close();
+  });
+  return { l, accepted };
+}
+
+async function connect(port: number): Promise<net.Socket> {
+  const s = net.connect(port, '127.0.0.1');
+  s.on('error', () => undefined);
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  return s;
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (const end = Date.now() + 3000; !cond(); await sleep(5)) if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+}
+
+test('an accepted connection is an owned descriptor with both endpoints; its queued bytes peek; it can become a socket', async (t) => {
+  const { l, accepted } = open(t);
+  assert.equal(l.address.address, '127.0.0.1');
+  assert.ok(l.address.port > 0);
+  const client = await connect(l.address.port);
+  t.after(() => client.destroy());
+  client.write('hello');
+  await until(() => accepted.length === 1, 'the accept');
+  const c = accepted[0]!;
+  assert.equal(c.family, 4);
+  assert.deepEqual(c.client, { address: '127.0.0.1', port: client.localPort });
+  assert.deepEqual(c.local, { address: '127.0.0.1', port: l.address.port });
+  await until(() => c.fd.peek(Buffer.alloc(16))?.toString() === 'hello', 'the bytes');
+  const s = c.fd.toSocket();
+  assert.equal(c.fd.owned, false, 'the socket owns the descriptor now');
+  const got = new Promise<string>((r) => client.once('data', (d) => r(d.toString())));
+  s.end('bye');
+  assert.equal(await got, 'bye');
+});
+
+test('with TCP_DEFER_ACCEPT a silent client is not accepted, one that speaks is', async (t) => {
+  const { l, accepted } = open(t, 2);
+  assert.equal(l.deferAcceptError, undefined);
+  const silent = await connect(l.address.port);
+  const speaker = await connect(l.address.port);
+  t.after(() => {
+    silent.destroy();
+    speaker.destroy();
+  });
+  speaker.write('GET / HTTP/1.1\r\n\r\n');
+  await until(() => accepted.length === 1, 'the speaker');
+  assert.equal(accepted[0]!.client.port, speaker.localPort);
+  await sleep(200);
+  assert.equal(accepted.length, 1, 'the silent client waits in the kernel');
+});
+
+test('a burst of connections is accepted in full', async (t) => {
+  const { l, accepted } = open(t);
+  const clients = await Promise.all(Array.from({ length: 60 }, () => connect(l.address.port)));
+  t.after(() => clients.forEach((c) => c.destroy()));
+  await until(() => accepted.length === 60, 'sixty accepts');
+  assert.equal(new Set(accepted.map((c) => c.fd.fd)).size, 60);
+  assert.deepEqual(new Set(accepted.map((c) => c.client.port)), new Set(clients.map((c) => c.localPort)));
+});
+
+test('close stops accepting: new clients are refused; closing twice is harmless', async (t) => {
+  const { l } = open(t);
+  const { port } = l.address;
+  l.close();
+  l.close();
+  const s = net.connect(port, '127.0.0.1');
+  const err = await new Promise<NodeJS.ErrnoException>((r) => s.once('error', r));
+  assert.equal(err.code, 'ECONNREFUSED');
+});
+
+test('a port in use is a SysError naming bind and EADDRINUSE', (t) => {
+  const { l } = open(t);
+  assert.throws(
+    () => Listener.open({ family: 4, address: '127.0.0.1', port: l.address.port, backlog: 1 }),
+    (e: unknown) => e instanceof SysError && e.errnoName === 'EADDRINUSE' && /bind 127\.0\.0\.1:\d+/.test(e.message),
+  );
+});
