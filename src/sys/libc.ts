@@ -25,6 +25,8 @@ export const raw = {
     [number, Buffer, number, number]
   >,
   close: libc.func('int close(int fd)') as Fn<[number]>,
+  listen: libc.func('int listen(int fd, int backlog)') as Fn<[number, number]>,
+  accept4: libc.func('int accept4(int fd, void *addr, void *len, int flags)') as Fn<[number, Buffer, Buffer, number]>,
 };
 
 export function lastErrno(): number {

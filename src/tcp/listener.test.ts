@@ -5,6 +5,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'node:test';
 import { SysError } from '../sys/errors.ts';
+import { BATCH } from '../sys/listener.ts';
 import { type AcceptedConnection, Listener } from './listener.ts';
 
 function open(t: test.TestContext, deferAcceptS?: number): { l: Listener; accepted: AcceptedConnection[] } {
@@ -26,7 +27,7 @@ async function connect(port: number): Promise<net.Socket> {
 }
 
 async function until(cond: () => boolean, what: string): Promise<void> {
-  for (const end = Date.now() + 3000; !cond(); await sleep(5)) if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+  for (const end = Date.now() + 5000; !cond(); await sleep(5)) if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
 }
 
 test('an accepted connection is an owned descriptor with both endpoints; its queued bytes peek; it can become a socket', async (t) => {
@@ -90,4 +91,32 @@ test('a port in use is a SysError naming bind and EADDRINUSE', (t) => {
     () => Listener.open({ family: 4, address: '127.0.0.1', port: l.address.port, backlog: 1 }),
     (e: unknown) => e instanceof SysError && e.errnoName === 'EADDRINUSE' && /bind 127\.0\.0\.1:\d+/.test(e.message),
   );
+});
+
+test('a backlog is accepted in batches; what onAccept starts (nextTicks, promise continuations) runs after its batch, before the next', async (t) => {
+  // BATCH + 8 clients wait in the backlog before accepting starts: one readiness, two batches.
+  const total = BATCH + 8;
+  const l = Listener.open({ family: 4, address: '127.0.0.1', port: 0, backlog: 128 });
+  const fds: AcceptedConnection[] = [];
+  t.after(() => {
+    l.close();
+    for (const c of fds) c.fd.close();
+  });
+  const clients = await Promise.all(Array.from({ length: total }, () => connect(l.address.port)));
+  t.after(() => clients.forEach((c) => c.destroy()));
+  const events: string[] = [];
+  l.start((c) => {
+    const i = fds.push(c) - 1;
+    events.push(`accept ${i}`);
+    process.nextTick(() => events.push(`tick ${i}`));
+    void Promise.resolve().then(() => events.push(`then ${i}`));
+  }, (e) => assert.fail(e));
+  await until(() => events.length === 3 * total, 'every accept and its follow-ups');
+  const at = (e: string): number => events.indexOf(e);
+  // The first batch: every accept, then every follow-up, all before the second batch's first accept.
+  for (let i = 0; i < BATCH; i++) {
+    assert.ok(at(`accept ${i}`) < at('tick 0'), `accept ${i} is in the first batch`);
+    assert.ok(at(`then ${i}`) < at(`accept ${BATCH}`), `then ${i} runs before the second batch`);
+  }
+  for (let i = BATCH; i < total; i++) assert.ok(at(`accept ${i}`) > at(`then ${BATCH - 1}`), `accept ${i} is in the second batch`);
 });
