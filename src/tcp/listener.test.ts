@@ -1,6 +1,7 @@
 // The plain listener (tcp/listener.ts over sys/listener.ts): accepted descriptors with their endpoints, deferred
 // accept, bursts, close, and bind errors. Loopback only; needs no root.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'node:test';
@@ -119,4 +120,55 @@ test('a backlog is accepted in batches; what onAccept starts (nextTicks, promise
     assert.ok(at(`then ${i}`) < at(`accept ${BATCH}`), `then ${i} runs before the second batch`);
   }
   for (let i = BATCH; i < total; i++) assert.ok(at(`accept ${i}`) > at(`then ${BATCH - 1}`), `accept ${i} is in the second batch`);
+});
+
+test('out of descriptors (EMFILE), accepting pauses and reports instead of spinning, and resumes once there are some', async (t) => {
+  // A child with a 40-descriptor limit that keeps every connection it accepts, until told to let 10 go.
+  const listener = new URL('./listener.ts', import.meta.url).href;
+  const script = `
+    import { Listener } from ${JSON.stringify(listener)};
+    const l = Listener.open({ family: 4, address: '127.0.0.1', port: 0, backlog: 128 });
+    const kept = [];
+    let errors = 0;
+    l.start((c) => kept.push(c), (e) => { errors++; if (errors === 1) console.log(JSON.stringify({ error: e.errnoName })); });
+    console.log(JSON.stringify({ port: l.address.port }));
+    process.stdin.on('data', (d) => {
+      if (String(d).includes('free')) for (const c of kept.splice(0, 10)) c.fd.close();
+      console.log(JSON.stringify({ accepted: kept.length, errors }));
+    });
+  `;
+  const child = spawn('bash', ['-c', `ulimit -n 40 && exec "${process.execPath}" --import tsx --input-type=module -e '${script.replaceAll("'", "'\\''")}'`], {
+    cwd: new URL('../..', import.meta.url).pathname, stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  t.after(() => child.kill());
+  const lines: Record<string, unknown>[] = [];
+  let buf = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      lines.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+      buf = buf.slice(i + 1);
+    }
+  });
+  const ask = async (what: string): Promise<{ accepted: number; errors: number }> => {
+    const n = lines.length;
+    child.stdin.write(`${what}\n`);
+    await until(() => lines.slice(n).some((l) => 'accepted' in l), `an answer to ${what}`);
+    return lines.slice(n).find((l) => 'accepted' in l) as { accepted: number; errors: number };
+  };
+  await until(() => lines.some((l) => 'port' in l), 'the child listening');
+  const port = (lines.find((l) => 'port' in l) as { port: number }).port;
+  const clients = await Promise.all(Array.from({ length: 50 }, () => connect(port)));
+  t.after(() => clients.forEach((c) => c.destroy()));
+  await until(() => lines.some((l) => l['error'] === 'EMFILE'), 'EMFILE reported');
+  await sleep(500);
+  const full = await ask('count');
+  assert.ok(full.accepted > 0 && full.accepted < 50, `accepted ${full.accepted} of 50 with 40 descriptors`);
+  // Spinning on a readable listener would report thousands of times in half a second; pausing 100 ms, a handful.
+  assert.ok(full.errors <= 12, `${full.errors} EMFILE reports in about 0.5 s`);
+  await ask('free');
+  await until(() => lines.filter((l) => 'accepted' in l).length >= 2, 'the answer');
+  await sleep(400);
+  const after = await ask('count');
+  assert.equal(after.accepted, Math.min(full.accepted, 50 - 10), 'ten more accepted once ten descriptors were free');
 });
