@@ -224,7 +224,11 @@ export function markdownAcceptance(rows: readonly ResultRow[], probes: readonly 
   for (const r of rows.filter((x) => x.path === 'baton' && ok(x))) {
     const d = find(rows, 'direct', r.size, r.mode);
     if (d === undefined || r.retransPer1k === null || d.retransPer1k === null) continue;
-    add(`client retrans/1k req, ${r.size} ${r.mode}`, `${fmt(r.retransPer1k, 2)} vs direct ${fmt(d.retransPer1k, 2)}`, '≤ direct', r.retransPer1k <= d.retransPer1k);
+    // How many of them the receiver D-SACKed (spurious: reordering, not loss), so that a row swung by one reordered
+    // TSO block reads as such.
+    const spurious = (x: typeof r): string => fmt(x.tcpPer1k?.['TcpExt.TCPDSACKRecvSegs'] ?? null, 2);
+    const dsack = r.retransPer1k > 0 || d.retransPer1k > 0 ? ` (D-SACKed, spurious: ${spurious(r)} vs ${spurious(d)})` : '';
+    add(`client retrans/1k req, ${r.size} ${r.mode}`, `${fmt(r.retransPer1k, 2)} vs direct ${fmt(d.retransPer1k, 2)}${dsack}`, '≤ direct', r.retransPer1k <= d.retransPer1k);
   }
   for (const [mode, label] of [['post-seq', '8 MB POST p99 baton ÷ direct'], ['post-ka', '8 MB POST on a keep-alive connection, p99 baton ÷ direct']] as const) {
     const bp = find(rows, 'baton', '8MB', mode);
