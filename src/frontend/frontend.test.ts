@@ -198,3 +198,29 @@ test('a head queued whole at accept is handed off before Node reads it; the rece
   whole.destroy();
   cut.destroy();
 });
+
+test('close stops accepting but waits for a handoff in flight, which still hears its answer', async (t) => {
+  const { fe, channels, port } = await start(t);
+  let answer: ((a: { ok: true }) => void) | undefined;
+  for (const ch of channels.values()) ch.script = () => new Promise((r) => (answer = r));
+  const client = await connect(port);
+  t.after(() => client.destroy());
+  client.write(HEAD);
+  await until(() => answer !== undefined, 'the blob');
+  let closed = false;
+  const closing = fe.close().then(() => {
+    closed = true;
+  });
+  const late = net.connect({ host: '127.0.0.1', port });
+  const refused = await new Promise<string | undefined>((r) => {
+    late.once('error', (e: NodeJS.ErrnoException) => r(e.code));
+    late.once('connect', () => r(undefined));
+  });
+  late.destroy();
+  assert.equal(refused, 'ECONNREFUSED', 'no new connection is accepted');
+  await sleep(50);
+  assert.equal(closed, false, 'close waits for the handoff in flight');
+  answer!({ ok: true });
+  await closing;
+  assert.equal(fe.stats().handedOff, 1);
+});

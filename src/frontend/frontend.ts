@@ -100,6 +100,7 @@ export interface FrontendStats {
 
 /** A connection's endpoints as the kernel reports them (client-conn.ts). */
 type Ends = NonNullable<ReturnType<typeof endpointsOf>>;
+const NOOP = (): void => undefined;
 /** `consumed` of a connection Node has read nothing of. */
 const NOTHING_READ = Buffer.alloc(0);
 
@@ -125,6 +126,11 @@ export class Frontend {
   #peekBuf: Buffer = Buffer.alloc(0);
   /** Connections whose whole head was queued at accept, handed off before Node read a byte of them. */
   #headAtAccept = 0;
+  /** Plain-HTTP connections accepted and not yet done with (handed off, answered, or gone); close() waits for them. */
+  #live = 0;
+  #drained: (() => void) | undefined;
+  /** #done as a function value, made once. */
+  readonly #doneFn = (): void => this.#done();
 
   constructor(d: FrontendDeps) {
     this.#d = d;
@@ -199,12 +205,21 @@ export class Frontend {
     return { address: l.address.address, family: family === 6 ? 'IPv6' : 'IPv4', port: l.address.port };
   }
 
+  /**
+   * Stops accepting and resolves once every accepted connection is done with, as net.Server's close does: a handoff
+   * in flight still hears its agent's answer over a channel that is still open.
+   */
   close(): Promise<void> {
     this.#listener?.close();
     this.#listener = undefined;
+    const drained = this.#live === 0 ? Promise.resolve() : new Promise<void>((r) => (this.#drained = r));
     const server = this.#server;
-    if (server === undefined || !server.listening) return Promise.resolve();
-    return new Promise((r) => server.close(() => r()));
+    if (server === undefined || !server.listening) return drained;
+    return Promise.all([drained, new Promise<void>((r) => server.close(() => r()))]).then(() => undefined);
+  }
+
+  #done(): void {
+    if (--this.#live === 0) this.#drained?.();
   }
 
   // --- operator surface ---------------------------------------------------------------------------
@@ -362,6 +377,7 @@ export class Frontend {
    */
   #onAccept(c: AcceptedConnection): void {
     this.#accepted++;
+    this.#live++;
     const owned = c.fd;
     const ends: Ends = { flow: { family: c.family, clientAddress: c.client.address, clientPort: c.client.port }, vip: c.local };
     let bytes: Buffer | undefined;
@@ -369,6 +385,7 @@ export class Frontend {
       bytes = owned.peek(this.#peekScratch());
     } catch {
       owned.close(); // reset already (ECONNRESET): nobody to answer
+      this.#done();
       return;
     }
     const limits = this.#config.limits;
@@ -376,7 +393,7 @@ export class Frontend {
     if (r?.kind === 'ok') {
       this.#headAtAccept++;
       const headAt = (this.#d.clock ?? systemClock).hrtime();
-      this.#run(new FdConnection({ owned, flow: ends.flow, vip: ends.vip, headAt, answer: this.#answerFn }), r.head);
+      void this.#run(new FdConnection({ owned, flow: ends.flow, vip: ends.vip, headAt, answer: this.#answerFn }), r.head).finally(this.#doneFn);
       return;
     }
     let sock: net.Socket;
@@ -384,8 +401,10 @@ export class Frontend {
       sock = owned.toSocket();
     } catch {
       owned.close();
+      this.#done();
       return;
     }
+    sock.once('close', this.#doneFn);
     sock.on('error', ignore);
     sock.setNoDelay(true);
     this.#readHead(sock, ends);
@@ -473,12 +492,13 @@ export class Frontend {
     const headAt = (this.#d.clock ?? systemClock).hrtime();
     const conn = socketConnection({ socket: sock, flow: ends.flow, vip: ends.vip, consumed, headAt, answer: this.#answerFn });
     if (conn === undefined) return void sock.destroy();
-    this.#run(conn, h);
+    void this.#run(conn, h);
   }
 
-  #run(conn: ClientConnection, h: RequestHead): void {
+  /** Runs the handoff to its end; the promise settles then, and never rejects. */
+  #run(conn: ClientConnection, h: RequestHead): Promise<void> {
     const req: RequestInfo = { method: h.method, target: h.target, path: h.path, host: h.host, headers: h.headerMap };
-    this.#machine.run(conn, req).catch((e: unknown) => {
+    return this.#machine.run(conn, req).then(NOOP, (e: unknown) => {
       this.#d.log.error({ err: e }, 'handoff crashed');
       conn.discard();
     });
