@@ -129,6 +129,7 @@ export class Frontend {
   /** Plain-HTTP connections accepted and not yet done with (handed off, answered, or gone); close() waits for them. */
   #live = 0;
   #drained: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
   /** #done as a function value, made once. */
   readonly #doneFn = (): void => this.#done();
 
@@ -212,7 +213,8 @@ export class Frontend {
   close(): Promise<void> {
     this.#listener?.close();
     this.#listener = undefined;
-    const drained = this.#live === 0 ? Promise.resolve() : new Promise<void>((r) => (this.#drained = r));
+    // One promise for every caller: a second close() must not replace the first one's resolver.
+    const drained = (this.#closing ??= this.#live === 0 ? Promise.resolve() : new Promise<void>((r) => (this.#drained = r)));
     const server = this.#server;
     if (server === undefined || !server.listening) return drained;
     return Promise.all([drained, new Promise<void>((r) => server.close(() => r()))]).then(() => undefined);
