@@ -22,7 +22,7 @@ import { BackendTable, type BackendInfo, type ChannelState } from './backends.ts
 import type { HandoffChannel } from './channel.ts';
 import { endpointsOf, FdConnection, kernelCapture, socketConnection, stopReading } from './client-conn.ts';
 import { type AcceptedConnection, Listener } from '../tcp/listener.ts';
-import { deferAccept, peekQueued } from '../tcp/node-socket.ts';
+import { deferAccept } from '../tcp/node-socket.ts';
 import type { FrontendConfig } from './config.ts';
 import { HandoffMachine, systemClock, type CaptureInput, type ClientConnection, type CaptureResult, type Clock, type HandoffLog, type HandoffStats } from './handoff.ts';
 import { MoveCoordinator, type MoveStats } from './move.ts';
@@ -101,8 +101,6 @@ export interface FrontendStats {
 /** A connection's endpoints as the kernel reports them (client-conn.ts). */
 type Ends = NonNullable<ReturnType<typeof endpointsOf>>;
 const NOOP = (): void => undefined;
-/** `consumed` of a connection Node has read nothing of. */
-const NOTHING_READ = Buffer.alloc(0);
 
 export class Frontend {
   readonly #d: FrontendDeps;
@@ -412,7 +410,7 @@ export class Frontend {
     this.#readHead(sock, ends);
   }
 
-  /** TLS: Node's server accepted the socket. */
+  /** TLS (the only front-end with a net.Server; `tls` needs a restart): Node's server accepted the socket. */
   #onConnection(sock: net.Socket): void {
     this.#accepted++;
     sock.on('error', ignore);
@@ -422,9 +420,7 @@ export class Frontend {
       sock.destroy();
       return;
     }
-    if (this.#config.tls) return this.#tls.accept(sock, ends);
-    if (this.#queuedHead(sock, ends)) return;
-    this.#readHead(sock, ends);
+    this.#tls.accept(sock, ends);
   }
 
   #peekScratch(): Buffer {
@@ -464,29 +460,6 @@ export class Frontend {
       this.#handOff(sock, ends, buf, r.head);
     };
     sock.on('data', onData);
-  }
-
-  /**
-   * The whole head is queued already (TCP_DEFER_ACCEPT accepts once the client's first bytes are in, and a head
-   * mostly comes in one segment): the handoff starts now, before Node has read a byte, and the head travels in the
-   * captured receive queue. Saves the first read's event-loop turn, its buffer, the head timer and the waiting
-   * list. False (nothing done) when the head is not all there or does not parse: the usual path then reads it.
-   */
-  #queuedHead(sock: net.Socket, ends: Ends): boolean {
-    const limits = this.#config.limits;
-    let bytes: Buffer | undefined;
-    try {
-      bytes = peekQueued(sock, this.#peekScratch());
-    } catch {
-      return false;
-    }
-    if (bytes === undefined) return false;
-    const r = parseRequestHead(bytes, { maxHeadBytes: limits.maxHeadBytes, maxHeaders: limits.maxHeaders });
-    if (r.kind !== 'ok') return false;
-    this.#headAtAccept++;
-    if (!stopReading(sock)) sock.destroy();
-    else this.#handOff(sock, ends, NOTHING_READ, r.head);
-    return true;
   }
 
   /** A complete head: the handoff runs to its end; `consumed` is what Node read of the connection (the head on). */
