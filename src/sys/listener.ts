@@ -81,10 +81,9 @@ export class TcpListener {
    * the end of each immediate, so whatever `onAccept` started for a batch goes on before the next batch, without
    * depending on how koffi calls JavaScript from libuv. Within a batch, each connection's synchronous part runs
    * first and the continuations after: a front-end's handoffs of one batch then write their blobs in one write
-   * (corked until the end of the turn), and the agent reads and answers them together. Against one connection per
-   * immediate, the bench's 1 KB close cell (16 connections) sent 10.5 packets per request through the front-end
-   * against 11.9, at 106-138 µs of front-end CPU per request against 173, with a lower wrk p50 (3.4-4.4 ms against
-   * 4.8). The price is in the phase timers: a handoff's first `await` waits for the rest of its batch.
+   * (corked until the end of the turn), and the agent reads and answers them together: fewer packets and less CPU
+   * per request than one connection per immediate, and a lower client p50 (docs/handoff.md, "Accept"). The price is
+   * in the phase timers: a handoff's first `await` waits for the rest of its batch.
    */
   start(onAccept: OnAccept, onError: (e: SysError) => void): void {
     if (this.#closed || this.#poll !== undefined) return;
