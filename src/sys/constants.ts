@@ -58,6 +58,10 @@ export const MSG_PEEK = 0x2;
 export const MSG_DONTWAIT = 0x40;
 /** recv with MSG_DONTWAIT found nothing queued (EWOULDBLOCK is the same number on Linux). */
 export const EAGAIN = 11;
+/** A system call interrupted by a signal: try it again. */
+export const EINTR = 4;
+/** A netlink socket's receive buffer overflowed (messages were lost); also out of buffer space. */
+export const ENOBUFS = 105;
 
 export const SIOCINQ = 0x541b;
 export const SIOCOUTQ = 0x5411;

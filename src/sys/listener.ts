@@ -11,8 +11,7 @@ import { lastErrno, raw } from './libc.ts';
 import { decodeSockaddr, encodeSockaddr, type SockAddr } from './sockaddr.ts';
 
 const SO_REUSEADDR = 2;
-const EINTR = 4;
-/** accept(2): errors of one pending connection (it is gone; the next may be fine). */
+/** accept(2): errors of one pending connection (it is gone; the next may be fine). Numbers, as Node's errno table lacks EHOSTDOWN and ENONET. */
 const CONNECTION_ERRORS = new Set([103 /* ECONNABORTED */, 71 /* EPROTO */, 100 /* ENETDOWN */, 92 /* ENOPROTOOPT */, 112 /* EHOSTDOWN */, 64 /* ENONET */, 113 /* EHOSTUNREACH */, 95 /* EOPNOTSUPP */, 101 /* ENETUNREACH */, 110 /* ETIMEDOUT */]);
 /** Connections accepted per turn of the event loop (see start). */
 export const BATCH = 32;
@@ -116,7 +115,7 @@ export class TcpListener {
       if (fd < 0) {
         const errno = lastErrno();
         if (errno === C.EAGAIN) return false;
-        if (errno === EINTR || CONNECTION_ERRORS.has(errno)) continue;
+        if (errno === C.EINTR || CONNECTION_ERRORS.has(errno)) continue;
         // Out of descriptors or memory: the listening socket stays readable, so waiting for the next readiness
         // would spin. Pause instead.
         this.#poll?.stop();

@@ -26,8 +26,6 @@ export const NLA_F_NESTED = 0x8000;
 /** nfgenmsg version. */
 export const NFNETLINK_V0 = 0;
 
-const EAGAIN = 11;
-const EINTR = 4;
 
 export const nlAlign = (n: number): number => (n + 3) & ~3;
 
@@ -196,7 +194,7 @@ export class NetlinkSocket {
       const n = raw.send(this.#fd, buf, len, 0);
       if (n >= 0) return;
       const e = lastErrno();
-      if (e !== EINTR) throw new SysError('send(AF_NETLINK)', e);
+      if (e !== C.EINTR) throw new SysError('send(AF_NETLINK)', e);
     }
   }
 
@@ -211,8 +209,8 @@ export class NetlinkSocket {
       const n = raw.recv(this.#fd, this.#rbuf, this.#rbuf.length, C.MSG_DONTWAIT);
       if (n < 0) {
         const e = lastErrno();
-        if (e === EINTR) continue;
-        if (e !== EAGAIN) throw new SysError('recv(AF_NETLINK)', e);
+        if (e === C.EINTR) continue;
+        if (e !== C.EAGAIN) throw new SysError('recv(AF_NETLINK)', e);
         const left = deadline - Date.now();
         if (left <= 0) throw new SysError('recv(AF_NETLINK) (no ack)', 62 /* ETIME */);
         this.#pfd.writeInt32LE(this.#fd, 0);

@@ -15,8 +15,6 @@ import {
 } from '../wire/nfqueue.ts';
 
 const NETLINK_NO_ENOBUFS = 5;
-const EINTR = 4;
-const ENOBUFS = 105;
 
 export interface NfQueueOptions {
   /** Queue number (the nftables rule's `queue num`). */
@@ -102,9 +100,9 @@ export class NfQueue {
       const n = raw.recv(this.#fd, this.#rbuf, this.#rbuf.length, C.MSG_DONTWAIT);
       if (n < 0) {
         const e = lastErrno();
-        if (e === EINTR) continue;
+        if (e === C.EINTR) continue;
         if (e === C.EAGAIN) break;
-        if (e === ENOBUFS) {
+        if (e === C.ENOBUFS) {
           this.#overflows++;
           continue;
         }
@@ -133,7 +131,7 @@ export class NfQueue {
       const n = raw.send(this.#fd, b, b.length, 0);
       if (n >= 0) return;
       const e = lastErrno();
-      if (e !== EINTR) throw new SysError('send(nfqueue verdict)', e);
+      if (e !== C.EINTR) throw new SysError('send(nfqueue verdict)', e);
     }
   }
 
@@ -167,7 +165,7 @@ export class NfQueue {
       const n = raw.recv(this.#fd, this.#rbuf, this.#rbuf.length, C.MSG_DONTWAIT);
       if (n < 0) {
         const e = lastErrno();
-        if (e === EINTR) continue;
+        if (e === C.EINTR) continue;
         if (e !== C.EAGAIN) throw new SysError(`recv(${what})`, e);
         const left = deadline - Date.now();
         if (left <= 0) throw new SysError(`${what} (no ack)`, 62 /* ETIME */);
