@@ -24,6 +24,7 @@ import {
   NONCE_BYTES,
   PRE_AUTH_MAX_FRAME_BYTES,
   encodeMessage,
+  encodeMessageParts,
   type FlowInfo,
   type Message,
   type VipAddress,
@@ -215,9 +216,9 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     if (link.queuedBytes + FRAME_HEADER_BYTES + 8 + blob.length > this.#maxQueuedBytes) {
       return Promise.resolve(fail(CONTROL_ERR.CHANNEL_BUSY, `${link.queuedBytes} bytes already queued`));
     }
-    let frame: Uint8Array;
+    let frame: Uint8Array[];
     try {
-      frame = encodeMessage({ kind: forwarded ? 'handoff-fwd' : 'handoff', id, blob });
+      frame = encodeMessageParts({ kind: forwarded ? 'handoff-fwd' : 'handoff', id, blob });
     } catch (e) {
       return Promise.reject(e instanceof FrameError ? new ControlError(CONTROL_ERR.INVALID_ARGUMENT, e.message, { cause: e }) : e);
     }

@@ -2,7 +2,7 @@
 // close notification with a reason. Used by both ends; it knows nothing about the handshake.
 
 import type { Socket } from 'node:net';
-import { FrameDecoder, FrameError, decodeMessage, encodeMessage, type Message } from '../wire/frame.ts';
+import { FrameDecoder, FrameError, decodeMessage, encodeMessageParts, type Message } from '../wire/frame.ts';
 
 export interface LinkHandlers {
   /** A decoded message. Not called once the link is closed, even for frames already buffered. */
@@ -54,7 +54,7 @@ export class Link {
    * `later`: the frame may wait for the end of this event-loop turn (reports, not handoff steps).
    */
   send(m: Message, later = false): boolean {
-    return this.sendEncoded(encodeMessage(m), later);
+    return this.sendEncoded(encodeMessageParts(m), later);
   }
 
   /**
@@ -63,15 +63,17 @@ export class Link {
    * profile item. The socket is corked at the first frame and uncorked after the current
    * microtasks (process.nextTick), so an ACK that resolves several handoffs sends their COMMITs
    * together and nothing waits for a later turn; `later` frames wait until setImmediate, to share
-   * the write with whatever else this turn sends.
+   * the write with whatever else this turn sends. A frame in parts (encodeMessageParts) goes out in the same
+   * vectored write, its blob not copied.
    */
-  sendEncoded(frame: Uint8Array, later = false): boolean {
+  sendEncoded(frame: Uint8Array | readonly Uint8Array[], later = false): boolean {
     if (this.#closing) return false;
     if (!this.#corked) {
       this.socket.cork();
       this.#corked = true;
     }
-    this.socket.write(frame);
+    if (frame instanceof Uint8Array) this.socket.write(frame);
+    else for (const part of frame) this.socket.write(part);
     if (!later) {
       if (this.#flush !== 'tick') {
         this.#flush = 'tick';

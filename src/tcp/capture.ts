@@ -31,6 +31,16 @@ function peekQueue(fd: number, len: number, label: string): Buffer {
   return data;
 }
 
+/** The same bytes as a plain Uint8Array view (a blob's queues are compared as such). */
+const plain = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.length);
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
 /**
  * Puts the socket in repair mode and reads its state. Leaves it in repair mode, so closing the
  * descriptor afterwards sends neither FIN nor RST. On error the socket is left in repair
@@ -63,9 +73,8 @@ export function captureState(input: CaptureInput): TcpState {
   const window = getWindow(fd);
   const mss = getMss(fd);
   const tsVal = getTimestamp(fd);
-  const recvQueue = new Uint8Array(input.consumed.length + unread.length);
-  recvQueue.set(input.consumed, 0);
-  recvQueue.set(unread, input.consumed.length);
+  // Most handoffs read nothing before the capture (the head was peeked at accept): the peeked bytes are the queue.
+  const recvQueue = input.consumed.length === 0 ? plain(unread) : concat(input.consumed, unread);
   return {
     family: input.family,
     client: input.client,
@@ -81,7 +90,7 @@ export function captureState(input: CaptureInput): TcpState {
     finReceived,
     tsVal,
     recvQueue,
-    sendQueue: new Uint8Array(sendQueue),
+    sendQueue: plain(sendQueue),
   };
 }
 

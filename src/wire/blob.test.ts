@@ -198,11 +198,14 @@ describe('blob layout', () => {
     assert.equal(decodeBlob(GOLDEN).state.finReceived, false);
   });
 
-  it('decodes to copies, not views of the input', () => {
+  it('decodes the queues as views of the input, not copies', () => {
     const input = GOLDEN.slice();
     const d = decodeBlob(input);
-    input.fill(0);
     assert.equal(toHex(d.state.recvQueue), toHex(enc('GET')));
+    assert.equal(d.state.recvQueue.buffer, input.buffer);
+    assert.equal(d.state.sendQueue.buffer, input.buffer);
+    input.fill(0);
+    assert.equal(toHex(d.state.recvQueue), '000000');
   });
 
   it('skips a skippable extension and refuses a non-skippable one', () => {

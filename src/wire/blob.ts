@@ -281,7 +281,8 @@ export class BlobView {
 
 /**
  * Decodes and validates a blob from untrusted bytes. Throws WireError, never anything else.
- * The returned queues are copies; the input may be reused afterwards.
+ * The returned queues are views of `bytes`, not copies (an upload's blob carries ~100-200 KiB, checked and injected
+ * while the client waits): copy them to keep them past a reuse of the input.
  */
 export function decodeBlob(bytes: Uint8Array, limits?: BlobLimits): HandoffBlob {
   const v = BlobView.check(bytes, limits);
@@ -320,8 +321,8 @@ export function decodeBlob(bytes: Uint8Array, limits?: BlobLimits): HandoffBlob 
     timestamps: (options & OPT_TIMESTAMPS) !== 0,
     finReceived: (options & OPT_FIN_RECEIVED) !== 0,
     tsVal: v.u32('tsVal'),
-    recvQueue: v.recvQueue.slice(),
-    sendQueue: v.sendQueue.slice(),
+    recvQueue: v.recvQueue,
+    sendQueue: v.sendQueue,
   };
   const ea = v.encapAddress;
   if (ea === undefined) return { handoffId: v.handoffId, flowId: v.u32('flowId'), state };

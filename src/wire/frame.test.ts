@@ -12,6 +12,7 @@ import {
   PRE_AUTH_MAX_FRAME_BYTES,
   decodeMessage,
   encodeMessage,
+  encodeMessageParts,
   flowKey,
   truncateUtf8,
   type Frame,
@@ -346,4 +347,42 @@ test('owner-query and owner-reply refuse bad flow ids, families and booleans', (
   bad(FrameType.ownerQuery, '00000001 00000001 04 0a000001 9c40 c000020a 0050', 'frontend');
   bad(FrameType.ownerReply, '00000001 02 0000000000000102', 'found');
   assert.throws(() => encodeMessage({ kind: 'owner-query', id: 1, flowId: 0x80000000, family: 4, client: { address: '10.0.0.1', port: 1 }, vip: { address: '10.0.0.2', port: 2 }, frontend: '10.0.0.3' }), FrameError);
+});
+
+test('a blob is a view of its frame; other byte fields are copies', () => {
+  const blob = Uint8Array.from({ length: 300 }, (_, i) => i & 0xff);
+  const bytes = encodeMessage({ kind: 'handoff-fwd', id: 3n, blob });
+  const d = new FrameDecoder();
+  // Split across chunks: the frame is gathered into one buffer, and the blob is a view of it.
+  d.push(bytes.slice(0, 100));
+  d.push(bytes.slice(100));
+  const frame = d.next();
+  assert.ok(frame);
+  const m = decodeMessage(frame);
+  assert.ok(m.kind === 'handoff-fwd');
+  assert.deepEqual(m.blob, blob);
+  assert.equal(m.blob.buffer, frame.payload.buffer);
+  const nonce = new Uint8Array(32).fill(7);
+  const helloFrame = new FrameDecoder();
+  helloFrame.push(encodeMessage({ kind: 'challenge', nonce, proof: new Uint8Array(32) }));
+  const hf = helloFrame.next();
+  assert.ok(hf);
+  const c = decodeMessage(hf);
+  assert.ok(c.kind === 'challenge');
+  assert.notEqual(c.nonce.buffer, hf.payload.buffer);
+});
+
+test('encodeMessageParts: the same bytes as encodeMessage, a large blob passed by reference', () => {
+  const big = Uint8Array.from({ length: 5000 }, (_, i) => (i * 31) & 0xff);
+  const parts = encodeMessageParts({ kind: 'handoff-fwd', id: 9n, blob: big });
+  assert.equal(parts.length, 2);
+  assert.equal(parts[1], big);
+  assert.deepEqual(Buffer.concat(parts), Buffer.from(encodeMessage({ kind: 'handoff-fwd', id: 9n, blob: big })));
+  const small = encodeMessageParts({ kind: 'handoff', id: 1n, blob: hex('aabbcc') });
+  assert.equal(small.length, 1);
+  assert.deepEqual(Buffer.from(small[0]!), Buffer.from(encodeMessage({ kind: 'handoff', id: 1n, blob: hex('aabbcc') })));
+  fc.assert(
+    fc.property(message, (m) => Buffer.concat(encodeMessageParts(m)).equals(Buffer.from(encodeMessage(m)))),
+    { numRuns: 300 },
+  );
 });

@@ -225,6 +225,7 @@ export class FrameDecoder {
     return this.#buffered;
   }
 
+  /** The decoder keeps `chunk` (a frame's payload may be a view of it): do not reuse it afterwards. */
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
     this.#chunks.push(chunk);
@@ -342,7 +343,11 @@ const kindOfType = new Map<number, MessageKind>([
   [FrameType.ownerReply, 'owner-reply'],
 ]);
 
-/** Decodes one frame into a message. Byte fields are fresh copies, never views of the input. */
+/**
+ * Decodes one frame into a message. Byte fields are fresh copies, except a blob (HANDOFF, HANDOFF_FWD, MOVE_BLOB),
+ * which is a view of the frame's payload: a blob carries an upload's first ~100-200 KiB, which its reader checks and
+ * injects at once, while the client waits. Keep a copy of a blob that must outlive the frame's bytes.
+ */
 export function decodeMessage(frame: Frame): Message {
   const kind = kindOfType.get(frame.type);
   if (kind === undefined) {
@@ -365,7 +370,7 @@ export function decodeMessage(frame: Frame): Message {
       break;
     case 'handoff':
     case 'handoff-fwd':
-      m = { kind, id: r.u64('id'), blob: r.bytes(r.remaining, 'blob') };
+      m = { kind, id: r.u64('id'), blob: r.view(r.remaining, 'blob') };
       break;
     case 'vips': {
       const count = r.u8('count');
@@ -473,7 +478,7 @@ export function decodeMessage(frame: Frame): Message {
       const okByte = r.u8('ok');
       if (okByte > 1) throw new FrameError('move-blob.ok', `invalid boolean ${okByte}`);
       m = okByte === 1
-        ? { kind, id, ok: true, blob: r.bytes(r.remaining, 'blob') }
+        ? { kind, id, ok: true, blob: r.view(r.remaining, 'blob') }
         : { kind, id, ok: false, code: r.str8(MAX_CODE_BYTES, 'code'), reason: r.str16(MAX_REASON_BYTES, 'reason') };
       break;
     }
@@ -503,23 +508,35 @@ export function decodeMessage(frame: Frame): Message {
 
 /** Encodes a whole frame (header included). Throws FrameError for values that do not fit. */
 export function encodeMessage(m: Message): Uint8Array {
+  return writeMessage(m).frame();
+}
+
+/**
+ * The same frame as encodeMessage, in parts for one vectored write: a blob of BY_REFERENCE bytes or more is its own
+ * part, the caller's array itself (not copied: an upload's blob is ~100-200 KiB), and must not change until written.
+ */
+export function encodeMessageParts(m: Message): Uint8Array[] {
+  return writeMessage(m).parts();
+}
+
+function writeMessage(m: Message): Writer {
   const w = new Writer(m.kind);
   switch (m.kind) {
     case 'hello':
       w.u16(m.protoVersion, 'protoVersion').fixed(m.nonce, NONCE_BYTES, 'nonce').str8(m.name, MAX_NAME_BYTES, 'name');
-      return w.frame(FrameType.hello);
+      return w.typed(FrameType.hello);
     case 'challenge':
       w.fixed(m.nonce, NONCE_BYTES, 'nonce').fixed(m.proof, PROOF_BYTES, 'proof');
-      return w.frame(FrameType.challenge);
+      return w.typed(FrameType.challenge);
     case 'auth':
       w.fixed(m.proof, PROOF_BYTES, 'proof');
-      return w.frame(FrameType.auth);
+      return w.typed(FrameType.auth);
     case 'auth-ok':
-      return w.frame(FrameType.authOk);
+      return w.typed(FrameType.authOk);
     case 'handoff':
     case 'handoff-fwd':
       w.u64(m.id, 'id').raw(m.blob);
-      return w.frame(m.kind === 'handoff' ? FrameType.handoff : FrameType.handoffFwd);
+      return w.typed(m.kind === 'handoff' ? FrameType.handoff : FrameType.handoffFwd);
     case 'vips':
       if (m.vips.length > MAX_VIPS) throw new FrameError('vips.count', `${m.vips.length} exceeds ${MAX_VIPS}`);
       w.u8(m.vips.length, 'count');
@@ -527,19 +544,19 @@ export function encodeMessage(m: Message): Uint8Array {
         if (v.family !== 4 && v.family !== 6) throw new FrameError('vips.family', `invalid address family ${String(v.family)}`);
         w.u8(v.family, 'family').fixed(parseIp(v.address, v.family, 'address'), v.family === 4 ? 4 : 16, 'address').u16(v.port, 'port');
       }
-      return w.frame(FrameType.vips);
+      return w.typed(FrameType.vips);
     case 'guard':
       if (m.lossless && !m.early) throw new FrameError('guard.flags', 'lossless without early');
       w.u8((m.early ? 1 : 0) | (m.lossless ? 2 : 0), 'flags');
-      return w.frame(FrameType.guard);
+      return w.typed(FrameType.guard);
     case 'ack':
       w.u64(m.id, 'id').u8(m.ok ? 1 : 0, 'ok').str8(m.code, MAX_CODE_BYTES, 'code').str16(m.reason, MAX_REASON_BYTES, 'reason');
-      return w.frame(FrameType.ack);
+      return w.typed(FrameType.ack);
     case 'load':
       w.u32(m.active, 'active').u32(m.seq, 'seq').u32(m.commits, 'commits');
       if (m.capacity === undefined) w.u8(0, 'flags');
       else w.u8(1, 'flags').u32(m.capacity, 'capacity');
-      return w.frame(FrameType.load);
+      return w.typed(FrameType.load);
     case 'flow-end': {
       if (m.family !== 4 && m.family !== 6) throw new FrameError('flow-end.family', `invalid address family ${String(m.family)}`);
       const n = m.family === 4 ? 4 : 16;
@@ -549,53 +566,53 @@ export function encodeMessage(m: Message): Uint8Array {
         .u16(m.client.port, 'client.port')
         .fixed(parseIp(m.vip.address, m.family, 'vip.address'), n, 'vip.address')
         .u16(m.vip.port, 'vip.port');
-      return w.frame(FrameType.flowEnd);
+      return w.typed(FrameType.flowEnd);
     }
     case 'commit':
     case 'abort':
       w.u64(m.id, 'id');
-      return w.frame(m.kind === 'commit' ? FrameType.commit : FrameType.abort);
+      return w.typed(m.kind === 'commit' ? FrameType.commit : FrameType.abort);
     case 'ping':
     case 'pong':
       w.u64(m.token, 'token');
-      return w.frame(m.kind === 'ping' ? FrameType.ping : FrameType.pong);
+      return w.typed(m.kind === 'ping' ? FrameType.ping : FrameType.pong);
     case 'routes': {
       const b = utf8.encode(m.json);
       if (b.length > MAX_ROUTES_BYTES) throw new FrameError('routes.json', `${b.length} bytes exceeds ${MAX_ROUTES_BYTES}`);
       w.u32(m.version, 'version').raw(b);
-      return w.frame(FrameType.routes);
+      return w.typed(FrameType.routes);
     }
     case 'move':
       if (m.head.length > MAX_MOVE_HEAD_BYTES) throw new FrameError('move.head', `${m.head.length} bytes exceeds ${MAX_MOVE_HEAD_BYTES}`);
       w.u64(m.id, 'id').u64(m.handoffId, 'handoffId').u32(m.flowId, 'flowId').u8(m.reason, 'reason');
       writeFlow(w, m, 'move');
       w.raw(m.head);
-      return w.frame(FrameType.move);
+      return w.typed(FrameType.move);
     case 'park': {
       const action = PARK_ACTIONS.indexOf(m.action);
       if (action < 0) throw new FrameError('park.action', `unknown action ${String(m.action)}`);
       w.u8(action, 'action');
       writeFlow(w, m, 'park');
-      return w.frame(FrameType.park);
+      return w.typed(FrameType.park);
     }
     case 'move-reply':
       w.u64(m.id, 'id').u8(VERDICTS.indexOf(m.verdict), 'verdict').str8(m.code, MAX_CODE_BYTES, 'code');
-      return w.frame(FrameType.moveReply);
+      return w.typed(FrameType.moveReply);
     case 'move-blob':
       w.u64(m.id, 'id');
       if (m.ok) w.u8(1, 'ok').raw(m.blob);
       else w.u8(0, 'ok').str8(m.code, MAX_CODE_BYTES, 'code').str16(m.reason, MAX_REASON_BYTES, 'reason');
-      return w.frame(FrameType.moveBlob);
+      return w.typed(FrameType.moveBlob);
     case 'move-done':
       w.u64(m.id, 'id').u8(OUTCOMES.indexOf(m.outcome), 'outcome');
-      return w.frame(FrameType.moveDone);
+      return w.typed(FrameType.moveDone);
     case 'drain':
       w.u8(m.draining ? 1 : 0, 'flags');
-      return w.frame(FrameType.drain);
+      return w.typed(FrameType.drain);
     case 'stays':
       for (const f of STAYS_FIELDS) w.u32(m.counts[f] >>> 0, f);
       w.u64(BigInt.asUintN(64, m.counts.decideNs), 'decideNs').u64(BigInt.asUintN(64, m.counts.captureNs), 'captureNs');
-      return w.frame(FrameType.stays);
+      return w.typed(FrameType.stays);
     case 'owner-query': {
       if (m.family !== 4 && m.family !== 6) throw new FrameError('owner-query.family', `invalid address family ${String(m.family)}`);
       if (!Number.isInteger(m.flowId) || m.flowId < 0 || m.flowId > 0x7fffffff) throw new FrameError('owner-query.flowId', `flow id ${m.flowId}`);
@@ -608,11 +625,11 @@ export function encodeMessage(m: Message): Uint8Array {
         .fixed(parseIp(m.vip.address, m.family, 'vip.address'), n, 'vip.address')
         .u16(m.vip.port, 'vip.port')
         .fixed(parseIp(m.frontend, m.family, 'frontend'), n, 'frontend');
-      return w.frame(FrameType.ownerQuery);
+      return w.typed(FrameType.ownerQuery);
     }
     case 'owner-reply':
       w.u32(m.id, 'id').u8(m.found ? 1 : 0, 'found').u64(m.handoffId, 'handoffId');
-      return w.frame(FrameType.ownerReply);
+      return w.typed(FrameType.ownerReply);
   }
 }
 
@@ -704,8 +721,12 @@ class Reader {
     return this.#view.getBigUint64(this.#need(8, field));
   }
   bytes(n: number, field: string): Uint8Array {
+    return new Uint8Array(this.view(n, field));
+  }
+  /** The next n bytes as a view of the frame, not a copy (a plain Uint8Array, even over a Buffer). */
+  view(n: number, field: string): Uint8Array {
     const at = this.#need(n, field);
-    return new Uint8Array(this.#buf.subarray(at, at + n));
+    return new Uint8Array(this.#buf.buffer, this.#buf.byteOffset + at, n);
   }
   str8(max: number, field: string): string {
     return this.#str(this.u8(`${field}.length`), max, field);
@@ -730,10 +751,24 @@ class Reader {
   }
 }
 
+/** encodeMessageParts passes byte fields this long by reference instead of copying them into the frame. */
+const BY_REFERENCE = 4096;
+
+function concatParts(parts: readonly Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
 class Writer {
   readonly #parts: Uint8Array[] = [];
   readonly #kind: string;
   #length = 0;
+  #type = 0;
 
   constructor(kind: string) {
     this.#kind = kind;
@@ -791,17 +826,36 @@ class Writer {
     this.#length += b.length;
     return this;
   }
-  frame(type: number): Uint8Array {
+  typed(type: number): this {
+    this.#type = type;
+    return this;
+  }
+  #header(): Uint8Array {
     const length = 1 + this.#length;
     if (length > 0xffff_ffff) throw new FrameError('length', `frame length ${length} does not fit a u32`, FRAME_ERR.TOO_LARGE);
-    const out = new Uint8Array(4 + length);
-    new DataView(out.buffer).setUint32(0, length);
-    out[4] = type;
-    let off = FRAME_HEADER_BYTES;
+    const h = new Uint8Array(FRAME_HEADER_BYTES);
+    new DataView(h.buffer).setUint32(0, length);
+    h[4] = this.#type;
+    return h;
+  }
+  frame(): Uint8Array {
+    return concatParts([this.#header(), ...this.#parts], FRAME_HEADER_BYTES + this.#length);
+  }
+  parts(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let small: Uint8Array[] = [this.#header()];
+    let smallLength = FRAME_HEADER_BYTES;
     for (const p of this.#parts) {
-      out.set(p, off);
-      off += p.length;
+      if (p.length < BY_REFERENCE) {
+        small.push(p);
+        smallLength += p.length;
+        continue;
+      }
+      out.push(concatParts(small, smallLength), p);
+      small = [];
+      smallLength = 0;
     }
+    if (smallLength > 0) out.push(concatParts(small, smallLength));
     return out;
   }
 }
