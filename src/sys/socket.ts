@@ -98,6 +98,15 @@ export function recvInto(fd: number, buf: Buffer, flags: number, label = 'recv')
   return n;
 }
 
+/**
+ * Copies the first bytes queued on socket `fd` into `into` without taking them (MSG_PEEK, non-blocking). Returns
+ * the bytes copied (a view of `into`), or undefined when nothing is queued.
+ */
+export function peekInto(fd: number, into: Buffer): Buffer | undefined {
+  const n = recvInto(fd, into, C.MSG_PEEK | C.MSG_DONTWAIT, 'recv(MSG_PEEK)');
+  return n <= 0 ? undefined : into.subarray(0, n);
+}
+
 /** send(2); returns the number of bytes the kernel took. */
 export function send(fd: number, data: Buffer, flags: number, label = 'send'): number {
   return check(label, raw.send(fd, data, data.length, flags));

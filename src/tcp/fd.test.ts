@@ -43,6 +43,16 @@ describe('OwnedFd', () => {
     new OwnedFd(n).close();
   });
 
+  it('toSocket() on a descriptor that is gone throws and leaves it owned, for the caller to close', () => {
+    const n = socket(4);
+    const fd = new OwnedFd(n);
+    const other = new OwnedFd(n);
+    other.close(); // the number is closed behind fd's back
+    assert.throws(() => fd.toSocket(), /EBADF/);
+    assert.equal(fd.owned, true);
+    fd.close();
+  });
+
   it('refuses an invalid descriptor', () => {
     assert.throws(() => new OwnedFd(-1), { code: 'BATON_ERR_FD_CLOSED' });
   });

@@ -2,10 +2,11 @@
 // ends. OwnedFd closes it, drops it silently (repair mode first, so the peer sees neither FIN nor
 // RST), or gives it up to a net.Socket, which then owns it. Every path of inject and of the
 // receiver holds raw descriptors only through this type, so an error path cannot leak one.
-import net from 'node:net';
+import type net from 'node:net';
 import * as C from '../sys/constants.ts';
-import { close, recvInto } from '../sys/socket.ts';
+import { close, peekInto } from '../sys/socket.ts';
 import { TCP_ERR, TcpStateError } from './errors.ts';
+import { socketOnFd } from './node-socket.ts';
 import { setRepair } from './repair.ts';
 
 export class OwnedFd {
@@ -65,11 +66,7 @@ export class OwnedFd {
    * reads into that one reusable buffer and hands each chunk to its consumer instead of emitting 'data'.
    */
   toSocket(opts: { readonly allowHalfOpen?: boolean; readonly reads?: ReusableReads } = {}): net.Socket {
-    const base = { fd: this.fd, readable: true, writable: true, allowHalfOpen: opts.allowHalfOpen ?? false };
-    const { reads } = opts;
-    // `onread` is a constructor option at run time (net.js) although @types/node lists it for connect() only.
-    const withReads: net.SocketConstructorOpts & { onread?: net.OnReadOpts } = reads === undefined ? base : { ...base, onread: { buffer: reads.buffer, callback: reads.onRead } };
-    const socket = new net.Socket(withReads);
+    const socket = socketOnFd(this.fd, { allowHalfOpen: opts.allowHalfOpen ?? false, ...(opts.reads !== undefined && { onread: { buffer: opts.reads.buffer, callback: opts.reads.onRead } }) });
     this.#take();
     return socket;
   }
@@ -86,15 +83,6 @@ export class OwnedFd {
     this.#fd = -1;
     return fd;
   }
-}
-
-/**
- * Copies the first bytes queued on socket `fd` into `into` without taking them (MSG_PEEK, non-blocking). Returns
- * the bytes copied (a view of `into`), or undefined when nothing is queued.
- */
-export function peekInto(fd: number, into: Buffer): Buffer | undefined {
-  const n = recvInto(fd, into, C.MSG_PEEK | C.MSG_DONTWAIT, 'recv(MSG_PEEK)');
-  return n <= 0 ? undefined : into.subarray(0, n);
 }
 
 /** Read size of a ReusableReads buffer: what Node reads at once for its own sockets. */
