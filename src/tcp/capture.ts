@@ -3,6 +3,7 @@
 // at ingress first: in repair mode the kernel still queues and ACKs arriving segments.
 import * as C from '../sys/constants.ts';
 import { ioctlInt, recv } from '../sys/socket.ts';
+import { concatBytes } from '../wire/bytes.ts';
 import type { Endpoint, TcpState } from '../wire/tcp-state.ts';
 import { getInfoOptions, getMss, getQueueSeq, getTimestamp, getWindow, selectQueue, setRepair } from './repair.ts';
 import { TCP_ERR, TcpStateError } from './errors.ts';
@@ -33,13 +34,6 @@ function peekQueue(fd: number, len: number, label: string): Buffer {
 
 /** The same bytes as a plain Uint8Array view (a blob's queues are compared as such). */
 const plain = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.length);
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
 
 /**
  * Puts the socket in repair mode and reads its state. Leaves it in repair mode, so closing the
@@ -74,7 +68,7 @@ export function captureState(input: CaptureInput): TcpState {
   const mss = getMss(fd);
   const tsVal = getTimestamp(fd);
   // Most handoffs read nothing before the capture (the head was peeked at accept): the peeked bytes are the queue.
-  const recvQueue = input.consumed.length === 0 ? plain(unread) : concat(input.consumed, unread);
+  const recvQueue = input.consumed.length === 0 ? plain(unread) : concatBytes([input.consumed, unread]);
   return {
     family: input.family,
     client: input.client,

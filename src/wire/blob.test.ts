@@ -12,7 +12,7 @@ import {
   encodeBlob,
   type HandoffBlob,
 } from './blob.ts';
-import { crc32c, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from './bytes.ts';
+import { concatBytes, crc32c, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from './bytes.ts';
 import { WireError } from './errors.ts';
 import type { TcpState } from './tcp-state.ts';
 import { throwsWire } from './testing.ts';
@@ -103,6 +103,14 @@ describe('bytes', () => {
     fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 600 }), fc.nat(), fc.nat(), (b, x, y) => {
       const [start, end] = [x % (b.length + 1), y % (b.length + 1)].sort((p, q) => p - q) as [number, number];
       return crc32c(b, start, end) === bitwise(b.subarray(start, end));
+    }));
+  });
+
+  it('concatBytes joins the parts in order, with or without their total', () => {
+    fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 6 }), (parts) => {
+      const want = Buffer.concat(parts);
+      const total = parts.reduce((n, p) => n + p.length, 0);
+      return Buffer.from(concatBytes(parts)).equals(want) && Buffer.from(concatBytes(parts, total)).equals(want);
     }));
   });
 

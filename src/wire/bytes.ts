@@ -118,6 +118,19 @@ export function formatIPv6(bytes: Uint8Array, offset = 0): string {
   return s;
 }
 
+/** The parts, one after another, in a new array (`total`: their summed length, when the caller has it). */
+export function concatBytes(parts: readonly Uint8Array[], total?: number): Uint8Array {
+  let n = total ?? 0;
+  if (total === undefined) for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** True if the 16 bytes at `offset` are an IPv4-mapped IPv6 address (::ffff:0:0/96). */
 export function isIPv4Mapped(bytes: Uint8Array, offset = 0): boolean {
   for (let i = 0; i < 10; i++) if (bytes[offset + i] !== 0) return false;

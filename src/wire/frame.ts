@@ -49,7 +49,7 @@
 //                     (frontend, flowId) for decapsulation before it answers)
 //   OWNER_REPLY 0x51  id u32, found u8 (0|1), handoffId u64 (the handoff that placed it; 0 when not found)
 
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from './bytes.ts';
+import { concatBytes, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from './bytes.ts';
 import { WireError } from './errors.ts';
 import type { AddressFamily, Endpoint } from './tcp-state.ts';
 
@@ -754,16 +754,6 @@ class Reader {
 /** encodeMessageParts passes byte fields this long by reference instead of copying them into the frame. */
 const BY_REFERENCE = 4096;
 
-function concatParts(parts: readonly Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 class Writer {
   readonly #parts: Uint8Array[] = [];
   readonly #kind: string;
@@ -839,7 +829,7 @@ class Writer {
     return h;
   }
   frame(): Uint8Array {
-    return concatParts([this.#header(), ...this.#parts], FRAME_HEADER_BYTES + this.#length);
+    return concatBytes([this.#header(), ...this.#parts], FRAME_HEADER_BYTES + this.#length);
   }
   parts(): Uint8Array[] {
     const out: Uint8Array[] = [];
@@ -851,11 +841,11 @@ class Writer {
         smallLength += p.length;
         continue;
       }
-      out.push(concatParts(small, smallLength), p);
+      out.push(concatBytes(small, smallLength), p);
       small = [];
       smallLength = 0;
     }
-    if (smallLength > 0) out.push(concatParts(small, smallLength));
+    if (smallLength > 0) out.push(concatBytes(small, smallLength));
     return out;
   }
 }

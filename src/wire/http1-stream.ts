@@ -21,6 +21,7 @@
 // - Offsets are byte counts from the start of each direction (the first byte fed is 0).
 // - Events are returned in the order the fed bytes produce them.
 
+import { concatBytes } from './bytes.ts';
 import { parseRequestHead, type HeadLimits, type RequestHead } from './http-head.ts';
 import { BodyReader, parseResponseHead, type BodyFraming, type ResponseHead } from './http1-framing.ts';
 
@@ -192,7 +193,7 @@ export class Http1Stream {
     // chunk is used up (an error shows as early as the bytes allow).
     const take = Math.min(chunk.length - from, max - this.#headBytes);
     const slice = chunk.subarray(from, from + take);
-    const buf = this.#head.length === 0 ? slice : concat([...this.#head, slice], this.#headBytes + take);
+    const buf = this.#head.length === 0 ? slice : concatBytes([...this.#head, slice], this.#headBytes + take);
     const r = parseRequestHead(buf, this.#limits);
     if (r.kind === 'incomplete') {
       // A copy, never a view: the caller may reuse its buffer (boundary.ts `reads`), and on a Buffer `slice()`
@@ -251,7 +252,7 @@ export class Http1Stream {
     const max = this.#limits.maxHeadBytes;
     const take = Math.min(chunk.length - from, max - this.#resHeadBytes);
     const slice = chunk.subarray(from, from + take);
-    const buf = this.#resHead.length === 0 ? slice : concat([...this.#resHead, slice], this.#resHeadBytes + take);
+    const buf = this.#resHead.length === 0 ? slice : concatBytes([...this.#resHead, slice], this.#resHeadBytes + take);
     const r = parseResponseHead(buf, max);
     if (r.kind === 'incomplete') {
       this.#resHead = [buf === slice ? new Uint8Array(slice) : buf];
@@ -323,14 +324,4 @@ export function responseFraming(method: string, head: ResponseHead): BodyFraming
   if (head.transferEncoding) return head.chunked ? { kind: 'chunked' } : { kind: 'close' };
   if (head.contentLength !== undefined) return head.contentLength === 0 ? { kind: 'none' } : { kind: 'length', length: head.contentLength };
   return { kind: 'close' };
-}
-
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

@@ -24,7 +24,7 @@
 //   extension is present, else legacy_version.
 
 import { BatonError } from './errors.ts';
-import { parseIPv4 } from './bytes.ts';
+import { concatBytes, parseIPv4 } from './bytes.ts';
 
 export interface HelloLimits {
   /** Largest ClientHello handshake message accepted, its 4-byte header included. Default 16384. */
@@ -193,7 +193,7 @@ function readRecords(buf: Uint8Array, maxHello: number, maxRecords: number): Hel
     at = fragStart + len;
     if (have === want) break;
   }
-  const msg = frags.length === 1 ? (frags[0] ?? new Uint8Array(0)) : concat(frags);
+  const msg = frags.length === 1 ? (frags[0] ?? new Uint8Array(0)) : concatBytes(frags);
   return { kind: 'hello', hello: parseBody(msg, msg.length), byteLength: at, records };
 }
 
@@ -406,17 +406,17 @@ export function buildClientHello(spec: ClientHelloSpec): Uint8Array {
   };
   if (spec.sni !== undefined) {
     const name = latin1Bytes(spec.sni);
-    ext(EXT_SERVER_NAME, concat([u16(name.length + 3), Uint8Array.of(NAME_TYPE_HOST), u16(name.length), name]));
+    ext(EXT_SERVER_NAME, concatBytes([u16(name.length + 3), Uint8Array.of(NAME_TYPE_HOST), u16(name.length), name]));
   }
   if (spec.alpn !== undefined && spec.alpn.length > 0) {
-    const names = concat(spec.alpn.map((p) => concat([Uint8Array.of(p.length), latin1Bytes(p)])));
-    ext(EXT_ALPN, concat([u16(names.length), names]));
+    const names = concatBytes(spec.alpn.map((p) => concatBytes([Uint8Array.of(p.length), latin1Bytes(p)])));
+    ext(EXT_ALPN, concatBytes([u16(names.length), names]));
   }
   const versions = spec.supportedVersions ?? [0x0304, 0x0303];
-  if (versions.length > 0) ext(EXT_SUPPORTED_VERSIONS, concat([Uint8Array.of(versions.length * 2), ...versions.map(u16)]));
+  if (versions.length > 0) ext(EXT_SUPPORTED_VERSIONS, concatBytes([Uint8Array.of(versions.length * 2), ...versions.map(u16)]));
   for (const [type, body] of spec.extra ?? []) ext(type, body);
-  const extBytes = concat(exts);
-  const body = concat([
+  const extBytes = concatBytes(exts);
+  const body = concatBytes([
     u16(spec.legacyVersion ?? 0x0303),
     new Uint8Array(RANDOM_BYTES).fill(0x5a),
     Uint8Array.of(0),
@@ -426,7 +426,7 @@ export function buildClientHello(spec: ClientHelloSpec): Uint8Array {
     u16(extBytes.length),
     extBytes,
   ]);
-  const msg = concat([Uint8Array.of(HANDSHAKE_CLIENT_HELLO, body.length >>> 16, (body.length >>> 8) & 0xff, body.length & 0xff), body]);
+  const msg = concatBytes([Uint8Array.of(HANDSHAKE_CLIENT_HELLO, body.length >>> 16, (body.length >>> 8) & 0xff, body.length & 0xff), body]);
   return wrapRecords(msg, spec.recordSize ?? TLS_MAX_RECORD_FRAGMENT);
 }
 
@@ -437,20 +437,8 @@ export function wrapRecords(msg: Uint8Array, size: number): Uint8Array {
     const frag = msg.subarray(i, Math.min(msg.length, i + size));
     parts.push(Uint8Array.of(CONTENT_HANDSHAKE, 3, 1, frag.length >>> 8, frag.length & 0xff), frag);
   }
-  return concat(parts);
+  return concatBytes(parts);
 }
 
 const u16 = (v: number): Uint8Array => Uint8Array.of((v >>> 8) & 0xff, v & 0xff);
 const latin1Bytes = (s: string): Uint8Array => Uint8Array.from(s, (ch) => ch.charCodeAt(0) & 0xff);
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
