@@ -2,7 +2,7 @@
 // and close it silently (step 5). The caller must have stopped Node's reader and held the flow
 // at ingress first: in repair mode the kernel still queues and ACKs arriving segments.
 import * as C from '../sys/constants.ts';
-import { ioctlInt, recv } from '../sys/socket.ts';
+import { ioctlInt, recv, recvInto } from '../sys/socket.ts';
 import { concatBytes } from '../wire/bytes.ts';
 import type { Endpoint, TcpState } from '../wire/tcp-state.ts';
 import { getInfoOptions, getMss, getQueueSeq, getTimestamp, getWindow, selectQueue, setRepair } from './repair.ts';
@@ -32,6 +32,25 @@ function peekQueue(fd: number, len: number, label: string): Buffer {
   return data;
 }
 
+/**
+ * Peeks the whole receive queue (selected). Its length is what was received less what was read (`consumed`) and a
+ * received FIN (tcpi_bytes_received counts it; the queue holds no byte for it), confirmed by a peek one byte
+ * longer: SIOCINQ is asked only when tcp_info could not tell or the queue is not that long (a peek stops at urgent
+ * data, for one). Two system calls fewer per handoff than SIOCINQ and SIOCOUTQ every time.
+ */
+export function peekReceiveQueue(fd: number, consumed: number, finReceived: boolean, bytesReceived: number | undefined): Buffer {
+  if (bytesReceived !== undefined) {
+    const expected = bytesReceived - consumed - (finReceived ? 1 : 0);
+    if (expected >= 0) {
+      const into = Buffer.alloc(expected + 1);
+      const n = recvInto(fd, into, C.MSG_PEEK | C.MSG_DONTWAIT, 'recv(receive queue, MSG_PEEK)');
+      if (n === expected || (n === -1 && expected === 0)) return into.subarray(0, expected);
+    }
+  }
+  // SIOCINQ excludes a received FIN; TCP_QUEUE_SEQ (rcv_nxt) includes it.
+  return peekQueue(fd, ioctlInt(fd, C.SIOCINQ, 'SIOCINQ'), 'receive queue');
+}
+
 /** The same bytes as a plain Uint8Array view (a blob's queues are compared as such). */
 const plain = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.length);
 
@@ -54,13 +73,14 @@ export function captureState(input: CaptureInput): TcpState {
     throw new TcpStateError(TCP_ERR.CAPTURE_STATE, `capture: socket is in TCP state ${name}, not ESTABLISHED or CLOSE_WAIT`);
   }
   const finReceived = info.state === C.TCP_CLOSE_WAIT;
-  // Queue lengths are read in repair mode so that nothing can change between length and peek.
-  // SIOCINQ excludes a received FIN; TCP_QUEUE_SEQ (rcv_nxt) includes it.
-  const inq = ioctlInt(fd, C.SIOCINQ, 'SIOCINQ');
-  const outq = ioctlInt(fd, C.SIOCOUTQ, 'SIOCOUTQ');
+  // Queue lengths are read in repair mode so that nothing can change between length and peek. Nothing was sent
+  // (no segment unacknowledged, nothing unsent: a front-end that never answered) is an empty send queue; otherwise
+  // SIOCOUTQ.
+  const q = info.queues;
+  const outq = q !== undefined && q.unacked === 0 && q.notsentBytes === 0 ? 0 : ioctlInt(fd, C.SIOCOUTQ, 'SIOCOUTQ');
   selectQueue(fd, C.TCP_RECV_QUEUE);
   const recvSeq = getQueueSeq(fd);
-  const unread = peekQueue(fd, inq, 'receive queue');
+  const unread = peekReceiveQueue(fd, input.consumed.length, finReceived, q?.bytesReceived);
   selectQueue(fd, C.TCP_SEND_QUEUE);
   const sendSeq = getQueueSeq(fd);
   const sendQueue = peekQueue(fd, outq, 'send queue');

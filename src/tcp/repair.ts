@@ -27,7 +27,9 @@ export function setQueueSeq(fd: number, seq: number): void {
 // so a capture or an inject allocates none.
 // struct tcp_repair_window { u32 snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup } (host order).
 const WINDOW = Buffer.alloc(20);
-const INFO_OPTIONS = Buffer.alloc(8);
+/** tcp_info up to and including tcpi_notsent_bytes. */
+const TCP_INFO_QUEUES_END = 148;
+const INFO_OPTIONS = Buffer.alloc(TCP_INFO_QUEUES_END);
 /** Room for TCP_REPAIR_OPTIONS' struct tcp_repair_opt array: inject sets at most four (MSS, wscale, SACK, TS). */
 const REPAIR_OPTS = Buffer.alloc(8 * 8);
 
@@ -55,16 +57,23 @@ export interface TcpInfoOptions {
   readonly wscale: boolean;
   readonly sndWscale: number;
   readonly rcvWscale: number;
+  /**
+   * What capture needs to size its queues without SIOCINQ and SIOCOUTQ, when the kernel's tcp_info is long enough
+   * (Linux 4.6 on): tcpi_bytes_received (rcv_nxt - IRS - 1: every in-order byte received, a FIN counted as one),
+   * tcpi_unacked (segments sent and not acknowledged) and tcpi_notsent_bytes (written, not sent yet).
+   */
+  readonly queues?: { readonly bytesReceived: number; readonly unacked: number; readonly notsentBytes: number };
 }
 
-// struct tcp_info: u8 state @0, u8 options @5, u8 snd_wscale:4 | rcv_wscale:4 @6. Only its first 8 bytes
-// are asked for (getsockopt copies min(len, sizeof) bytes).
+// struct tcp_info: u8 state @0, u8 options @5, u8 snd_wscale:4 | rcv_wscale:4 @6, u32 unacked @24,
+// u64 bytes_received @128, u32 notsent_bytes @144 (include/uapi/linux/tcp.h). getsockopt copies
+// min(len, sizeof) bytes, so a shorter struct simply leaves `queues` out.
 export function getInfoOptions(fd: number): TcpInfoOptions {
   const b = INFO_OPTIONS;
   const n = getsockoptInto(fd, T, C.TCP_INFO, 'TCP_INFO', b);
   if (n < 7) throw new TcpStateError(TCP_ERR.TCP_INFO, `tcp_info: kernel returned ${n} bytes, need 7`);
   const opts = b[5]!;
-  return {
+  const base = {
     state: b[0]!,
     timestamps: (opts & C.TCPI_OPT_TIMESTAMPS) !== 0,
     sack: (opts & C.TCPI_OPT_SACK) !== 0,
@@ -72,6 +81,10 @@ export function getInfoOptions(fd: number): TcpInfoOptions {
     sndWscale: b[6]! & 0xf,
     rcvWscale: b[6]! >> 4,
   };
+  if (n < TCP_INFO_QUEUES_END) return base;
+  const received = b.readBigUInt64LE(128);
+  if (received > BigInt(Number.MAX_SAFE_INTEGER)) return base;
+  return { ...base, queues: { bytesReceived: Number(received), unacked: b.readUInt32LE(24), notsentBytes: b.readUInt32LE(144) } };
 }
 
 /** The struct tcp_info fields baton checks (offsets from include/uapi/linux/tcp.h; all u32). */
