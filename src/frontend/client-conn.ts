@@ -150,6 +150,7 @@ export function kernelCapture(i: CaptureInput): CaptureResult {
       client: { address: i.flow.clientAddress, port: i.flow.clientPort },
       vip: i.vip,
       consumed: i.consumed,
+      consumedIsAll: true, // a front-end's connection: what it read is all anyone read
     });
     const encode = (encap: { readonly frontend: string } | undefined): Uint8Array =>
       encodeBlob({ handoffId: i.handoffId, flowId: i.flowId, state, ...(encap && { encap }) });

@@ -22,6 +22,11 @@ export interface CaptureInput {
   readonly vip: Endpoint;
   /** Bytes the application already read from the socket (the parsed request head and more). */
   readonly consumed: Uint8Array;
+  /**
+   * `consumed` is every byte ever read from this socket (a front-end's connection, read by nobody else): tcp_info's
+   * count of bytes received then sizes the receive queue, and capture asks no SIOCINQ.
+   */
+  readonly consumedIsAll?: boolean;
 }
 
 /** Peeks the queue the caller selected last (TCP_REPAIR_QUEUE); one recv. */
@@ -36,7 +41,8 @@ function peekQueue(fd: number, len: number, label: string): Buffer {
  * Peeks the whole receive queue (selected). Its length is what was received less what was read (`consumed`) and a
  * received FIN (tcpi_bytes_received counts it; the queue holds no byte for it), confirmed by a peek one byte
  * longer: SIOCINQ is asked only when tcp_info could not tell or the queue is not that long (a peek stops at urgent
- * data, for one). Two system calls fewer per handoff than SIOCINQ and SIOCOUTQ every time.
+ * data, for one). `bytesReceived` only when `consumed` is all that was read (CaptureInput.consumedIsAll). With
+ * SIOCOUTQ skipped too, a front-end's capture makes two system calls fewer.
  */
 export function peekReceiveQueue(fd: number, consumed: number, finReceived: boolean, bytesReceived: number | undefined): Buffer {
   if (bytesReceived !== undefined) {
@@ -80,7 +86,7 @@ export function captureState(input: CaptureInput): TcpState {
   const outq = q !== undefined && q.unacked === 0 && q.notsentBytes === 0 ? 0 : ioctlInt(fd, C.SIOCOUTQ, 'SIOCOUTQ');
   selectQueue(fd, C.TCP_RECV_QUEUE);
   const recvSeq = getQueueSeq(fd);
-  const unread = peekReceiveQueue(fd, input.consumed.length, finReceived, q?.bytesReceived);
+  const unread = peekReceiveQueue(fd, input.consumed.length, finReceived, input.consumedIsAll === true ? q?.bytesReceived : undefined);
   selectQueue(fd, C.TCP_SEND_QUEUE);
   const sendSeq = getQueueSeq(fd);
   const sendQueue = peekQueue(fd, outq, 'send queue');

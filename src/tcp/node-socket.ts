@@ -1,6 +1,7 @@
-// The one place that touches Node's TCP handle internals (`socket._handle`). Node has no public
-// way to stop its reader at once (pause() only stops emitting, libuv keeps reading into memory) or
-// to get a connected socket's descriptor; capture needs both. Keep every such access here.
+// The one place that touches Node's TCP handle internals (`socket._handle`, the tcp_wrap binding). Node has no
+// public way to stop its reader at once (pause() only stops emitting, libuv keeps reading into memory) or to get a
+// connected socket's descriptor, which capture needs, nor to wrap a descriptor it knows is TCP without probing it.
+// Keep every such access here.
 import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import * as C from '../sys/constants.ts';
