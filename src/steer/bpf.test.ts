@@ -2,7 +2,7 @@
 // client packet then meets. No root needed; the kernel projection is tested in bpf-dataplane tests.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BpfSteering } from './bpf.ts';
+import { BpfSteering, EXPIRE_BATCH } from './bpf.ts';
 import { MemoryFlowTable } from './testing.ts';
 import type { FlowKey } from './types.ts';
 
@@ -177,5 +177,24 @@ test('a released flow whose client keeps sending (a slow reader draining the bac
   t.now += 101n * MS; // quiet for a whole linger
   assert.equal(s.expireReleased(), 1);
   assert.equal(t.get(flow(1)), undefined);
+  await s.close();
+});
+
+test('expiry takes at most a batch of released flows at a time, oldest first; the timer gets through all of them in turns', async () => {
+  const { t, s } = setup({ lingerMs: 10 });
+  const n = EXPIRE_BATCH * 2 + 88;
+  for (let i = 1; i <= n; i++) {
+    await s.forward(flow(i), 'b1', { handoffId: BigInt(i), flowId: i });
+    await s.release(flow(i), BigInt(i));
+  }
+  t.now += 11n * MS;
+  assert.equal(s.expireReleased(EXPIRE_BATCH), EXPIRE_BATCH);
+  assert.equal(t.get(flow(1)), undefined, 'the oldest went first');
+  assert.equal(t.get(flow(EXPIRE_BATCH + 1))?.verdict, 'closing');
+  // The rest goes through the timer (every 10 ms here), a batch per turn of the event loop.
+  for (const end = Date.now() + 2000; t.get(flow(n)) !== undefined; await new Promise((r) => setTimeout(r, 5))) {
+    if (Date.now() > end) assert.fail('the timer did not expire the rest');
+  }
+  assert.equal(t.get(flow(EXPIRE_BATCH + 1)), undefined);
   await s.close();
 });
