@@ -87,6 +87,8 @@ export class BpfSteering implements Steering {
   readonly #closing = new Map<string, { readonly flow: FlowKey; readonly handoffId: bigint; readonly deadlineNs: bigint }>();
   readonly #localFor: ((backendId: string) => string | undefined) | undefined;
   #closed = false;
+  /** An expiry turn is scheduled (setImmediate): the timer does not start another. */
+  #expiring = false;
 
   constructor(table: FlowTable, o: BpfSteeringOptions) {
     this.#t = table;
@@ -232,8 +234,6 @@ export class BpfSteering implements Steering {
     const first = this.#closing.values().next();
     return first.done !== true && first.value.deadlineNs < this.#t.nowNs();
   }
-
-  #expiring = false;
 
   /** The timer's expiry: EXPIRE_BATCH entries a turn, the rest in later turns (setImmediate), handoffs in between. */
   readonly #expireInTurns = (): void => {
