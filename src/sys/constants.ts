@@ -11,6 +11,7 @@ export const IPPROTO_TCP = 6;
 export const IPPROTO_RAW = 255;
 
 export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
 export const SO_RCVBUF = 8;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUFFORCE = 33;

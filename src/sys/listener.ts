@@ -9,8 +9,8 @@ import * as C from './constants.ts';
 import { SysError } from './errors.ts';
 import { lastErrno, raw } from './libc.ts';
 import { decodeSockaddr, encodeSockaddr, type SockAddr } from './sockaddr.ts';
+import { getsockname, setsockoptInt } from './socket.ts';
 
-const SO_REUSEADDR = 2;
 /** accept(2): errors of one pending connection (it is gone; the next may be fine). Numbers, as Node's errno table lacks EHOSTDOWN and ENONET. */
 const CONNECTION_ERRORS = new Set([103 /* ECONNABORTED */, 71 /* EPROTO */, 100 /* ENETDOWN */, 92 /* ENOPROTOOPT */, 112 /* EHOSTDOWN */, 64 /* ENONET */, 113 /* EHOSTUNREACH */, 95 /* EOPNOTSUPP */, 101 /* ENETUNREACH */, 110 /* ETIMEDOUT */]);
 /** Connections accepted per turn of the event loop (see start). */
@@ -47,9 +47,7 @@ export class TcpListener {
     const fd = raw.socket(o.family === 4 ? C.AF_INET : C.AF_INET6, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, C.IPPROTO_TCP);
     if (fd < 0) throw new SysError('socket', lastErrno());
     try {
-      const one = Buffer.alloc(4);
-      one.writeInt32LE(1);
-      if (raw.setsockopt(fd, C.SOL_SOCKET, SO_REUSEADDR, one, 4) < 0) throw new SysError('setsockopt(SO_REUSEADDR)', lastErrno());
+      setsockoptInt(fd, C.SOL_SOCKET, C.SO_REUSEADDR, 'SO_REUSEADDR', 1);
       const sa = encodeSockaddr({ family: o.family, address: o.address, port: o.port });
       if (raw.bind(fd, sa, sa.length) < 0) throw new SysError(`bind ${o.address}:${o.port}`, lastErrno());
       if (raw.listen(fd, o.backlog) < 0) throw new SysError('listen', lastErrno());
@@ -66,9 +64,7 @@ export class TcpListener {
   }
 
   address(): SockAddr {
-    this.#len.writeUInt32LE(this.#addr.length);
-    if (raw.getsockname(this.#fd, this.#addr, this.#len) < 0) throw new SysError('getsockname', lastErrno());
-    return decodeSockaddr(this.#addr.subarray(0, this.#len.readUInt32LE()));
+    return getsockname(this.#fd);
   }
 
   /**
